@@ -1,0 +1,52 @@
+//! The main demo: a Rust host serving a Python script.
+//!
+//! ```text
+//! cargo run --example demo -- [--classic] [SCRIPT [ARGS...]]
+//! ```
+//!
+//! The host exposes `foo(arg)` and `bar(arg)` (the seed's two functions),
+//! `echo(value)` and `fail(message)`. Without a script it runs a bundled one
+//! that mirrors the seed's. It exits with the script's exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tether::{FunctionError, Host, Script, Value};
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let classic = args.first().is_some_and(|a| a == "--classic");
+    if classic {
+        args.remove(0);
+    }
+    let mut host = Host::new()
+        .function("foo(arg)", |arg: Value| format!("Foo was called with arg {arg}"))
+        .function("bar(arg)", |arg: Value| format!("Bar was called with arg {arg}"))
+        .function("echo(value)", |value: Value| value)
+        .try_function("fail(message)", |message: String| -> Result<(), FunctionError> {
+            Err(FunctionError::new("DemoFailure", message))
+        });
+    if classic {
+        host = host.classic();
+    }
+    let script = match args.split_first() {
+        Some((path, rest)) => Script::new(path).args(rest),
+        None => {
+            let name = if classic { "demo_classic.py" } else { "demo.py" };
+            Script::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples").join(name))
+        }
+    };
+    match host.run(script) {
+        Ok(outcome) => match (outcome.code(), outcome.signal()) {
+            (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            (None, signal) => {
+                eprintln!("demo: the script was killed by signal {}", signal.unwrap_or(0));
+                ExitCode::from(128 + u8::try_from(signal.unwrap_or(0)).unwrap_or(0))
+            }
+        },
+        Err(e) => {
+            eprintln!("demo: {e}");
+            ExitCode::from(70)
+        }
+    }
+}

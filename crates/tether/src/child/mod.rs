@@ -1,0 +1,294 @@
+//! Spawning the interpreter and owning the child process: the one place that
+//! knows about `Command`, pipes and descriptors.
+//!
+//! # The two pipe deadlocks
+//!
+//! A pipe reports end-of-file only when *every* copy of its write end is
+//! closed. If the host kept the child's end open, or another child inherited
+//! it, the host would wait forever for an end-of-file that cannot come: so
+//! every pipe is created close-on-exec, the child keeps exactly its two ends,
+//! and the host drops its copies of them right after spawning.
+//!
+//! A pipe holds about 64 KiB. A child that fills captured stdout while the
+//! host is not reading it blocks, and if the host is in turn waiting for the
+//! child, neither moves: so captured streams are drained by threads of their
+//! own from the moment the child starts.
+
+mod unix;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub(crate) use unix::{set_nonblocking, wait};
+
+use crate::{Error, Script, Stdio};
+
+/// Names of the environment variables that carry the descriptor numbers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FdVars {
+    pub read: &'static str,
+    pub write: &'static str,
+}
+
+/// What to start.
+pub(crate) struct Launch<'a> {
+    pub python: &'a Path,
+    pub script: &'a Script,
+    pub vars: FdVars,
+    /// A directory to put first on `PYTHONPATH` (the bundled client).
+    pub pythonpath: Option<&'a Path>,
+}
+
+/// A running child and the host's ends of its channel.
+pub(crate) struct Proc {
+    child: Child,
+    exit_fd: Option<OwnedFd>,
+    status: Option<ExitStatus>,
+    stdout: Option<Capture>,
+    stderr: Option<Capture>,
+}
+
+/// The host's ends of the channel.
+pub(crate) struct Channel {
+    /// The host writes requests and results here.
+    pub to_child: File,
+    /// The host reads the child's messages here.
+    pub from_child: File,
+}
+
+pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
+    let script = launch.script;
+    let path = std::path::absolute(&script.path).map_err(|source| Error::Spawn {
+        program: script.path.clone(),
+        source,
+    })?;
+    if !path.is_file() {
+        return Err(Error::Spawn {
+            program: path,
+            source: io::Error::new(io::ErrorKind::NotFound, "no such script file"),
+        });
+    }
+    if script.stdin == Stdio::Capture {
+        return Err(Error::Config(
+            "stdin cannot be captured; use Stdio::Inherit or Stdio::Null".into(),
+        ));
+    }
+    let io_err = |context: &str| {
+        let context = context.to_owned();
+        move |source| Error::Io { context, source }
+    };
+    let (child_read, host_write) = pipe().map_err(io_err("creating the host-to-script pipe"))?;
+    let (host_read, child_write) = pipe().map_err(io_err("creating the script-to-host pipe"))?;
+
+    let mut cmd = Command::new(launch.python);
+    cmd.arg(&path).args(&script.args);
+    cmd.env("PYTHONUNBUFFERED", "1");
+    for (key, value) in &script.env {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    if let Some(dir) = launch.pythonpath {
+        let mut joined = dir.as_os_str().to_owned();
+        let existing = script
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PYTHONPATH")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| std::env::var_os("PYTHONPATH"));
+        if let Some(existing) = existing.filter(|e| !e.is_empty()) {
+            joined.push(":");
+            joined.push(existing);
+        }
+        cmd.env("PYTHONPATH", joined);
+    }
+    cmd.env(launch.vars.read, child_read.as_raw_fd().to_string());
+    cmd.env(launch.vars.write, child_write.as_raw_fd().to_string());
+    if let Some(dir) = &script.cwd {
+        cmd.current_dir(dir);
+    }
+    cmd.stdin(std_stdio(script.stdin));
+    cmd.stdout(std_stdio(script.stdout));
+    cmd.stderr(std_stdio(script.stderr));
+    unix::keep_only(&mut cmd, [child_read.as_raw_fd(), child_write.as_raw_fd()]);
+
+    let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+        program: launch.python.to_owned(),
+        source,
+    })?;
+    // The child has its copies now; ours must go, or we would never see EOF.
+    drop(child_read);
+    drop(child_write);
+
+    let exit_fd = unix::exit_fd(&child);
+    let stdout = child.stdout.take().map(Capture::start);
+    let stderr = child.stderr.take().map(Capture::start);
+    let proc = Proc {
+        child,
+        exit_fd,
+        status: None,
+        stdout,
+        stderr,
+    };
+    let channel = Channel {
+        to_child: File::from(host_write),
+        from_child: File::from(host_read),
+    };
+    set_nonblocking(&channel.to_child).map_err(io_err("configuring the channel"))?;
+    set_nonblocking(&channel.from_child).map_err(io_err("configuring the channel"))?;
+    Ok((proc, channel))
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = io::pipe()?;
+    Ok((
+        unix::above_stdio(OwnedFd::from(r))?,
+        unix::above_stdio(OwnedFd::from(w))?,
+    ))
+}
+
+fn std_stdio(s: Stdio) -> std::process::Stdio {
+    match s {
+        Stdio::Inherit => std::process::Stdio::inherit(),
+        Stdio::Null => std::process::Stdio::null(),
+        Stdio::Capture => std::process::Stdio::piped(),
+    }
+}
+
+impl Proc {
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A descriptor that becomes readable when the child exits, if the
+    /// kernel has pidfds.
+    pub fn exit_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.exit_fd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// The exit status if the child has exited (reaping it), without waiting.
+    pub fn try_status(&mut self) -> io::Result<Option<ExitStatus>> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait()?;
+        }
+        Ok(self.status)
+    }
+
+    /// Waits for the child to exit for at most `timeout`.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_status()? {
+                return Ok(Some(status));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            match &self.exit_fd {
+                Some(fd) => {
+                    unix::wait(fd.as_fd(), false, None, Some(left))?;
+                }
+                None => thread::sleep(left.min(Duration::from_millis(10))),
+            }
+        }
+    }
+
+    /// Kills the child (if it still runs) and reaps it.
+    pub fn kill(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.try_status()? {
+            return Ok(status);
+        }
+        match self.child.kill() {
+            Ok(()) => {}
+            // Exited between try_wait and kill: fine, wait reaps it.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
+            Err(e) => return Err(e),
+        }
+        let status = self.child.wait()?;
+        self.status = Some(status);
+        Ok(status)
+    }
+
+    /// What the captured streams collected, waiting at most `grace` for the
+    /// drain threads (a grandchild may keep a stream open after the child
+    /// exited; what arrived so far is returned then).
+    pub fn take_output(&mut self, grace: Duration) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let deadline = Instant::now() + grace;
+        let out = self.stdout.take().map(|c| c.finish(deadline));
+        let err = self.stderr.take().map(|c| c.finish(deadline));
+        (out, err)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // Never leave a running or unreaped child behind.
+        if self.status.is_none() {
+            let _ = self.kill();
+        }
+    }
+}
+
+/// A thread draining one captured stream.
+struct Capture {
+    data: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Capture {
+    fn start(stream: impl Read + Send + 'static) -> Capture {
+        let data = Arc::new(Mutex::new(Vec::new()));
+        let (tx, done) = mpsc::channel();
+        let sink = Arc::clone(&data);
+        let mut stream = stream;
+        thread::Builder::new()
+            .name("tether-capture".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => lock(&sink).extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+                let _ = tx.send(());
+            })
+            .map(drop)
+            .unwrap_or_else(|e| tracing::warn!("cannot start a capture thread: {e}"));
+        Capture { data, done }
+    }
+
+    fn finish(self, deadline: Instant) -> Vec<u8> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = self.done.recv_timeout(left);
+        std::mem::take(&mut *lock(&self.data))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Returns the `python` to run: the builder's choice, else `TETHER_PYTHON`,
+/// else `python3` from `PATH`.
+pub(crate) fn interpreter(configured: Option<&Path>) -> PathBuf {
+    if let Some(p) = configured {
+        return p.to_owned();
+    }
+    match std::env::var_os("TETHER_PYTHON") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from("python3"),
+    }
+}

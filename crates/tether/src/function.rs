@@ -1,0 +1,438 @@
+//! Host functions: typed Rust closures behind one dynamic calling convention.
+//!
+//! A closure `|a: i64, b: String| ...` implements [`IntoFunction`] for the
+//! argument tuple `(i64, String)`. Registration turns it into a [`Function`]:
+//! a name, optional parameter names, a printable signature, and a boxed
+//! `Fn(Vec<Value>) -> Result<Value, Failure>` that deserializes each argument,
+//! calls the closure and serializes what it returns.
+
+use std::any::Any;
+use std::fmt::Display;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::protocol::message::{code, Params, RpcError};
+use crate::value::{Map, Value};
+use crate::{from_value, to_value, FunctionError};
+
+/// Why a call failed, before it becomes a JSON-RPC error.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Argument `index` could not be converted (or was missing).
+    Arg { index: usize, message: String },
+    /// The function returned an error.
+    Function(FunctionError),
+    /// The value the function returned cannot be sent.
+    Result(String),
+}
+
+type Invoke = dyn Fn(Vec<Value>) -> Result<Value, Failure> + Send + Sync;
+
+/// A registered host function.
+#[derive(Clone)]
+pub(crate) struct Function {
+    pub name: String,
+    /// Parameter names, when the registration declared them.
+    pub params: Option<Vec<String>>,
+    /// Rust type of each parameter, shortened (`i64`, `String`, `Value`).
+    pub types: Vec<String>,
+    invoke: Arc<Invoke>,
+}
+
+/// A Rust closure that can serve as a host function taking `Args`.
+///
+/// Implemented for closures of up to eight arguments, each of which
+/// implements `serde::de::DeserializeOwned`. You never implement it yourself.
+pub trait IntoFunction<Args, R>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn arg_types() -> Vec<&'static str>;
+    #[doc(hidden)]
+    fn invoke(&self, args: Vec<Value>) -> Result<R, (usize, String)>;
+}
+
+macro_rules! impl_into_function {
+    ($($arg:ident $idx:tt),*) => {
+        impl<F, R, $($arg,)*> IntoFunction<($($arg,)*), R> for F
+        where
+            F: Fn($($arg),*) -> R + Send + Sync + 'static,
+            $($arg: DeserializeOwned,)*
+        {
+            fn arg_types() -> Vec<&'static str> {
+                vec![$(std::any::type_name::<$arg>()),*]
+            }
+
+            #[allow(unused_mut, unused_variables, non_snake_case)]
+            fn invoke(&self, args: Vec<Value>) -> Result<R, (usize, String)> {
+                let mut args = args.into_iter();
+                $(
+                    let $arg: $arg = from_value(args.next().unwrap_or(Value::Null))
+                        .map_err(|e| ($idx, e.to_string()))?;
+                )*
+                Ok((self)($($arg),*))
+            }
+        }
+    };
+}
+
+impl_into_function!();
+impl_into_function!(A0 0);
+impl_into_function!(A0 0, A1 1);
+impl_into_function!(A0 0, A1 1, A2 2);
+impl_into_function!(A0 0, A1 1, A2 2, A3 3);
+impl_into_function!(A0 0, A1 1, A2 2, A3 3, A4 4);
+impl_into_function!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5);
+impl_into_function!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6);
+impl_into_function!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7);
+
+impl Function {
+    /// Wraps a closure whose return value is sent as the result.
+    pub fn plain<F, A, R>(signature: &str, f: F) -> Result<Function, String>
+    where
+        F: IntoFunction<A, R>,
+        R: Serialize,
+    {
+        Function::build::<F, A, R>(signature, move |args| {
+            let r = f.invoke(args).map_err(arg_failure)?;
+            to_value(&r).map_err(|e| Failure::Result(e.to_string()))
+        })
+    }
+
+    /// Wraps a closure returning `Result`, whose error is sent as an error.
+    pub fn fallible<F, A, T, E>(signature: &str, f: F) -> Result<Function, String>
+    where
+        F: IntoFunction<A, Result<T, E>>,
+        T: Serialize,
+        E: Display + 'static,
+    {
+        Function::build::<F, A, Result<T, E>>(signature, move |args| {
+            match f.invoke(args).map_err(arg_failure)? {
+                Ok(r) => to_value(&r).map_err(|e| Failure::Result(e.to_string())),
+                Err(e) => Err(Failure::Function(function_error(e))),
+            }
+        })
+    }
+
+    fn build<F, A, R>(
+        signature: &str,
+        invoke: impl Fn(Vec<Value>) -> Result<Value, Failure> + Send + Sync + 'static,
+    ) -> Result<Function, String>
+    where
+        F: IntoFunction<A, R>,
+    {
+        let (name, params) = parse_signature(signature)?;
+        let types: Vec<String> = F::arg_types().into_iter().map(short_type_name).collect();
+        if let Some(params) = &params {
+            if params.len() != types.len() {
+                return Err(format!(
+                    "{signature:?} names {} parameter(s) but the function takes {}",
+                    params.len(),
+                    types.len()
+                ));
+            }
+        }
+        Ok(Function {
+            name,
+            params,
+            types,
+            invoke: Arc::new(invoke),
+        })
+    }
+
+    /// The signature as the script's author should read it: `add(a: i64, b: i64)`.
+    pub fn signature(&self) -> String {
+        let args: Vec<String> = match &self.params {
+            Some(names) => names
+                .iter()
+                .zip(&self.types)
+                .map(|(n, t)| format!("{n}: {t}"))
+                .collect(),
+            None => self.types.clone(),
+        };
+        format!("{}({})", self.name, args.join(", "))
+    }
+
+    /// Binds the call's arguments, runs the function and turns every way it
+    /// can fail (bad arguments, an error, a panic) into an error response.
+    pub fn call(&self, params: Params) -> Result<Value, RpcError> {
+        let args = self.bind(params)?;
+        let given: Vec<bool> = args.iter().map(Option::is_some).collect();
+        let args = args.into_iter().map(Option::unwrap_or_default).collect();
+        match catch_unwind(AssertUnwindSafe(|| (self.invoke)(args))) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(Failure::Arg { index, message })) => {
+                let what = match &self.params {
+                    Some(names) => format!("argument {:?}", names[index]),
+                    None => format!("argument {}", index + 1),
+                };
+                let message = if given.get(index) == Some(&false) {
+                    format!("{}() missing required {what}", self.name)
+                } else {
+                    format!("{}() {what}: {message}", self.name)
+                };
+                Err(self.invalid_params(message))
+            }
+            Ok(Err(Failure::Function(e))) => {
+                let mut data = Map::new();
+                data.insert("kind".into(), Value::Str(e.kind));
+                data.insert("function".into(), Value::Str(self.name.clone()));
+                if let Some(d) = e.data {
+                    data.insert("data".into(), d);
+                }
+                Err(RpcError {
+                    code: code::FUNCTION_ERROR,
+                    message: e.message,
+                    data: Some(Value::Map(data)),
+                })
+            }
+            Ok(Err(Failure::Result(message))) => Err(self.internal(
+                "BadResult",
+                format!("{}() returned a value that cannot be sent: {message}", self.name),
+            )),
+            Err(panic) => Err(self.internal(
+                "panic",
+                format!("host function {}() panicked: {}", self.name, panic_message(&*panic)),
+            )),
+        }
+    }
+
+    fn bind(&self, params: Params) -> Result<Vec<Option<Value>>, RpcError> {
+        let arity = self.types.len();
+        match params {
+            Params::Positional(items) => {
+                if items.len() > arity {
+                    return Err(self.invalid_params(format!(
+                        "{}() takes {arity} argument{} but {} were given",
+                        self.name,
+                        if arity == 1 { "" } else { "s" },
+                        items.len()
+                    )));
+                }
+                let mut args: Vec<Option<Value>> = items.into_iter().map(Some).collect();
+                args.resize(arity, None);
+                Ok(args)
+            }
+            Params::Named(map) => {
+                let Some(names) = &self.params else {
+                    return Err(self.invalid_params(format!(
+                        "{}() takes no keyword arguments (its parameters have no names)",
+                        self.name
+                    )));
+                };
+                let mut args = vec![None; arity];
+                for (key, value) in map {
+                    match names.iter().position(|n| *n == key) {
+                        Some(i) => args[i] = Some(value),
+                        None => {
+                            return Err(self.invalid_params(format!(
+                                "{}() got an unexpected keyword argument {key:?}",
+                                self.name
+                            )))
+                        }
+                    }
+                }
+                Ok(args)
+            }
+        }
+    }
+
+    fn detail(&self, kind: &str) -> Value {
+        let mut data = Map::new();
+        data.insert("kind".into(), Value::from(kind));
+        data.insert("function".into(), Value::Str(self.name.clone()));
+        data.insert("expects".into(), Value::Str(self.signature()));
+        Value::Map(data)
+    }
+
+    fn invalid_params(&self, message: String) -> RpcError {
+        RpcError {
+            code: code::INVALID_PARAMS,
+            message: format!("{message}; expects {}", self.signature()),
+            data: Some(self.detail("InvalidParams")),
+        }
+    }
+
+    fn internal(&self, kind: &str, message: String) -> RpcError {
+        RpcError {
+            code: code::INTERNAL_ERROR,
+            message,
+            data: Some(self.detail(kind)),
+        }
+    }
+}
+
+fn arg_failure((index, message): (usize, String)) -> Failure {
+    Failure::Arg { index, message }
+}
+
+fn function_error<E: Display + 'static>(e: E) -> FunctionError {
+    if let Some(fe) = (&e as &dyn Any).downcast_ref::<FunctionError>() {
+        return fe.clone();
+    }
+    let kind = match short_type_name(std::any::type_name::<E>()).as_str() {
+        "String" | "&str" | "Cow<str>" => "Error".to_owned(),
+        other => other.to_owned(),
+    };
+    FunctionError::new(kind, e.to_string())
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}
+
+/// `"add(a, b)"` → `("add", Some(["a", "b"]))`; `"add"` → `("add", None)`.
+fn parse_signature(signature: &str) -> Result<(String, Option<Vec<String>>), String> {
+    let signature = signature.trim();
+    let (name, params) = match signature.split_once('(') {
+        None => (signature, None),
+        Some((name, rest)) => {
+            let inner = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("{signature:?} has no closing parenthesis"))?;
+            let names: Vec<String> = inner
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            for n in &names {
+                if !is_identifier(n) {
+                    return Err(format!("{signature:?}: parameter name {n:?} is not an identifier"));
+                }
+            }
+            (name.trim(), Some(names))
+        }
+    };
+    if !is_identifier(name) {
+        return Err(format!(
+            "function name {name:?} is not an identifier (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    Ok((name.to_owned(), params))
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+/// `alloc::vec::Vec<alloc::string::String>` → `Vec<String>`.
+pub(crate) fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut ident = String::new();
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '_' || c.is_alphanumeric() {
+            ident.push(c);
+        } else if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            ident.clear();
+        } else {
+            out.push_str(&ident);
+            ident.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&ident);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn positional(values: Vec<Value>) -> Params {
+        Params::Positional(values)
+    }
+
+    #[test]
+    fn short_names() {
+        assert_eq!(short_type_name("alloc::vec::Vec<alloc::string::String>"), "Vec<String>");
+        assert_eq!(short_type_name("i64"), "i64");
+        assert_eq!(short_type_name("core::option::Option<tether::value::Value>"), "Option<Value>");
+    }
+
+    #[test]
+    fn signatures() {
+        assert_eq!(parse_signature("add(a, b)").unwrap(), ("add".into(), Some(vec!["a".into(), "b".into()])));
+        assert_eq!(parse_signature("f()").unwrap(), ("f".into(), Some(vec![])));
+        assert!(parse_signature("a b").is_err());
+        assert!(parse_signature("f(a").is_err());
+        assert!(parse_signature("rpc.x").is_err());
+        assert!(Function::plain("add(a)", |a: i64, b: i64| a + b).is_err());
+    }
+
+    #[test]
+    fn binds_positional_and_named_arguments() {
+        let f = Function::plain("add(a, b)", |a: i64, b: i64| a + b).unwrap();
+        assert_eq!(f.call(positional(vec![Value::Int(2), Value::Int(3)])), Ok(Value::Int(5)));
+        let named = Map::from_iter([("b".to_owned(), Value::Int(1)), ("a".to_owned(), Value::Int(10))]);
+        assert_eq!(f.call(Params::Named(named)), Ok(Value::Int(11)));
+    }
+
+    #[test]
+    fn optional_trailing_arguments_may_be_left_out() {
+        let f = Function::plain("greet(name, greeting)", |n: String, g: Option<String>| {
+            format!("{}, {n}", g.unwrap_or_else(|| "hello".into()))
+        })
+        .unwrap();
+        assert_eq!(f.call(positional(vec![Value::from("bob")])), Ok(Value::from("hello, bob")));
+    }
+
+    #[test]
+    fn bad_arguments_name_the_function_and_its_signature() {
+        let f = Function::plain("add(a, b)", |a: i64, b: i64| a + b).unwrap();
+        let err = f.call(positional(vec![Value::Int(1)])).unwrap_err();
+        assert_eq!(err.code, code::INVALID_PARAMS);
+        assert_eq!(err.message, "add() missing required argument \"b\"; expects add(a: i64, b: i64)");
+        let err = f.call(positional(vec![Value::Int(1), Value::from("x")])).unwrap_err();
+        assert_eq!(
+            err.message,
+            "add() argument \"b\": invalid type: string \"x\", expected i64; expects add(a: i64, b: i64)"
+        );
+        let err = f.call(positional(vec![Value::Int(1); 3])).unwrap_err();
+        assert_eq!(err.message, "add() takes 2 arguments but 3 were given; expects add(a: i64, b: i64)");
+        let named = Map::from_iter([("c".to_owned(), Value::Int(1))]);
+        let err = f.call(Params::Named(named)).unwrap_err();
+        assert_eq!(err.message, "add() got an unexpected keyword argument \"c\"; expects add(a: i64, b: i64)");
+    }
+
+    #[test]
+    fn errors_and_panics_become_error_responses() {
+        #[derive(Debug)]
+        struct Nope;
+        impl Display for Nope {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("nope")
+            }
+        }
+        let f = Function::fallible("f", |_: i64| -> Result<i64, Nope> { Err(Nope) }).unwrap();
+        let err = f.call(positional(vec![Value::Int(1)])).unwrap_err();
+        assert_eq!((err.code, err.message.as_str()), (code::FUNCTION_ERROR, "nope"));
+        let kind = match err.data {
+            Some(Value::Map(m)) => m["kind"].clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kind, Value::from("Nope"));
+
+        let f = Function::fallible("g", || -> Result<(), FunctionError> {
+            Err(FunctionError::new("NotFound", "gone"))
+        })
+        .unwrap();
+        let err = f.call(positional(vec![])).unwrap_err();
+        assert!(matches!(err.data, Some(Value::Map(m)) if m["kind"] == Value::from("NotFound")));
+
+        let f = Function::plain("boom", || -> i64 { panic!("kaboom") }).unwrap();
+        let err = f.call(positional(vec![])).unwrap_err();
+        assert_eq!(err.message, "host function boom() panicked: kaboom");
+    }
+}

@@ -1,0 +1,38 @@
+#![doc = include_str!("../../../README.md")]
+//!
+//! # In scope, out of scope
+//!
+//! tether spawns the interpreter, wires two pipes into it, serves the
+//! script's calls and reports how the script ended. It does not sandbox the
+//! script (the script runs with the host's privileges) and does not embed
+//! Python: no Python/C API, no linking against libpython.
+//!
+//! # Modules
+//!
+//! [`protocol`] is the wire format without any I/O, usable on its own (for
+//! fuzzing, or for writing another client). Everything else is the host.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod bundle;
+mod child;
+mod error;
+mod function;
+mod host;
+pub mod protocol;
+mod script;
+mod session;
+mod transport;
+mod value;
+
+pub use bytes::Bytes;
+pub use error::{Error, FunctionError, ValueError};
+pub use function::IntoFunction;
+pub use host::{Host, Mode, Outcome};
+pub use protocol::PROTOCOL_VERSION;
+pub use script::{Script, Stdio};
+pub use value::{from_value, to_value, Map, Value};
+
+/// The version of this crate, which is also the version of the Python client
+/// it bundles.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

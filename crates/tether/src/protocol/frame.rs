@@ -1,0 +1,252 @@
+//! Length-prefixed frames: `u32` little-endian length, then that many bytes.
+//!
+//! Both the native and the classic protocol use this prefix. [`FrameReader`]
+//! is the incremental decoder: the caller lends it a read function through
+//! [`FrameReader::read_with`] (or hands it bytes with [`FrameReader::feed`]) and
+//! takes whole frames out with [`FrameReader::next_frame`]. It never allocates more
+//! than about twice the bytes that have actually arrived, and it rejects a
+//! frame over the limit from its length prefix alone.
+
+use bytes::{Bytes, BytesMut};
+
+use super::DecodeError;
+
+/// Size of the length prefix in bytes.
+pub const HEADER_LEN: usize = 4;
+
+/// Reads below this size go into a shared chunk; a frame larger than this is
+/// read into a buffer of its own, so that its body can be handed out without
+/// a copy.
+const CHUNK: usize = 64 * 1024;
+
+/// Incremental, allocation-bounded frame decoder.
+#[derive(Debug)]
+pub struct FrameReader {
+    buf: BytesMut,
+    scratch: Option<Box<[u8]>>,
+    max: u32,
+}
+
+impl FrameReader {
+    /// A decoder that accepts frames of at most `max` bytes (not counting the
+    /// four-byte prefix).
+    pub fn new(max: u32) -> FrameReader {
+        FrameReader {
+            buf: BytesMut::new(),
+            scratch: None,
+            max,
+        }
+    }
+
+    /// The largest frame body this decoder accepts.
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// Bytes received but not yet returned as a frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Reads once with `read`, which gets a buffer to fill and returns how
+    /// many bytes it wrote. Returns what `read` returned; `Ok(0)` means end of
+    /// file.
+    ///
+    /// Small reads go through a scratch chunk and only the bytes that arrived
+    /// are copied on. While a frame larger than the chunk is in progress,
+    /// `read` gets room in the frame's own buffer, up to the end of that frame
+    /// and at most doubling what has arrived: the frame leaves the decoder
+    /// without a copy, and a peer that announces a large frame and then sends
+    /// nothing commits no memory.
+    pub fn read_with<E>(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        let have = self.buf.len();
+        match self.pending_len() {
+            Some(total) if total > CHUNK => {
+                let want = (total - have).min(have.max(CHUNK));
+                self.buf.resize(have + want, 0);
+                let result = read(&mut self.buf[have..]);
+                let got = result.as_ref().map_or(0, |n| (*n).min(want));
+                self.buf.truncate(have + got);
+                result
+            }
+            _ => {
+                let scratch = self.scratch.get_or_insert_with(|| vec![0; CHUNK].into_boxed_slice());
+                let result = read(&mut scratch[..]);
+                if let Ok(n) = &result {
+                    self.buf.extend_from_slice(&scratch[..(*n).min(CHUNK)]);
+                }
+                result
+            }
+        }
+    }
+
+    /// Appends bytes that arrived by other means (tests, in-memory peers).
+    pub fn feed(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete frame body, `Ok(None)` when more bytes are needed,
+    /// or an error when the length prefix exceeds the limit.
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, DecodeError> {
+        let Some(total) = self.checked_len()? else {
+            return Ok(None);
+        };
+        if self.buf.len() < total {
+            return Ok(None);
+        }
+        let mut frame = self.buf.split_to(total);
+        let body = frame.split_off(HEADER_LEN);
+        Ok(Some(body.freeze()))
+    }
+
+    /// Call at end of file: `Ok(())` when the stream ended between frames,
+    /// an error when it ended inside one.
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::Truncated {
+                have: self.buf.len(),
+                need: self.pending_len().unwrap_or(HEADER_LEN),
+            })
+        }
+    }
+
+    fn checked_len(&self) -> Result<Option<usize>, DecodeError> {
+        let Some(len) = peek_len(&self.buf) else {
+            return Ok(None);
+        };
+        if len > self.max {
+            return Err(DecodeError::FrameTooLarge {
+                len: u64::from(len),
+                max: self.max,
+            });
+        }
+        Ok(Some(HEADER_LEN + len as usize))
+    }
+
+    fn pending_len(&self) -> Option<usize> {
+        peek_len(&self.buf)
+            .filter(|len| *len <= self.max)
+            .map(|len| HEADER_LEN + len as usize)
+    }
+}
+
+/// The length in a frame header at the start of `buf`, if four bytes are there.
+pub fn peek_len(buf: &[u8]) -> Option<u32> {
+    let header: [u8; HEADER_LEN] = buf.get(..HEADER_LEN)?.try_into().ok()?;
+    Some(u32::from_le_bytes(header))
+}
+
+/// The four-byte prefix for a body of `len` bytes, or an error when `len`
+/// exceeds `max`.
+pub fn header(len: usize, max: u32) -> Result<[u8; HEADER_LEN], DecodeError> {
+    match u32::try_from(len) {
+        Ok(n) if n <= max => Ok(n.to_le_bytes()),
+        _ => Err(DecodeError::FrameTooLarge {
+            len: len as u64,
+            max,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut out = (body.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn frames_fed_one_byte_at_a_time() {
+        let mut wire = frame(b"hello");
+        wire.extend(frame(b""));
+        wire.extend(frame(b"x"));
+        let mut reader = FrameReader::new(16);
+        let mut got = Vec::new();
+        for b in &wire {
+            reader.feed(std::slice::from_ref(b));
+            while let Some(f) = reader.next_frame().unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(got, vec![&b"hello"[..], b"", b"x"]);
+        assert!(reader.finish().is_ok());
+    }
+
+    #[test]
+    fn oversized_prefix_is_rejected_before_the_body() {
+        let mut reader = FrameReader::new(16);
+        reader.feed(&17u32.to_le_bytes());
+        assert_eq!(
+            reader.next_frame(),
+            Err(DecodeError::FrameTooLarge { len: 17, max: 16 })
+        );
+    }
+
+    #[test]
+    fn eof_inside_a_frame_is_an_error() {
+        let mut reader = FrameReader::new(16);
+        reader.feed(&frame(b"hello")[..6]);
+        assert_eq!(reader.next_frame(), Ok(None));
+        assert_eq!(
+            reader.finish(),
+            Err(DecodeError::Truncated { have: 6, need: 9 })
+        );
+        let mut reader = FrameReader::new(16);
+        reader.feed(b"\x01\x00");
+        assert!(reader.finish().is_err());
+    }
+
+    #[test]
+    fn a_large_announced_frame_commits_memory_only_as_bytes_arrive() {
+        let max = 1 << 30;
+        let mut reader = FrameReader::new(max);
+        reader.feed(&max.to_le_bytes());
+        let mut offered = 0;
+        for _ in 0..4 {
+            reader
+                .read_with(|buf| {
+                    offered = buf.len();
+                    buf.fill(7);
+                    Ok::<_, ()>(buf.len())
+                })
+                .unwrap();
+            assert!(offered <= reader.buffered(), "offered {offered} with {} buffered", reader.buffered());
+        }
+        assert!(reader.buffered() < 2 * 1024 * 1024);
+        assert_eq!(reader.next_frame(), Ok(None));
+    }
+
+    #[test]
+    fn a_large_frame_is_read_up_to_its_end_only() {
+        let body = vec![9u8; 200_000];
+        let mut wire = frame(&body);
+        wire.extend(frame(b"next"));
+        let mut reader = FrameReader::new(1 << 20);
+        let mut pos = 0;
+        let mut frames = Vec::new();
+        while pos < wire.len() {
+            reader
+                .read_with(|buf| {
+                    let n = buf.len().min(wire.len() - pos);
+                    buf[..n].copy_from_slice(&wire[pos..pos + n]);
+                    pos += n;
+                    Ok::<_, ()>(n)
+                })
+                .unwrap();
+            while let Some(f) = reader.next_frame().unwrap() {
+                frames.push(f);
+            }
+        }
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0], body);
+        assert_eq!(frames[1], &b"next"[..]);
+    }
+}

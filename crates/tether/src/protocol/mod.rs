@@ -1,0 +1,75 @@
+//! The wire protocols, free of I/O: bytes in, messages out, and back.
+//!
+//! Nothing in this module reads, writes, spawns or sleeps. [`frame`] splits
+//! a byte stream into length-prefixed frames, [`message`] turns a native
+//! frame body into a JSON-RPC [`Message`](message::Message) with raw byte
+//! attachments (and back), and [`classic`] speaks the seed's protocol.
+//!
+//! A native session goes through three states:
+//!
+//! ```text
+//!   spawned ──(client: rpc.hello request)──▶ greeted ──(host: hello result)──▶ running
+//!      │                                         │                               │
+//!      └──── EOF / exit ─────────────────────────┴──────── EOF / exit ───────────┴──▶ ended
+//! ```
+//!
+//! A script that never imports `tether` stays in *spawned* until it exits;
+//! that is a normal run. Any frame other than `rpc.hello` in *spawned* is a
+//! protocol error.
+
+pub mod classic;
+pub mod frame;
+pub mod message;
+mod wire;
+
+use std::fmt;
+
+/// Version of the native protocol; host and client must agree on it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Default largest frame body: 64 MiB.
+pub const DEFAULT_MAX_FRAME: u32 = 64 * 1024 * 1024;
+
+/// Why bytes from the peer could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// A length prefix announced more bytes than the limit allows.
+    FrameTooLarge {
+        /// The announced length.
+        len: u64,
+        /// The limit in force.
+        max: u32,
+    },
+    /// The stream ended inside a frame.
+    Truncated {
+        /// Bytes of the frame that arrived, prefix included.
+        have: usize,
+        /// Bytes the frame needed, prefix included.
+        need: usize,
+    },
+    /// The frame is not valid JSON (JSON-RPC "parse error").
+    Parse(String),
+    /// Valid JSON that is not a valid message (JSON-RPC "invalid request").
+    Invalid(String),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::FrameTooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the limit of {max} bytes")
+            }
+            DecodeError::Truncated { have, need } => {
+                write!(
+                    f,
+                    "stream ended inside a frame ({have} of {need} bytes arrived)"
+                )
+            }
+            DecodeError::Parse(m) => write!(f, "frame is not valid JSON: {m}"),
+            DecodeError::Invalid(m) => write!(f, "invalid message: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}

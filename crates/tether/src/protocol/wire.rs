@@ -1,0 +1,186 @@
+//! A [`Value`] as JSON text plus raw byte attachments, and back.
+//!
+//! A bytes value is written in the JSON text as the reference object
+//! `{"$bytes":[offset,length]}`, which points into the attachment area that
+//! follows the JSON text in the same frame. An object whose only key is
+//! `$bytes` is therefore reserved and cannot be sent as a plain map.
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::ser::{self, SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+
+use crate::value::{Map, Value};
+
+/// The key of a bytes reference object.
+pub const BYTES_KEY: &str = "$bytes";
+
+/// Attachments collected while encoding.
+#[derive(Default, Debug)]
+pub struct Attachments {
+    pub parts: Vec<Bytes>,
+    pub len: usize,
+}
+
+/// Serializes a value as wire JSON, collecting its bytes into `att`.
+pub struct Wire<'a> {
+    pub value: &'a Value,
+    pub att: &'a RefCell<Attachments>,
+}
+
+/// Serializes a list of values as a wire JSON array.
+pub struct WireList<'a> {
+    pub items: &'a [Value],
+    pub att: &'a RefCell<Attachments>,
+}
+
+/// Serializes a map as a wire JSON object.
+pub struct WireMap<'a> {
+    pub map: &'a Map,
+    pub att: &'a RefCell<Attachments>,
+}
+
+impl Serialize for WireList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.items.len()))?;
+        for value in self.items {
+            seq.serialize_element(&Wire { value, att: self.att })?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for WireMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.map.len() == 1 && self.map.contains_key(BYTES_KEY) {
+            return Err(ser::Error::custom(
+                "a map whose only key is \"$bytes\" cannot be sent: that shape is reserved for bytes",
+            ));
+        }
+        let mut m = s.serialize_map(Some(self.map.len()))?;
+        for (k, value) in self.map {
+            m.serialize_entry(k, &Wire { value, att: self.att })?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for Wire<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.value {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(n) => s.serialize_i64(*n),
+            Value::UInt(n) => s.serialize_u64(*n),
+            Value::Float(x) if x.is_finite() => s.serialize_f64(*x),
+            Value::Float(x) => Err(ser::Error::custom(format!(
+                "float {x} cannot be sent: JSON has no NaN or infinity"
+            ))),
+            Value::Str(v) => s.serialize_str(v),
+            Value::Bytes(b) => {
+                let offset = {
+                    let mut att = self.att.borrow_mut();
+                    let offset = att.len;
+                    att.len += b.len();
+                    att.parts.push(b.clone());
+                    offset
+                };
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry(BYTES_KEY, &[offset, b.len()])?;
+                m.end()
+            }
+            Value::List(items) => WireList { items, att: self.att }.serialize(s),
+            Value::Map(map) => WireMap { map, att: self.att }.serialize(s),
+        }
+    }
+}
+
+/// Deserializes wire JSON into a [`Value`], resolving bytes references
+/// against the attachment area `blobs`.
+#[derive(Clone, Copy)]
+pub struct WireSeed<'a> {
+    pub blobs: &'a Bytes,
+}
+
+impl<'de> DeserializeSeed<'de> for WireSeed<'_> {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for WireSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(Value::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let value = access.next_value_seed(self)?;
+            if map.insert(key, value).is_some() {
+                return Err(de::Error::custom("duplicate key in object"));
+            }
+        }
+        if map.len() == 1 {
+            if let Some(reference) = map.get(BYTES_KEY) {
+                return resolve(reference, self.blobs).map_err(de::Error::custom);
+            }
+        }
+        Ok(Value::Map(map))
+    }
+}
+
+fn resolve(reference: &Value, blobs: &Bytes) -> Result<Value, String> {
+    let bad = || {
+        format!(
+            "bad bytes reference {}: want [offset, length] inside the {} attached bytes",
+            reference.repr(),
+            blobs.len()
+        )
+    };
+    let Value::List(pair) = reference else {
+        return Err(bad());
+    };
+    let [Value::Int(offset), Value::Int(len)] = pair.as_slice() else {
+        return Err(bad());
+    };
+    let start = usize::try_from(*offset).map_err(|_| bad())?;
+    let len = usize::try_from(*len).map_err(|_| bad())?;
+    let end = start.checked_add(len).ok_or_else(bad)?;
+    if end > blobs.len() {
+        return Err(bad());
+    }
+    Ok(Value::Bytes(blobs.slice(start..end)))
+}

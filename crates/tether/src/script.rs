@@ -1,0 +1,144 @@
+//! [`Script`]: which Python file to run, and how.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+/// Where one of the script's standard streams goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Stdio {
+    /// Shared with the host (the default).
+    #[default]
+    Inherit,
+    /// Connected to `/dev/null`.
+    Null,
+    /// Collected into [`Outcome::stdout`](crate::Outcome::stdout) or
+    /// [`Outcome::stderr`](crate::Outcome::stderr). A thread drains it while
+    /// the script runs, so a script that writes a lot never blocks on it.
+    /// Not available for stdin.
+    Capture,
+}
+
+/// A script to run: its path, arguments, environment, working directory and
+/// standard streams. A path converts into a `Script` directly, so
+/// `host.run("script.py")` works; build one for the rest:
+///
+/// ```
+/// use tether::{Script, Stdio};
+/// let script = Script::new("tool.py")
+///     .arg("--verbose")
+///     .env("MODE", "fast")
+///     .current_dir("/tmp")
+///     .stdout(Stdio::Capture);
+/// # let _ = script;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub(crate) path: PathBuf,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env: Vec<(OsString, Option<OsString>)>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) stdin: Stdio,
+    pub(crate) stdout: Stdio,
+    pub(crate) stderr: Stdio,
+}
+
+impl Script {
+    /// The script at `path`. A relative path is taken relative to the host's
+    /// working directory, also when [`current_dir`](Self::current_dir) is set.
+    pub fn new(path: impl Into<PathBuf>) -> Script {
+        Script {
+            path: path.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            stdin: Stdio::Inherit,
+            stdout: Stdio::Inherit,
+            stderr: Stdio::Inherit,
+        }
+    }
+
+    /// Adds one argument (the script sees it in `sys.argv[1:]`).
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Script {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Adds several arguments.
+    pub fn args<I, S>(mut self, args: I) -> Script
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets an environment variable for the script (on top of the host's).
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Script {
+        self.env
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    /// Removes an environment variable the script would inherit.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Script {
+        self.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// Runs the script in `dir` instead of the host's working directory.
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Script {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Where the script's stdin comes from: [`Stdio::Inherit`] (default) or
+    /// [`Stdio::Null`].
+    pub fn stdin(mut self, stdin: Stdio) -> Script {
+        self.stdin = stdin;
+        self
+    }
+
+    /// Where the script's stdout goes.
+    pub fn stdout(mut self, stdout: Stdio) -> Script {
+        self.stdout = stdout;
+        self
+    }
+
+    /// Where the script's stderr goes.
+    pub fn stderr(mut self, stderr: Stdio) -> Script {
+        self.stderr = stderr;
+        self
+    }
+
+    /// The script's path as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl From<&str> for Script {
+    fn from(path: &str) -> Script {
+        Script::new(path)
+    }
+}
+
+impl From<String> for Script {
+    fn from(path: String) -> Script {
+        Script::new(path)
+    }
+}
+
+impl From<&Path> for Script {
+    fn from(path: &Path) -> Script {
+        Script::new(path)
+    }
+}
+
+impl From<PathBuf> for Script {
+    fn from(path: PathBuf) -> Script {
+        Script::new(path)
+    }
+}

@@ -1,0 +1,62 @@
+"""The exception tree: one base class, local and remote errors apart."""
+
+from typing import Any, Optional
+
+
+class Error(Exception):
+    """Base class of every exception tether raises."""
+
+
+class NotConnected(Error):
+    """This process was not started by a tether host (or its channel is unusable)."""
+
+
+class ConnectionLost(Error):
+    """The host is gone: it closed the channel or exited. Raised at once, never a hang."""
+
+
+class ProtocolError(Error):
+    """The host sent bytes that break the protocol."""
+
+
+class VersionMismatch(Error):
+    """The host speaks another protocol version than this client."""
+
+
+class FrameTooLarge(Error):
+    """A message would exceed the frame size limit the host announced; nothing was sent."""
+
+
+class RemoteError(Error):
+    """The host answered a call with an error.
+
+    Attributes:
+        code: the JSON-RPC error code.
+        message: the host's message.
+        kind: what kind of error it was (the Rust error type's name, or the kind the
+            host chose), or ``None``.
+        data: the error's structured detail as sent by the host, or ``None``.
+    """
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+        self.kind: Optional[str] = data.get("kind") if isinstance(data, dict) else None
+
+    def __repr__(self) -> str:
+        return "%s(code=%d, kind=%r, message=%r)" % (
+            type(self).__name__,
+            self.code,
+            self.kind,
+            self.message,
+        )
+
+
+class MethodNotFound(RemoteError):
+    """The host has no function of that name; the message lists the ones it has."""
+
+
+class InvalidParams(RemoteError):
+    """Wrong number or types of arguments; the message names the function and what it expects."""

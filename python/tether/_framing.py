@@ -1,0 +1,218 @@
+"""The native wire format, free of I/O: messages to bytes and bytes to messages.
+
+A frame is a little-endian u32 length followed by that many bytes. A native frame
+body is a u32 JSON length, the JSON text of a JSON-RPC 2.0 message, and an
+attachment area: every bytes value travels there raw, and the JSON holds
+``{"$bytes": [offset, length]}`` in its place. See docs/protocol.md.
+"""
+
+import json
+import struct
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from ._errors import FrameTooLarge, ProtocolError
+
+HEADER = struct.Struct("<I")
+_HEADER2 = struct.Struct("<II")
+BYTES_KEY = "$bytes"
+_BYTES_MARK = b'"$bytes"'
+_INT_MIN = -(1 << 63)
+_INT_MAX = (1 << 64) - 1
+DEFAULT_MAX_FRAME = 64 * 1024 * 1024
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+def check_value(value: Any) -> None:
+    """Raise if ``value`` cannot travel unchanged.
+
+    JSON would silently turn dict keys into strings and accept integers Rust
+    cannot hold; we refuse instead, so that what arrives equals what was sent.
+
+    Raises:
+        TypeError: a dict key that is not a str, or a type with no wire form.
+        OverflowError: an int outside [-2**63, 2**64 - 1].
+        ValueError: a dict whose only key is "$bytes" (reserved for bytes).
+    """
+    t = type(value)
+    if t is str or t is float or t is bool or value is None:
+        return
+    if t is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise OverflowError("int %d does not fit in 64 bits and cannot be sent" % value)
+        return
+    if t is list or t is tuple:
+        for item in value:
+            check_value(item)
+        return
+    if t is dict:
+        if len(value) == 1 and BYTES_KEY in value:
+            raise ValueError('a dict whose only key is "$bytes" cannot be sent: that shape is reserved for bytes')
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError("dict key %r is a %s; only str keys can be sent" % (key, type(key).__name__))
+            check_value(item)
+        return
+    if t is bytes or t is bytearray or t is memoryview:
+        return
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        check_value(int(value))
+        return
+    if isinstance(value, (str, float)):
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_value(item)
+        return
+    if isinstance(value, dict):
+        check_value(dict(value))
+        return
+    raise TypeError("cannot send a value of type %s" % type(value).__name__)
+
+
+def encode(message: Dict[str, Any], max_frame: int = DEFAULT_MAX_FRAME) -> List[Buffer]:
+    """Encode one message as the pieces of one frame, to be written in order.
+
+    Raises:
+        FrameTooLarge: the frame would exceed ``max_frame``.
+        TypeError, ValueError, OverflowError: a value cannot be sent.
+    """
+    blobs: List[Buffer] = []
+    size = 0
+
+    def attach(obj: Any) -> Any:
+        nonlocal size
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            view = obj if isinstance(obj, bytes) else memoryview(obj).cast("B")
+            n = len(view)
+            ref = {BYTES_KEY: [size, n]}
+            blobs.append(view)
+            size += n
+            return ref
+        raise TypeError("cannot send a value of type %s" % type(obj).__name__)
+
+    try:
+        text = json.dumps(
+            message, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=attach
+        ).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError("a string cannot be sent: %s" % e) from None
+    except ValueError as e:
+        raise ValueError("a value cannot be sent: %s (JSON has no NaN or infinity)" % e) from None
+    body = 4 + len(text) + size
+    if body > max_frame:
+        raise FrameTooLarge("message of %d bytes exceeds the frame limit of %d bytes" % (body, max_frame))
+    head = _HEADER2.pack(body, len(text)) + text
+    return [head, *blobs] if blobs else [head]
+
+
+def decode(body: Buffer) -> Dict[str, Any]:
+    """Decode one frame body (without its length prefix) into a message dict.
+
+    Raises:
+        ProtocolError: the body is not a valid native message.
+    """
+    if len(body) < 4:
+        raise ProtocolError("frame body of %d bytes has no JSON length" % len(body))
+    (json_len,) = HEADER.unpack_from(body, 0)
+    end = 4 + json_len
+    if end > len(body):
+        raise ProtocolError("JSON length %d exceeds the frame body of %d bytes" % (json_len, len(body)))
+    text = bytes(body[4:end])
+    try:
+        if _BYTES_MARK not in text:
+            message = json.loads(text)
+        else:
+            blobs = memoryview(body)[end:]
+
+            def resolve(obj: Dict[str, Any]) -> Any:
+                if len(obj) == 1 and BYTES_KEY in obj:
+                    ref = obj[BYTES_KEY]
+                    if (
+                        type(ref) is list
+                        and len(ref) == 2
+                        and all(type(x) is int and x >= 0 for x in ref)
+                        and ref[0] + ref[1] <= len(blobs)
+                    ):
+                        return bytes(blobs[ref[0] : ref[0] + ref[1]])
+                    raise ProtocolError("bad bytes reference %r" % (ref,))
+                return obj
+
+            message = json.loads(text, object_hook=resolve)
+    except (ValueError, RecursionError) as e:
+        raise ProtocolError("frame is not valid JSON: %s" % e) from None
+    if type(message) is not dict or message.get("jsonrpc") != "2.0":
+        raise ProtocolError("not a JSON-RPC 2.0 message: %.200r" % (message,))
+    return message
+
+
+class FrameDecoder:
+    """Incremental frame splitter: ``feed`` bytes, then take frames with ``next``.
+
+    ``feed(b"")`` means end of file: from then on, ``next`` raises if the stream
+    ended inside a frame. A length prefix over ``max_frame`` raises at once,
+    before the frame's bytes are read.
+    """
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self._buf = bytearray()
+        self._eof = False
+
+    def feed(self, data: Buffer) -> None:
+        if not data:
+            self._eof = True
+        else:
+            self._buf += data
+
+    def next(self) -> Optional[bytes]:
+        """The next frame body, or None when more bytes are needed.
+
+        Raises:
+            FrameTooLarge: the next frame's length prefix exceeds the limit.
+            ProtocolError: end of file inside a frame.
+        """
+        buf = self._buf
+        if len(buf) >= 4:
+            (length,) = HEADER.unpack_from(buf, 0)
+            if length > self.max_frame:
+                raise FrameTooLarge("frame of %d bytes exceeds the limit of %d bytes" % (length, self.max_frame))
+            if len(buf) >= 4 + length:
+                body = bytes(buf[4 : 4 + length])
+                del buf[: 4 + length]
+                return body
+        if self._eof and buf:
+            raise ProtocolError("stream ended inside a frame (%d bytes left over)" % len(buf))
+        return None
+
+    def missing(self) -> int:
+        """How many more bytes the current frame needs (at least 1)."""
+        buf = self._buf
+        if len(buf) < 4:
+            return 4 - len(buf)
+        (length,) = HEADER.unpack_from(buf, 0)
+        return max(1, 4 + length - len(buf))
+
+
+def request(msg_id: int, method: str, params: Union[List[Any], Dict[str, Any], None]) -> Dict[str, Any]:
+    """A request message."""
+    message: Dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
+    if params:
+        message["params"] = params
+    return message
+
+
+def split_reply(message: Dict[str, Any]) -> Tuple[Any, Any, Optional[Dict[str, Any]]]:
+    """(id, result, error) of a response; raises ProtocolError for anything else."""
+    if "method" in message:
+        raise ProtocolError("the host sent a call (%r) where a reply was expected" % message.get("method"))
+    if "id" not in message or ("result" in message) == ("error" in message):
+        raise ProtocolError("malformed reply: %.200r" % (message,))
+    error = message.get("error")
+    if error is not None and (
+        type(error) is not dict or type(error.get("code")) is not int or type(error.get("message")) is not str
+    ):
+        raise ProtocolError("malformed error object: %.200r" % (error,))
+    return message["id"], message.get("result"), error
