@@ -1,0 +1,99 @@
+//! Helpers shared by the integration tests: scripts in temporary
+//! directories, and a host with the functions most tests need.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tether::{FunctionError, Host, Outcome, Script, Stdio, Value};
+
+/// A fresh directory for one test's files.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tether-test-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `code` to a script file named `name` in a fresh directory.
+pub fn script_named(name: &str, code: &str) -> PathBuf {
+    let path = temp_dir("script").join(name);
+    std::fs::write(&path, code).unwrap();
+    path
+}
+
+/// Writes `code` to a fresh script file.
+pub fn script(code: &str) -> PathBuf {
+    script_named("script.py", code)
+}
+
+/// The repository's `python/` directory (the client's sources).
+pub fn python_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python")
+}
+
+/// The interpreter the tests use; fails with a clear message when missing.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("TETHER_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    match std::process::Command::new(&python).arg("-c").arg("pass").status() {
+        Ok(s) if s.success() => python,
+        other => panic!(
+            "these tests need Python 3.8+ as {} (set TETHER_PYTHON to another interpreter): {other:?}",
+            python.display()
+        ),
+    }
+}
+
+/// The host most tests use.
+pub fn host() -> Host {
+    Host::new()
+        .python(python())
+        .function("foo(arg)", |arg: Value| format!("Foo was called with arg {arg}"))
+        .function("bar(arg)", |arg: Value| format!("Bar was called with arg {arg}"))
+        .function("echo(value)", |value: Value| value)
+        .function("add(a, b)", |a: i64, b: i64| a + b)
+        .function("concat(a, b)", |a: String, b: String| a + &b)
+        .function("make(n)", |n: usize| tether::Bytes::from(vec![b'x'; n]))
+        .function("sleep(seconds)", |s: f64| std::thread::sleep(Duration::from_secs_f64(s)))
+        .try_function("fail(message)", |m: String| -> Result<(), FunctionError> {
+            Err(FunctionError::new("DemoFailure", m))
+        })
+        .try_function("parse(text)", |t: String| t.trim().parse::<i64>())
+        .function("boom()", || -> i64 { panic!("kaboom") })
+}
+
+/// Runs Python code under `host`, with output captured, and returns the outcome.
+pub fn run_with(host: &Host, code: &str) -> Result<Outcome, tether::Error> {
+    host.run(Script::new(script(code)).stdout(Stdio::Capture).stderr(Stdio::Capture))
+}
+
+/// Runs Python code under the default test host and asserts it exited 0,
+/// printing its output when it did not.
+pub fn run_ok(code: &str) -> Outcome {
+    let outcome = run_with(&host(), code).expect("run");
+    assert_ok(&outcome);
+    outcome
+}
+
+pub fn assert_ok(outcome: &Outcome) {
+    assert!(
+        outcome.success(),
+        "script failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        outcome.status(),
+        stdout(outcome),
+        String::from_utf8_lossy(outcome.stderr().unwrap_or_default())
+    );
+}
+
+pub fn stdout(outcome: &Outcome) -> String {
+    String::from_utf8_lossy(outcome.stdout().unwrap_or_default()).into_owned()
+}
+
+pub fn stderr(outcome: &Outcome) -> String {
+    String::from_utf8_lossy(outcome.stderr().unwrap_or_default()).into_owned()
+}
