@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
     let client = manifest.join("../../python/tether");
     println!("cargo:rerun-if-changed={}", client.display());
     let mut files = Vec::new();
@@ -14,10 +16,16 @@ fn main() {
     let mut out = String::from("/// The bundled client: (path inside the package, contents).\npub(crate) const CLIENT_FILES: &[(&str, &[u8])] = &[\n");
     for (rel, abs) in &files {
         println!("cargo:rerun-if-changed={}", abs.display());
-        writeln!(out, "    ({rel:?}, include_bytes!({:?})),", abs.display().to_string()).unwrap();
+        writeln!(
+            out,
+            "    ({rel:?}, include_bytes!({:?})),",
+            abs.display().to_string()
+        )
+        .unwrap();
     }
     out.push_str("];\n");
-    let dest = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("client_files.rs");
+    let dest = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("client_files.rs");
     std::fs::write(dest, out).expect("write client_files.rs");
 }
 
@@ -25,14 +33,25 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
     for entry in entries {
         let path = entry.expect("directory entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         if path.is_dir() {
             if name != "__pycache__" {
                 collect(root, &path, files);
             }
         } else if name.ends_with(".py") || name == "py.typed" {
-            let rel = path.strip_prefix(root).expect("inside root").to_string_lossy().replace('\\', "/");
-            files.push((format!("tether/{rel}"), path.canonicalize().expect("canonical path")));
+            let rel = path
+                .strip_prefix(root)
+                .expect("inside root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            files.push((
+                format!("tether/{rel}"),
+                path.canonicalize().expect("canonical path"),
+            ));
         }
     }
 }

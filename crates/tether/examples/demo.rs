@@ -20,27 +20,45 @@ fn main() -> ExitCode {
         args.remove(0);
     }
     let mut host = Host::new()
-        .function("foo(arg)", |arg: Value| format!("Foo was called with arg {arg}"))
-        .function("bar(arg)", |arg: Value| format!("Bar was called with arg {arg}"))
+        .function("foo(arg)", |arg: Value| {
+            format!("Foo was called with arg {arg}")
+        })
+        .function("bar(arg)", |arg: Value| {
+            format!("Bar was called with arg {arg}")
+        })
         .function("echo(value)", |value: Value| value)
-        .try_function("fail(message)", |message: String| -> Result<(), FunctionError> {
-            Err(FunctionError::new("DemoFailure", message))
-        });
+        .try_function(
+            "fail(message)",
+            |message: String| -> Result<(), FunctionError> {
+                Err(FunctionError::new("DemoFailure", message))
+            },
+        );
     if classic {
         host = host.classic();
     }
     let script = match args.split_first() {
         Some((path, rest)) => Script::new(path).args(rest),
         None => {
-            let name = if classic { "demo_classic.py" } else { "demo.py" };
-            Script::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples").join(name))
+            let name = if classic {
+                "demo_classic.py"
+            } else {
+                "demo.py"
+            };
+            Script::new(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("examples")
+                    .join(name),
+            )
         }
     };
     match host.run(script) {
         Ok(outcome) => match (outcome.code(), outcome.signal()) {
             (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             (None, signal) => {
-                eprintln!("demo: the script was killed by signal {}", signal.unwrap_or(0));
+                eprintln!(
+                    "demo: the script was killed by signal {}",
+                    signal.unwrap_or(0)
+                );
                 ExitCode::from(128 + u8::try_from(signal.unwrap_or(0)).unwrap_or(0))
             }
         },

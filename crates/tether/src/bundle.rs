@@ -73,10 +73,20 @@ fn cache_base() -> io::Result<PathBuf> {
     let home_cache = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")));
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        });
     if let Some(cache) = home_cache {
         let dir = cache.join("tether");
-        if fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).is_ok() && writable(&dir) {
+        if fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .is_ok()
+            && writable(&dir)
+        {
             return Ok(dir);
         }
     }
@@ -101,14 +111,21 @@ fn cache_base() -> io::Result<PathBuf> {
 }
 
 fn writable(dir: &Path) -> bool {
-    fs::metadata(dir).map(|m| m.is_dir() && !m.permissions().readonly()).unwrap_or(false)
+    fs::metadata(dir)
+        .map(|m| m.is_dir() && !m.permissions().readonly())
+        .unwrap_or(false)
 }
 
 /// FNV-1a over every path and content: stable across builds and platforms.
 fn content_hash() -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for (rel, contents) in CLIENT_FILES {
-        for &b in rel.as_bytes().iter().chain([0u8].iter()).chain(contents.iter()) {
+        for &b in rel
+            .as_bytes()
+            .iter()
+            .chain([0u8].iter())
+            .chain(contents.iter())
+        {
             hash ^= u64::from(b);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
@@ -135,7 +152,10 @@ mod tests {
         fs::create_dir_all(&tmp).unwrap();
         let dirs: Vec<PathBuf> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8).map(|_| s.spawn(|| client_dir_in(&tmp))).collect();
-            handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap())
+                .collect()
         });
         assert!(dirs.windows(2).all(|w| w[0] == w[1]));
         for (rel, contents) in CLIENT_FILES {

@@ -189,11 +189,18 @@ impl Function {
             }
             Ok(Err(Failure::Result(message))) => Err(self.internal(
                 "BadResult",
-                format!("{}() returned a value that cannot be sent: {message}", self.name),
+                format!(
+                    "{}() returned a value that cannot be sent: {message}",
+                    self.name
+                ),
             )),
             Err(panic) => Err(self.internal(
                 "panic",
-                format!("host function {}() panicked: {}", self.name, panic_message(&*panic)),
+                format!(
+                    "host function {}() panicked: {}",
+                    self.name,
+                    panic_message(&*panic)
+                ),
             )),
         }
     }
@@ -305,7 +312,9 @@ fn parse_signature(signature: &str) -> Result<(String, Option<Vec<String>>), Str
                 .collect();
             for n in &names {
                 if !is_identifier(n) {
-                    return Err(format!("{signature:?}: parameter name {n:?} is not an identifier"));
+                    return Err(format!(
+                        "{signature:?}: parameter name {n:?} is not an identifier"
+                    ));
                 }
             }
             (name.trim(), Some(names))
@@ -356,14 +365,23 @@ mod tests {
 
     #[test]
     fn short_names() {
-        assert_eq!(short_type_name("alloc::vec::Vec<alloc::string::String>"), "Vec<String>");
+        assert_eq!(
+            short_type_name("alloc::vec::Vec<alloc::string::String>"),
+            "Vec<String>"
+        );
         assert_eq!(short_type_name("i64"), "i64");
-        assert_eq!(short_type_name("core::option::Option<tether::value::Value>"), "Option<Value>");
+        assert_eq!(
+            short_type_name("core::option::Option<tether::value::Value>"),
+            "Option<Value>"
+        );
     }
 
     #[test]
     fn signatures() {
-        assert_eq!(parse_signature("add(a, b)").unwrap(), ("add".into(), Some(vec!["a".into(), "b".into()])));
+        assert_eq!(
+            parse_signature("add(a, b)").unwrap(),
+            ("add".into(), Some(vec!["a".into(), "b".into()]))
+        );
         assert_eq!(parse_signature("f()").unwrap(), ("f".into(), Some(vec![])));
         assert!(parse_signature("a b").is_err());
         assert!(parse_signature("f(a").is_err());
@@ -374,8 +392,14 @@ mod tests {
     #[test]
     fn binds_positional_and_named_arguments() {
         let f = Function::plain("add(a, b)", |a: i64, b: i64| a + b).unwrap();
-        assert_eq!(f.call(positional(vec![Value::Int(2), Value::Int(3)])), Ok(Value::Int(5)));
-        let named = Map::from_iter([("b".to_owned(), Value::Int(1)), ("a".to_owned(), Value::Int(10))]);
+        assert_eq!(
+            f.call(positional(vec![Value::Int(2), Value::Int(3)])),
+            Ok(Value::Int(5))
+        );
+        let named = Map::from_iter([
+            ("b".to_owned(), Value::Int(1)),
+            ("a".to_owned(), Value::Int(10)),
+        ]);
         assert_eq!(f.call(Params::Named(named)), Ok(Value::Int(11)));
     }
 
@@ -385,7 +409,10 @@ mod tests {
             format!("{}, {n}", g.unwrap_or_else(|| "hello".into()))
         })
         .unwrap();
-        assert_eq!(f.call(positional(vec![Value::from("bob")])), Ok(Value::from("hello, bob")));
+        assert_eq!(
+            f.call(positional(vec![Value::from("bob")])),
+            Ok(Value::from("hello, bob"))
+        );
     }
 
     #[test]
@@ -393,17 +420,28 @@ mod tests {
         let f = Function::plain("add(a, b)", |a: i64, b: i64| a + b).unwrap();
         let err = f.call(positional(vec![Value::Int(1)])).unwrap_err();
         assert_eq!(err.code, code::INVALID_PARAMS);
-        assert_eq!(err.message, "add() missing required argument \"b\"; expects add(a: i64, b: i64)");
-        let err = f.call(positional(vec![Value::Int(1), Value::from("x")])).unwrap_err();
+        assert_eq!(
+            err.message,
+            "add() missing required argument \"b\"; expects add(a: i64, b: i64)"
+        );
+        let err = f
+            .call(positional(vec![Value::Int(1), Value::from("x")]))
+            .unwrap_err();
         assert_eq!(
             err.message,
             "add() argument \"b\": invalid type: string \"x\", expected i64; expects add(a: i64, b: i64)"
         );
         let err = f.call(positional(vec![Value::Int(1); 3])).unwrap_err();
-        assert_eq!(err.message, "add() takes 2 arguments but 3 were given; expects add(a: i64, b: i64)");
+        assert_eq!(
+            err.message,
+            "add() takes 2 arguments but 3 were given; expects add(a: i64, b: i64)"
+        );
         let named = Map::from_iter([("c".to_owned(), Value::Int(1))]);
         let err = f.call(Params::Named(named)).unwrap_err();
-        assert_eq!(err.message, "add() got an unexpected keyword argument \"c\"; expects add(a: i64, b: i64)");
+        assert_eq!(
+            err.message,
+            "add() got an unexpected keyword argument \"c\"; expects add(a: i64, b: i64)"
+        );
     }
 
     #[test]
@@ -417,7 +455,10 @@ mod tests {
         }
         let f = Function::fallible("f", |_: i64| -> Result<i64, Nope> { Err(Nope) }).unwrap();
         let err = f.call(positional(vec![Value::Int(1)])).unwrap_err();
-        assert_eq!((err.code, err.message.as_str()), (code::FUNCTION_ERROR, "nope"));
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (code::FUNCTION_ERROR, "nope")
+        );
         let kind = match err.data {
             Some(Value::Map(m)) => m["kind"].clone(),
             other => panic!("{other:?}"),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::child::{self, FdVars, Launch, Proc};
 use crate::host::{Mode, Outcome};
 use crate::protocol::classic::{self, Pairing};
-use crate::protocol::message::{code, Encoded, EncodeError, Id, Message, Params, RpcError};
+use crate::protocol::message::{code, EncodeError, Encoded, Id, Message, Params, RpcError};
 use crate::protocol::PROTOCOL_VERSION;
 use crate::transport::{Incoming, Transport, TransportError};
 use crate::value::{Map, Value};
@@ -79,7 +79,9 @@ impl Session<'_> {
             let incoming = match self.io.next(&mut self.proc) {
                 Ok(incoming) => incoming,
                 Err(TransportError::Decode(e)) => return End::Fatal(protocol(e.to_string())),
-                Err(TransportError::Io(e)) => return End::Fatal(io_error("reading from the script", e)),
+                Err(TransportError::Io(e)) => {
+                    return End::Fatal(io_error("reading from the script", e))
+                }
             };
             let frame = match incoming {
                 Incoming::Frame(frame) => frame,
@@ -139,7 +141,9 @@ impl Session<'_> {
     /// description: version, frame limit, functions.
     fn hello(&mut self, id: Id, params: Params) -> Result<(), End> {
         let Params::Named(info) = params else {
-            return Err(End::Fatal(protocol(format!("{HELLO} params must be an object"))));
+            return Err(End::Fatal(protocol(format!(
+                "{HELLO} params must be an object"
+            ))));
         };
         let client = info.get("protocol").and_then(Value::as_i64).unwrap_or(-1);
         let client_version = info
@@ -246,9 +250,9 @@ impl Session<'_> {
                         data: Some(Value::Map(data)),
                     }),
                 };
-                fallback
-                    .encode(max.max(4096))
-                    .map_err(|e| End::Fatal(protocol(format!("cannot encode an error reply: {e}"))))?
+                fallback.encode(max.max(4096)).map_err(|e| {
+                    End::Fatal(protocol(format!("cannot encode an error reply: {e}")))
+                })?
             }
         };
         self.send_encoded(&encoded)
@@ -287,8 +291,11 @@ impl Session<'_> {
         let max = self.host.max_frame;
         let bytes = match classic::encode_response(answer.as_bytes(), max) {
             Ok(bytes) => bytes,
-            Err(e) => classic::encode_response(format!("{}{e}", classic::ERROR_PREFIX).as_bytes(), u32::MAX)
-                .map_err(|e| End::Fatal(protocol(e.to_string())))?,
+            Err(e) => classic::encode_response(
+                format!("{}{e}", classic::ERROR_PREFIX).as_bytes(),
+                u32::MAX,
+            )
+            .map_err(|e| End::Fatal(protocol(e.to_string())))?,
         };
         self.send(&[&bytes])
     }
@@ -322,9 +329,7 @@ impl Session<'_> {
         let Some(status) = status else {
             let status = self.proc.kill().ok();
             return Err(Error::Protocol {
-                detail: format!(
-                    "the script closed its channel but did not exit within {grace:?}"
-                ),
+                detail: format!("the script closed its channel but did not exit within {grace:?}"),
                 status,
             });
         };

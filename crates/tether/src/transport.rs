@@ -70,7 +70,11 @@ impl Transport {
             match self.reader.read_with(|buf| rustix::io::read(fd, buf)) {
                 Ok(0) => {
                     self.reader.finish().map_err(TransportError::Decode)?;
-                    return Ok(if self.exited { Incoming::Exited } else { Incoming::Closed });
+                    return Ok(if self.exited {
+                        Incoming::Exited
+                    } else {
+                        Incoming::Closed
+                    });
                 }
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) if self.exited => {
@@ -91,7 +95,11 @@ impl Transport {
     ///
     /// `Ok(Err(Gone))` when the child closed its end or exited; `Err` for a
     /// host-side OS error.
-    pub fn send(&mut self, parts: &[&[u8]], proc: &mut Proc) -> Result<Result<(), Gone>, io::Error> {
+    pub fn send(
+        &mut self,
+        parts: &[&[u8]],
+        proc: &mut Proc,
+    ) -> Result<Result<(), Gone>, io::Error> {
         let mut index = 0;
         let mut offset = 0;
         while index < parts.len() {

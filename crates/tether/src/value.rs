@@ -310,7 +310,11 @@ mod tests {
             (Value::Float(-0.0), "-0.0"),
             (Value::from("it's"), "it's"),
             (
-                Value::List(vec![Value::from("it's"), Value::from("a\"b'"), Value::from("x\n")]),
+                Value::List(vec![
+                    Value::from("it's"),
+                    Value::from("a\"b'"),
+                    Value::from("x\n"),
+                ]),
                 r#"["it's", 'a"b\'', 'x\n']"#,
             ),
             (Value::Bytes(Bytes::from_static(b"a\x00'")), r#"b"a\x00'""#),

@@ -25,7 +25,11 @@ fn expected_rounds(fmt: impl Fn(usize, &str, String) -> String) -> String {
 fn the_seeds_own_script_runs_unchanged_on_a_classic_host() {
     let out = host()
         .classic()
-        .run(Script::new(seed_dir().join("seed_main.py")).stdout(Stdio::Capture).stderr(Stdio::Capture))
+        .run(
+            Script::new(seed_dir().join("seed_main.py"))
+                .stdout(Stdio::Capture)
+                .stderr(Stdio::Capture),
+        )
         .unwrap();
     assert_ok(&out);
     let want = format!(
@@ -82,9 +86,13 @@ fn the_demo_scripts_print_what_the_seed_printed() {
         stdout(&out),
         format!("Script Starting\n{rounds}boo:  BadApi: the host has no function named 'boo' (it answered __BAD API__)\n")
     );
-    let out = host().run(Script::new(examples.join("demo.py")).stdout(Stdio::Capture)).unwrap();
+    let out = host()
+        .run(Script::new(examples.join("demo.py")).stdout(Stdio::Capture))
+        .unwrap();
     assert_ok(&out);
-    assert!(stdout(&out).starts_with(&format!("Script Starting\n{rounds}boo:  MethodNotFound: no host function named \"boo\"")));
+    assert!(stdout(&out).starts_with(&format!(
+        "Script Starting\n{rounds}boo:  MethodNotFound: no host function named \"boo\""
+    )));
 }
 
 #[test]
@@ -117,7 +125,11 @@ except classic.BadApi:
         .env("PYTHONPATH", python_dir())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     for line in [
         "0  foo:  Foo was called with arg 100",

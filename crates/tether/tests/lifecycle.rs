@@ -10,7 +10,11 @@ use tether::Error;
 
 #[test]
 fn exit_codes_are_reported() {
-    let out = run_with(&host(), "import sys; from tether import host; host.add(1, 2); sys.exit(3)").unwrap();
+    let out = run_with(
+        &host(),
+        "import sys; from tether import host; host.add(1, 2); sys.exit(3)",
+    )
+    .unwrap();
     assert_eq!(out.code(), Some(3));
     assert!(!out.success());
     assert_eq!(out.calls(), 1);
@@ -18,7 +22,11 @@ fn exit_codes_are_reported() {
 
 #[test]
 fn death_by_signal_is_reported() {
-    let out = run_with(&host(), "import os, signal; os.kill(os.getpid(), signal.SIGTERM)").unwrap();
+    let out = run_with(
+        &host(),
+        "import os, signal; os.kill(os.getpid(), signal.SIGTERM)",
+    )
+    .unwrap();
     assert_eq!(out.signal(), Some(15));
     assert_eq!(out.code(), None);
 }
@@ -55,7 +63,10 @@ os._exit(4)
     .unwrap_err();
     match &err {
         Error::Protocol { detail, status } => {
-            assert!(detail.contains("stream ended inside a frame (8 of 20 bytes arrived)"), "{detail}");
+            assert!(
+                detail.contains("stream ended inside a frame (8 of 20 bytes arrived)"),
+                "{detail}"
+            );
             assert_eq!(status.and_then(|s| s.code()), Some(4));
         }
         other => panic!("{other}"),
@@ -80,7 +91,9 @@ fn garbage_on_the_pipe_stops_the_script() {
         )
         .unwrap_err();
         match &err {
-            Error::Protocol { status, .. } => assert_eq!(status.and_then(|s| s.code()), None, "{err}"),
+            Error::Protocol { status, .. } => {
+                assert_eq!(status.and_then(|s| s.code()), None, "{err}")
+            }
             other => panic!("{garbage}: {other}"),
         }
     }
@@ -90,8 +103,14 @@ fn garbage_on_the_pipe_stops_the_script() {
 #[test]
 fn a_call_before_the_handshake_and_a_stray_reply_are_protocol_errors() {
     let cases = [
-        (r#"{"jsonrpc":"2.0","id":1,"method":"add","params":[1,2]}"#, "expected the rpc.hello handshake first"),
-        (r#"{"jsonrpc":"2.0","id":7,"result":1}"#, "reply to a call the host never made (id 7)"),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"add","params":[1,2]}"#,
+            "expected the rpc.hello handshake first",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":7,"result":1}"#,
+            "reply to a call the host never made (id 7)",
+        ),
     ];
     for (json, want) in cases {
         let code = format!(
@@ -120,7 +139,11 @@ time.sleep(60)
 "#,
     )
     .unwrap_err();
-    assert!(err.to_string().contains("closed its channel but did not exit"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("closed its channel but did not exit"),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -141,7 +164,11 @@ subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], pass_fds
     )
     .unwrap();
     assert!(out.success());
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -168,7 +195,11 @@ except tether.ConnectionLost as e:
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("lost: "), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.starts_with("lost: "),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -187,7 +218,10 @@ fn importing_tether_without_a_host_works_and_the_first_call_says_why_it_fails() 
 
 #[test]
 fn missing_interpreter_and_missing_script_are_spawn_errors() {
-    let err = host().python("/nonexistent/python3").run(script("pass")).unwrap_err();
+    let err = host()
+        .python("/nonexistent/python3")
+        .run(script("pass"))
+        .unwrap_err();
     assert!(matches!(err, Error::Spawn { .. }), "{err}");
     assert!(err.to_string().contains("/nonexistent/python3"), "{err}");
     let err = host().run("/nonexistent/script.py").unwrap_err();

@@ -334,7 +334,11 @@ fn stdin_cannot_be_captured_and_bad_signatures_are_config_errors() {
         .function("add(a)", |a: i64, b: i64| a + b)
         .run(script("pass"))
         .unwrap_err();
-    assert!(err.to_string().contains("names 1 parameter(s) but the function takes 2"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("names 1 parameter(s) but the function takes 2"),
+        "{err}"
+    );
     let err = Host::new()
         .function("f", || 1)
         .function("f", || 2)

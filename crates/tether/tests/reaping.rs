@@ -9,12 +9,20 @@ fn children() -> Vec<String> {
     let me = std::process::id().to_string();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
         // pid (comm) state ppid ...
-        let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest.to_owned()) else { continue };
+        let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest.to_owned()) else {
+            continue;
+        };
         let fields: Vec<&str> = after.split_whitespace().collect();
         if fields.get(1) == Some(&me.as_str()) {
-            found.push(format!("{} state {}", entry.file_name().to_string_lossy(), fields[0]));
+            found.push(format!(
+                "{} state {}",
+                entry.file_name().to_string_lossy(),
+                fields[0]
+            ));
         }
     }
     found

@@ -114,7 +114,10 @@ pub(crate) fn wait(
     timeout: Option<Duration>,
 ) -> io::Result<Ready> {
     let flags = if write { PollFlags::OUT } else { PollFlags::IN };
-    let mut fds = [PollFd::new(&fd, flags), PollFd::new(&fd, PollFlags::empty())];
+    let mut fds = [
+        PollFd::new(&fd, flags),
+        PollFd::new(&fd, PollFlags::empty()),
+    ];
     let n = match exit.as_ref() {
         Some(e) => {
             fds[1] = PollFd::new(e, PollFlags::IN);

@@ -73,7 +73,9 @@ impl FrameReader {
                 result
             }
             _ => {
-                let scratch = self.scratch.get_or_insert_with(|| vec![0; CHUNK].into_boxed_slice());
+                let scratch = self
+                    .scratch
+                    .get_or_insert_with(|| vec![0; CHUNK].into_boxed_slice());
                 let result = read(&mut scratch[..]);
                 if let Ok(n) = &result {
                     self.buf.extend_from_slice(&scratch[..(*n).min(CHUNK)]);
@@ -218,7 +220,11 @@ mod tests {
                     Ok::<_, ()>(buf.len())
                 })
                 .unwrap();
-            assert!(offered <= reader.buffered(), "offered {offered} with {} buffered", reader.buffered());
+            assert!(
+                offered <= reader.buffered(),
+                "offered {offered} with {} buffered",
+                reader.buffered()
+            );
         }
         assert!(reader.buffered() < 2 * 1024 * 1024);
         assert_eq!(reader.next_frame(), Ok(None));

@@ -151,7 +151,10 @@ impl fmt::Display for EncodeError {
         match self {
             EncodeError::Value(m) => f.write_str(m),
             EncodeError::TooLarge { len, max } => {
-                write!(f, "message of {len} bytes exceeds the frame limit of {max} bytes")
+                write!(
+                    f,
+                    "message of {len} bytes exceeds the frame limit of {max} bytes"
+                )
             }
         }
     }
@@ -170,8 +173,14 @@ impl Message {
         let att = RefCell::new(Attachments::default());
         let mut head = BytesMut::with_capacity(128).writer();
         head.get_mut().put_slice(&[0; 2 * HEADER_LEN]);
-        serde_json::to_writer(&mut head, &Envelope { msg: self, att: &att })
-            .map_err(|e| EncodeError::Value(e.to_string()))?;
+        serde_json::to_writer(
+            &mut head,
+            &Envelope {
+                msg: self,
+                att: &att,
+            },
+        )
+        .map_err(|e| EncodeError::Value(e.to_string()))?;
         let mut head = head.into_inner();
         let att = att.into_inner();
         let json_len = head.len() - 2 * HEADER_LEN;
@@ -196,8 +205,9 @@ impl Message {
     /// attachment layout, [`DecodeError::Invalid`] for JSON that is not a
     /// message.
     pub fn decode(body: &Bytes) -> Result<Message, DecodeError> {
-        let json_len = frame::peek_len(body)
-            .ok_or_else(|| DecodeError::Parse(format!("body of {} bytes has no JSON length", body.len())))?;
+        let json_len = frame::peek_len(body).ok_or_else(|| {
+            DecodeError::Parse(format!("body of {} bytes has no JSON length", body.len()))
+        })?;
         let json_end = (json_len as usize)
             .checked_add(HEADER_LEN)
             .filter(|end| *end <= body.len())
@@ -225,7 +235,10 @@ struct Envelope<'a> {
 impl serde::Serialize for Envelope<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let wire = |value| Wire { value, att: self.att };
+        let wire = |value| Wire {
+            value,
+            att: self.att,
+        };
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("jsonrpc", "2.0")?;
         match self.msg {
@@ -237,7 +250,13 @@ impl serde::Serialize for Envelope<'_> {
                 match params {
                     Params::Positional(items) if items.is_empty() => {}
                     Params::Positional(items) => {
-                        m.serialize_entry("params", &WireList { items, att: self.att })?;
+                        m.serialize_entry(
+                            "params",
+                            &WireList {
+                                items,
+                                att: self.att,
+                            },
+                        )?;
                     }
                     Params::Named(map) => {
                         m.serialize_entry("params", &WireMap { map, att: self.att })?;
@@ -282,11 +301,19 @@ fn invalid(msg: impl Into<String>) -> DecodeError {
 
 fn from_envelope(value: Value) -> Result<Message, DecodeError> {
     let Value::Map(mut obj) = value else {
-        return Err(invalid(format!("message is a {}, not an object", value.type_name())));
+        return Err(invalid(format!(
+            "message is a {}, not an object",
+            value.type_name()
+        )));
     };
     match obj.shift_remove("jsonrpc") {
         Some(Value::Str(v)) if v == "2.0" => {}
-        Some(other) => return Err(invalid(format!("\"jsonrpc\" is {}, not \"2.0\"", other.repr()))),
+        Some(other) => {
+            return Err(invalid(format!(
+                "\"jsonrpc\" is {}, not \"2.0\"",
+                other.repr()
+            )))
+        }
         None => return Err(invalid("\"jsonrpc\": \"2.0\" is missing")),
     }
     let id = match obj.shift_remove("id") {
@@ -294,11 +321,19 @@ fn from_envelope(value: Value) -> Result<Message, DecodeError> {
         Some(Value::Int(n)) => Some(Some(Id::Int(n))),
         Some(Value::Str(s)) => Some(Some(Id::Str(s))),
         Some(Value::Null) => Some(None),
-        Some(other) => return Err(invalid(format!("\"id\" must be an integer or a string, not {}", other.repr()))),
+        Some(other) => {
+            return Err(invalid(format!(
+                "\"id\" must be an integer or a string, not {}",
+                other.repr()
+            )))
+        }
     };
     if let Some(method) = obj.shift_remove("method") {
         let Value::Str(method) = method else {
-            return Err(invalid(format!("\"method\" must be a string, not {}", method.repr())));
+            return Err(invalid(format!(
+                "\"method\" must be a string, not {}",
+                method.repr()
+            )));
         };
         let id = match id {
             None => None,
@@ -353,7 +388,11 @@ fn rpc_error(error: Value) -> Result<RpcError, DecodeError> {
     };
     let data = obj.shift_remove("data");
     reject_extra(&obj)?;
-    Ok(RpcError { code, message, data })
+    Ok(RpcError {
+        code,
+        message,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -420,7 +459,10 @@ mod tests {
         let mut map = Map::new();
         map.insert("$bytes".into(), Value::Int(1));
         for bad in [Value::Map(map), Value::Float(f64::NAN)] {
-            let msg = Message::Reply { id: Some(Id::Int(1)), outcome: Ok(bad) };
+            let msg = Message::Reply {
+                id: Some(Id::Int(1)),
+                outcome: Ok(bad),
+            };
             assert!(matches!(msg.encode(1024), Err(EncodeError::Value(_))));
         }
     }
@@ -454,12 +496,26 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":"x","message":"m"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"x","extra":1}"#,
         ] {
-            assert!(matches!(decode_json(bad), Err(DecodeError::Invalid(_))), "{bad}");
+            assert!(
+                matches!(decode_json(bad), Err(DecodeError::Invalid(_))),
+                "{bad}"
+            );
         }
-        for bad in [r#"{"#, r#"{"jsonrpc":"2.0"} x"#, r#"{"a":{"$bytes":[0,1]}}"#, "\u{0}"] {
-            assert!(matches!(decode_json(bad), Err(DecodeError::Parse(_))), "{bad}");
+        for bad in [
+            r#"{"#,
+            r#"{"jsonrpc":"2.0"} x"#,
+            r#"{"a":{"$bytes":[0,1]}}"#,
+            "\u{0}",
+        ] {
+            assert!(
+                matches!(decode_json(bad), Err(DecodeError::Parse(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(Message::decode(&Bytes::from_static(b"\x01")), Err(DecodeError::Parse(_))));
+        assert!(matches!(
+            Message::decode(&Bytes::from_static(b"\x01")),
+            Err(DecodeError::Parse(_))
+        ));
         assert!(matches!(
             Message::decode(&Bytes::from_static(b"\xff\xff\xff\xff{}")),
             Err(DecodeError::Parse(_))
@@ -471,7 +527,11 @@ mod tests {
         let msg = decode_json(r#"{"jsonrpc":"2.0","method":"tick"}"#).unwrap();
         assert_eq!(
             msg,
-            Message::Call { id: None, method: "tick".into(), params: Params::Positional(vec![]) }
+            Message::Call {
+                id: None,
+                method: "tick".into(),
+                params: Params::Positional(vec![])
+            }
         );
     }
 }

@@ -46,7 +46,10 @@ impl Serialize for WireList<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.items.len()))?;
         for value in self.items {
-            seq.serialize_element(&Wire { value, att: self.att })?;
+            seq.serialize_element(&Wire {
+                value,
+                att: self.att,
+            })?;
         }
         seq.end()
     }
@@ -61,7 +64,13 @@ impl Serialize for WireMap<'_> {
         }
         let mut m = s.serialize_map(Some(self.map.len()))?;
         for (k, value) in self.map {
-            m.serialize_entry(k, &Wire { value, att: self.att })?;
+            m.serialize_entry(
+                k,
+                &Wire {
+                    value,
+                    att: self.att,
+                },
+            )?;
         }
         m.end()
     }
@@ -91,7 +100,11 @@ impl Serialize for Wire<'_> {
                 m.serialize_entry(BYTES_KEY, &[offset, b.len()])?;
                 m.end()
             }
-            Value::List(items) => WireList { items, att: self.att }.serialize(s),
+            Value::List(items) => WireList {
+                items,
+                att: self.att,
+            }
+            .serialize(s),
             Value::Map(map) => WireMap { map, att: self.att }.serialize(s),
         }
     }

@@ -4,8 +4,8 @@ use std::fmt;
 
 use bytes::Bytes;
 use serde::de::{
-    self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer,
-    MapAccess, SeqAccess, VariantAccess, Visitor,
+    self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess,
+    SeqAccess, VariantAccess, Visitor,
 };
 use serde::Deserialize;
 
@@ -301,7 +301,10 @@ impl<'de> MapAccess<'de> for MapDeserializer {
             None => Ok(None),
         }
     }
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ValueError> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, ValueError> {
         match self.value.take() {
             Some(v) => seed.deserialize(v),
             None => Err(de::Error::custom("map value requested before its key")),
@@ -341,7 +344,10 @@ impl<'de> VariantAccess<'de> for VariantDeserializer {
             Some(other) => Err(other.invalid_type(&"a unit variant")),
         }
     }
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, ValueError> {
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, ValueError> {
         match self.value {
             Some(v) => seed.deserialize(v),
             None => Err(de::Error::invalid_type(
@@ -350,7 +356,11 @@ impl<'de> VariantAccess<'de> for VariantDeserializer {
             )),
         }
     }
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, ValueError> {
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
         match self.value {
             Some(Value::List(items)) => visit_list(items, visitor),
             Some(other) => Err(other.invalid_type(&"a tuple variant")),

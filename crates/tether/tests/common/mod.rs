@@ -39,7 +39,8 @@ pub fn python_dir() -> PathBuf {
 
 /// The interpreter the tests use; fails with a clear message when missing.
 pub fn python() -> PathBuf {
-    let python = std::env::var_os("TETHER_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    let python =
+        std::env::var_os("TETHER_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
     match std::process::Command::new(&python).arg("-c").arg("pass").status() {
         Ok(s) if s.success() => python,
         other => panic!(
@@ -53,13 +54,19 @@ pub fn python() -> PathBuf {
 pub fn host() -> Host {
     Host::new()
         .python(python())
-        .function("foo(arg)", |arg: Value| format!("Foo was called with arg {arg}"))
-        .function("bar(arg)", |arg: Value| format!("Bar was called with arg {arg}"))
+        .function("foo(arg)", |arg: Value| {
+            format!("Foo was called with arg {arg}")
+        })
+        .function("bar(arg)", |arg: Value| {
+            format!("Bar was called with arg {arg}")
+        })
         .function("echo(value)", |value: Value| value)
         .function("add(a, b)", |a: i64, b: i64| a + b)
         .function("concat(a, b)", |a: String, b: String| a + &b)
         .function("make(n)", |n: usize| tether::Bytes::from(vec![b'x'; n]))
-        .function("sleep(seconds)", |s: f64| std::thread::sleep(Duration::from_secs_f64(s)))
+        .function("sleep(seconds)", |s: f64| {
+            std::thread::sleep(Duration::from_secs_f64(s))
+        })
         .try_function("fail(message)", |m: String| -> Result<(), FunctionError> {
             Err(FunctionError::new("DemoFailure", m))
         })
@@ -69,7 +76,11 @@ pub fn host() -> Host {
 
 /// Runs Python code under `host`, with output captured, and returns the outcome.
 pub fn run_with(host: &Host, code: &str) -> Result<Outcome, tether::Error> {
-    host.run(Script::new(script(code)).stdout(Stdio::Capture).stderr(Stdio::Capture))
+    host.run(
+        Script::new(script(code))
+            .stdout(Stdio::Capture)
+            .stderr(Stdio::Capture),
+    )
 }
 
 /// Runs Python code under the default test host and asserts it exited 0,

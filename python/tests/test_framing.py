@@ -1,0 +1,126 @@
+"""Unit tests of the sans-IO wire format, against the shared golden frames."""
+
+import json
+import os
+import unittest
+
+from tether import FrameTooLarge, ProtocolError, _framing
+
+VECTORS = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "vectors")
+
+
+def untag(v):
+    if isinstance(v, dict):
+        if set(v) == {"__hex__"}:
+            return bytes.fromhex(v["__hex__"])
+        return {k: untag(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [untag(x) for x in v]
+    return v
+
+
+def joined(pieces):
+    return b"".join(bytes(p) for p in pieces)
+
+
+class GoldenFrames(unittest.TestCase):
+    def test_native_vectors_encode_and_decode_exactly(self):
+        with open(os.path.join(VECTORS, "native.json"), encoding="utf-8") as f:
+            vectors = json.load(f)
+        self.assertGreater(len(vectors), 5)
+        for v in vectors:
+            frame = bytes.fromhex(v["frame_hex"])
+            message = untag(v["message"])
+            with self.subTest(v["name"]):
+                self.assertEqual(joined(_framing.encode(message)), frame)
+                self.assertEqual(_framing.decode(frame[4:]), message)
+
+    def test_classic_vectors(self):
+        from tether import classic
+
+        with open(os.path.join(VECTORS, "classic.json"), encoding="utf-8") as f:
+            vectors = json.load(f)
+        for v in vectors:
+            frame = bytes.fromhex(v["frame_hex"])
+            if "name_field" in v:
+                name, arg = v["name_field"].encode(), v["arg"].encode()
+                built = b"".join((classic._HEADER.pack(len(name)), name, classic._HEADER.pack(len(arg)), arg))
+            else:
+                result = v["result"].encode()
+                built = classic._HEADER.pack(len(result)) + result
+            self.assertEqual(built, frame)
+
+
+class Decoder(unittest.TestCase):
+    def test_one_byte_at_a_time(self):
+        frames = [b"hello", b"", b"x" * 300]
+        wire = b"".join(_framing.HEADER.pack(len(f)) + f for f in frames)
+        d = _framing.FrameDecoder()
+        got = []
+        for i in range(len(wire)):
+            d.feed(wire[i : i + 1])
+            while True:
+                f = d.next()
+                if f is None:
+                    break
+                got.append(f)
+        self.assertEqual(got, frames)
+        d.feed(b"")
+        self.assertIsNone(d.next())
+
+    def test_oversized_prefix_raises_before_the_body(self):
+        d = _framing.FrameDecoder(max_frame=16)
+        d.feed(_framing.HEADER.pack(17))
+        with self.assertRaises(FrameTooLarge):
+            d.next()
+
+    def test_eof_inside_a_frame(self):
+        d = _framing.FrameDecoder()
+        d.feed(_framing.HEADER.pack(10) + b"abc")
+        self.assertIsNone(d.next())
+        self.assertEqual(d.missing(), 7)
+        d.feed(b"")
+        with self.assertRaises(ProtocolError):
+            d.next()
+
+
+class Values(unittest.TestCase):
+    def roundtrip(self, value):
+        msg = {"jsonrpc": "2.0", "id": 1, "result": value}
+        return _framing.decode(joined(_framing.encode(msg))[4:])["result"]
+
+    def test_bytes_types_travel_as_attachments(self):
+        pieces = _framing.encode({"jsonrpc": "2.0", "id": 1, "result": [b"ab", bytearray(b"c"), memoryview(b"de")]})
+        self.assertEqual(len(pieces), 4)
+        self.assertIn(b'{"$bytes":[0,2]}', bytes(pieces[0]))
+        self.assertEqual(self.roundtrip([b"ab", bytearray(b"c"), memoryview(b"de")]), [b"ab", b"c", b"de"])
+
+    def test_values_round_trip(self):
+        for v in [None, True, 0, -(2**63), 2**64 - 1, 1.5, "é✓", [1, [2]], {"a": {"b": b"\x00"}}, {"$bytes": 1, "x": 2}]:
+            self.assertEqual(self.roundtrip(v), v)
+
+    def test_check_value_refuses_what_cannot_travel(self):
+        for bad, exc in [(2**64, OverflowError), (-(2**63) - 1, OverflowError), ({1: 2}, TypeError),
+                         ({"$bytes": [0, 1]}, ValueError), ({1, 2}, TypeError), ([object()], TypeError)]:
+            with self.subTest(bad=bad), self.assertRaises(exc):
+                _framing.check_value(bad)
+
+    def test_bad_bytes_reference_is_a_protocol_error(self):
+        text = b'{"jsonrpc":"2.0","id":1,"result":{"$bytes":[0,5]}}'
+        body = _framing.HEADER.pack(len(text)) + text + b"abc"
+        with self.assertRaises(ProtocolError):
+            _framing.decode(body)
+
+    def test_garbage_is_a_protocol_error(self):
+        for body in [b"", b"\x01", b"\xff\xff\xff\xff{}", b"\x02\x00\x00\x00{x", b"\x02\x00\x00\x00[]"]:
+            with self.subTest(body=body), self.assertRaises(ProtocolError):
+                _framing.decode(body)
+
+    def test_frame_limit(self):
+        msg = {"jsonrpc": "2.0", "id": 1, "result": b"x" * 100}
+        with self.assertRaises(FrameTooLarge):
+            _framing.encode(msg, max_frame=50)
+
+
+if __name__ == "__main__":
+    unittest.main()
