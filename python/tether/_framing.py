@@ -79,24 +79,14 @@ def encode(message: Dict[str, Any], max_frame: int = DEFAULT_MAX_FRAME) -> List[
         FrameTooLarge: the frame would exceed ``max_frame``.
         TypeError, ValueError, OverflowError: a value cannot be sent.
     """
-    blobs: List[Buffer] = []
-    size = 0
-
-    def attach(obj: Any) -> Any:
-        nonlocal size
-        if isinstance(obj, (bytes, bytearray, memoryview)):
-            view = obj if isinstance(obj, bytes) else memoryview(obj).cast("B")
-            n = len(view)
-            ref = {BYTES_KEY: [size, n]}
-            blobs.append(view)
-            size += n
-            return ref
-        raise TypeError("cannot send a value of type %s" % type(obj).__name__)
-
     try:
-        text = json.dumps(
-            message, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=attach
-        ).encode("utf-8")
+        # Fast path: a shared encoder (json.dumps with options builds a new one
+        # per call), valid as long as no bytes value needs an attachment.
+        text = _PLAIN.encode(message).encode("utf-8")
+        blobs: List[Buffer] = []
+        size = 0
+    except _HasBytes:
+        text, blobs, size = _encode_with_bytes(message)
     except UnicodeEncodeError as e:
         raise ValueError("a string cannot be sent: %s" % e) from None
     except ValueError as e:
@@ -106,6 +96,39 @@ def encode(message: Dict[str, Any], max_frame: int = DEFAULT_MAX_FRAME) -> List[
         raise FrameTooLarge("message of %d bytes exceeds the frame limit of %d bytes" % (body, max_frame))
     head = _HEADER2.pack(body, len(text)) + text
     return [head, *blobs] if blobs else [head]
+
+
+class _HasBytes(Exception):
+    pass
+
+
+def _no_bytes(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        raise _HasBytes
+    raise TypeError("cannot send a value of type %s" % type(obj).__name__)
+
+
+_OPTIONS: Dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":"), "allow_nan": False}
+_PLAIN = json.JSONEncoder(default=_no_bytes, **_OPTIONS)
+_DECODER = json.JSONDecoder()
+
+
+def _encode_with_bytes(message: Dict[str, Any]) -> Tuple[bytes, List[Buffer], int]:
+    blobs: List[Buffer] = []
+    size = 0
+
+    def attach(obj: Any) -> Any:
+        nonlocal size
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            view = obj if isinstance(obj, bytes) else memoryview(obj).cast("B")
+            n = len(view)
+            blobs.append(view)
+            size += n
+            return {BYTES_KEY: [size - n, n]}
+        raise TypeError("cannot send a value of type %s" % type(obj).__name__)
+
+    text = json.JSONEncoder(default=attach, **_OPTIONS).encode(message).encode("utf-8")
+    return text, blobs, size
 
 
 def decode(body: Buffer) -> Dict[str, Any]:
@@ -123,7 +146,7 @@ def decode(body: Buffer) -> Dict[str, Any]:
     text = bytes(body[4:end])
     try:
         if _BYTES_MARK not in text:
-            message = json.loads(text)
+            message = _DECODER.decode(text.decode("utf-8"))
         else:
             blobs = memoryview(body)[end:]
 
@@ -140,7 +163,7 @@ def decode(body: Buffer) -> Dict[str, Any]:
                     raise ProtocolError("bad bytes reference %r" % (ref,))
                 return obj
 
-            message = json.loads(text, object_hook=resolve)
+            message = json.JSONDecoder(object_hook=resolve).decode(text.decode("utf-8"))
     except (ValueError, RecursionError) as e:
         raise ProtocolError("frame is not valid JSON: %s" % e) from None
     if type(message) is not dict or message.get("jsonrpc") != "2.0":
