@@ -22,7 +22,10 @@ fn python() -> PathBuf {
 }
 
 fn calls() -> usize {
-    std::env::var("TETHER_BENCH_CALLS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000)
+    std::env::var("TETHER_BENCH_CALLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000)
 }
 
 fn write_script(name: &str, code: &str) -> PathBuf {
@@ -65,9 +68,16 @@ sys.stderr.write("%f\n" % ((time.perf_counter() - t) / n * 1e6))
         to.write_all(&buf).unwrap();
     }
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     child.wait().unwrap();
-    err.trim().parse().unwrap_or_else(|_| panic!("bare pipe script said: {err}"))
+    err.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("bare pipe script said: {err}"))
 }
 
 fn tether_echo(n: usize, classic: bool) -> f64 {
@@ -99,7 +109,9 @@ print((time.perf_counter() - t) / n * 1e6)
 "#
         )
     };
-    let mut host = Host::new().python(python()).function("echo(value)", |v: Value| v);
+    let mut host = Host::new()
+        .python(python())
+        .function("echo(value)", |v: Value| v);
     if classic {
         host = host.classic();
     }
@@ -107,7 +119,9 @@ print((time.perf_counter() - t) / n * 1e6)
         .run(Script::new(write_script("echo.py", &code)).stdout(Stdio::Capture))
         .unwrap();
     let text = String::from_utf8_lossy(out.stdout().unwrap()).into_owned();
-    text.trim().parse().unwrap_or_else(|_| panic!("echo script said: {text}"))
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("echo script said: {text}"))
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -134,23 +148,55 @@ fn main() {
     let bare = median((0..runs).map(|_| bare_pipe(n)).collect());
     let echo = median((0..runs).map(|_| tether_echo(n, false)).collect());
     let classic = median((0..runs).map(|_| tether_echo(n, true)).collect());
-    println!("{:<44} {:>10} {:>8}", "small call (mean of one round trip)", "µs", "ratio");
-    println!("{:<44} {:>10.2} {:>8.2}", "bare pipe round trip, Rust <-> Python", bare, 1.0);
-    println!("{:<44} {:>10.2} {:>8.2}", "tether host.echo(i), native", echo, echo / bare);
-    println!("{:<44} {:>10.2} {:>8.2}", "tether classic.call('echo', i)", classic, classic / bare);
+    println!(
+        "{:<44} {:>10} {:>8}",
+        "small call (mean of one round trip)", "µs", "ratio"
+    );
+    println!(
+        "{:<44} {:>10.2} {:>8.2}",
+        "bare pipe round trip, Rust <-> Python", bare, 1.0
+    );
+    println!(
+        "{:<44} {:>10.2} {:>8.2}",
+        "tether host.echo(i), native",
+        echo,
+        echo / bare
+    );
+    println!(
+        "{:<44} {:>10.2} {:>8.2}",
+        "tether classic.call('echo', i)",
+        classic,
+        classic / bare
+    );
 
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.py");
     let py = time_it(runs, || {
-        assert!(Command::new(python()).args(["-c", "pass"]).status().unwrap().success());
+        assert!(Command::new(python())
+            .args(["-c", "pass"])
+            .status()
+            .unwrap()
+            .success());
     });
     let host = Host::new()
         .python(python())
-        .function("foo(arg)", |arg: Value| format!("Foo was called with arg {arg}"))
-        .function("bar(arg)", |arg: Value| format!("Bar was called with arg {arg}"));
+        .function("foo(arg)", |arg: Value| {
+            format!("Foo was called with arg {arg}")
+        })
+        .function("bar(arg)", |arg: Value| {
+            format!("Bar was called with arg {arg}")
+        });
     let run = time_it(runs, || {
         host.run(Script::new(&demo).stdout(Stdio::Null)).unwrap();
     });
-    println!("\n{:<44} {:>10} {:>8}", "start-up (wall time)", "ms", "ratio");
+    println!(
+        "\n{:<44} {:>10} {:>8}",
+        "start-up (wall time)", "ms", "ratio"
+    );
     println!("{:<44} {:>10.1} {:>8.2}", "python3 -c pass", py, 1.0);
-    println!("{:<44} {:>10.1} {:>8.2}", "demo script served by a tether host", run, run / py);
+    println!(
+        "{:<44} {:>10.1} {:>8.2}",
+        "demo script served by a tether host",
+        run,
+        run / py
+    );
 }

@@ -186,9 +186,120 @@ impl Host {
         session::run(self, &script.into())
     }
 
+    /// Starts `script` and serves its calls on a thread of its own; the
+    /// returned handle waits for it or stops it. Dropping the handle kills
+    /// the script and reaps it.
+    ///
+    /// ```no_run
+    /// let host = tether::Host::new().function("ping", || "pong");
+    /// let running = host.spawn("worker.py")?;
+    /// println!("worker pid {}", running.id());
+    /// let outcome = running.wait()?;
+    /// # Ok::<(), tether::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`run`](Host::run), for what can go wrong while starting; what
+    /// goes wrong later is returned by [`Running::wait`].
+    pub fn spawn(&self, script: impl Into<Script>) -> Result<Running, Error> {
+        if let Some(first) = self.config_errors.first() {
+            return Err(Error::Config(first.clone()));
+        }
+        let (proc, channel) = session::start(self, &script.into())?;
+        let pid = proc.id();
+        let killer = proc.killer();
+        let host = self.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("tether-serve-{pid}"))
+            .spawn(move || session::serve(&host, proc, channel))
+            .map_err(|source| Error::Io {
+                context: "starting the thread that serves the script".into(),
+                source,
+            })?;
+        Ok(Running {
+            pid,
+            killer,
+            thread: Some(thread),
+        })
+    }
+
     /// Names of the registered functions, in registration order.
     pub fn function_names(&self) -> impl Iterator<Item = &str> {
         self.functions.keys().map(String::as_str)
+    }
+}
+
+/// A script started with [`Host::spawn`], served on a thread of its own.
+///
+/// Dropping it kills the script (if it still runs), waits for the serving
+/// thread and reaps the process: no script outlives its handle.
+#[derive(Debug)]
+pub struct Running {
+    pid: u32,
+    killer: crate::child::Killer,
+    thread: Option<std::thread::JoinHandle<Result<Outcome, Error>>>,
+}
+
+impl Running {
+    /// The script's process id.
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the script has ended and its outcome is ready.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Kills the script with SIGKILL; [`wait`](Running::wait) then reports
+    /// it as killed by signal 9. Killing a script that already ended does
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// When the signal cannot be sent for a reason other than the script
+    /// being gone.
+    pub fn kill(&self) -> Result<(), Error> {
+        if self.is_finished() {
+            return Ok(());
+        }
+        self.killer.kill().map_err(|source| Error::Io {
+            context: format!("killing script {}", self.pid),
+            source,
+        })
+    }
+
+    /// Waits for the script to end and says how it ended, as
+    /// [`Host::run`] does.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Host::run`].
+    pub fn wait(mut self) -> Result<Outcome, Error> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<Outcome, Error> {
+        let thread = self
+            .thread
+            .take()
+            .ok_or_else(|| Error::Config("the script was already waited for".into()))?;
+        thread.join().unwrap_or_else(|_| {
+            Err(Error::Io {
+                context: "serving the script".into(),
+                source: std::io::Error::other("the serving thread panicked"),
+            })
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.kill();
+            let _ = self.join();
+        }
     }
 }
 

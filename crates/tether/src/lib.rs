@@ -28,7 +28,7 @@ mod value;
 pub use bytes::Bytes;
 pub use error::{Error, FunctionError, ValueError};
 pub use function::IntoFunction;
-pub use host::{Host, Mode, Outcome};
+pub use host::{Host, Mode, Outcome, Running};
 pub use protocol::PROTOCOL_VERSION;
 pub use script::{Script, Stdio};
 pub use value::{from_value, to_value, Map, Value};

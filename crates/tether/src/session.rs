@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Duration;
 
-use crate::child::{self, FdVars, Launch, Proc};
+use crate::child::{self, Channel, FdVars, Launch, Proc};
 use crate::host::{Mode, Outcome};
 use crate::protocol::classic::{self, Pairing};
 use crate::protocol::message::{code, EncodeError, Encoded, Id, Message, Params, RpcError};
@@ -20,6 +20,12 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 pub(crate) const HELLO: &str = "rpc.hello";
 
 pub(crate) fn run(host: &Host, script: &Script) -> Result<Outcome, Error> {
+    let (proc, channel) = start(host, script)?;
+    serve(host, proc, channel)
+}
+
+/// Starts the script; [`serve`] then serves it until it ends.
+pub(crate) fn start(host: &Host, script: &Script) -> Result<(Proc, Channel), Error> {
     let python = child::interpreter(host.python.as_deref());
     // The bundled client goes on the path in both modes: classic scripts
     // use `tether.classic`.
@@ -44,6 +50,11 @@ pub(crate) fn run(host: &Host, script: &Script) -> Result<Outcome, Error> {
         pythonpath: Some(&client_dir),
     })?;
     tracing::debug!(pid = proc.id(), script = %script.path().display(), "script started");
+    Ok((proc, channel))
+}
+
+/// Serves a started script until it ends, and reports how it ended.
+pub(crate) fn serve(host: &Host, proc: Proc, channel: Channel) -> Result<Outcome, Error> {
     let mut session = Session {
         host,
         proc,

@@ -25,7 +25,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub(crate) use unix::{set_nonblocking, wait};
+pub(crate) use unix::{set_nonblocking, wait, Killer};
 
 use crate::{Error, Script, Stdio};
 
@@ -167,6 +167,11 @@ impl Proc {
     /// The child's process id.
     pub fn id(&self) -> u32 {
         self.child.id()
+    }
+
+    /// A handle that can kill the child from another thread.
+    pub fn killer(&self) -> Killer {
+        Killer::new(&self.child, self.exit_fd.as_ref())
     }
 
     /// A descriptor that becomes readable when the child exits, if the

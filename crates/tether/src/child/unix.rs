@@ -147,3 +147,38 @@ pub(crate) fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
     rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)?;
     Ok(())
 }
+
+/// Sends SIGKILL to a child that may run on another thread's watch, without
+/// the risk of hitting a recycled pid: through a pidfd when there is one.
+#[derive(Debug)]
+pub(crate) struct Killer {
+    pidfd: Option<OwnedFd>,
+    pid: u32,
+}
+
+impl Killer {
+    pub(super) fn new(child: &Child, pidfd: Option<&OwnedFd>) -> Killer {
+        Killer {
+            pidfd: pidfd.and_then(|fd| rustix::io::fcntl_dupfd_cloexec(fd, 3).ok()),
+            pid: child.id(),
+        }
+    }
+
+    /// Kills the child. A child that already exited is not an error.
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        let signal = rustix::process::Signal::KILL;
+        let sent = match &self.pidfd {
+            Some(fd) => rustix::process::pidfd_send_signal(fd, signal),
+            // Without pidfds (Linux < 5.3) the pid may in theory be reused
+            // once the child is reaped; callers check that it is not first.
+            None => match Pid::from_raw(self.pid as i32) {
+                Some(pid) => rustix::process::kill_process(pid, signal),
+                None => Ok(()),
+            },
+        };
+        match sent {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
