@@ -146,6 +146,28 @@ mod tests {
     }
 
     #[test]
+    fn client_versions_equal_the_crates() {
+        let (_, version_py) = CLIENT_FILES
+            .iter()
+            .find(|(n, _)| *n == "tether/_version.py")
+            .expect("_version.py is bundled");
+        let text = std::str::from_utf8(version_py).unwrap();
+        assert!(
+            text.contains(&format!("__version__ = \"{CLIENT_VERSION}\"")),
+            "python/tether/_version.py must say __version__ = \"{CLIENT_VERSION}\""
+        );
+        assert!(text.contains(&format!(
+            "PROTOCOL_VERSION = {}",
+            crate::protocol::PROTOCOL_VERSION
+        )));
+        let pyproject = include_str!("../../../python/pyproject.toml");
+        assert!(
+            pyproject.contains(&format!("version = \"{CLIENT_VERSION}\"")),
+            "python/pyproject.toml must carry version {CLIENT_VERSION}"
+        );
+    }
+
+    #[test]
     fn concurrent_writers_agree_on_one_directory() {
         let tmp = std::env::temp_dir().join(format!("tether-bundle-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
