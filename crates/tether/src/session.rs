@@ -47,7 +47,7 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<(Proc, Channel), Err
         python: &python,
         script,
         vars,
-        pythonpath: Some(&client_dir),
+        pythonpath: &client_dir,
     })?;
     tracing::debug!(pid = proc.id(), script = %script.path().display(), "script started");
     Ok((proc, channel))

@@ -42,7 +42,7 @@ pub(crate) struct Launch<'a> {
     pub script: &'a Script,
     pub vars: FdVars,
     /// A directory to put first on `PYTHONPATH` (the bundled client).
-    pub pythonpath: Option<&'a Path>,
+    pub pythonpath: &'a Path,
 }
 
 /// A running child and the host's ends of its channel.
@@ -95,21 +95,19 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
             None => cmd.env_remove(key),
         };
     }
-    if let Some(dir) = launch.pythonpath {
-        let mut joined = dir.as_os_str().to_owned();
-        let existing = script
-            .env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PYTHONPATH")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| std::env::var_os("PYTHONPATH"));
-        if let Some(existing) = existing.filter(|e| !e.is_empty()) {
-            joined.push(":");
-            joined.push(existing);
-        }
-        cmd.env("PYTHONPATH", joined);
+    let mut pythonpath = launch.pythonpath.as_os_str().to_owned();
+    let existing = script
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PYTHONPATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| std::env::var_os("PYTHONPATH"));
+    if let Some(existing) = existing.filter(|e| !e.is_empty()) {
+        pythonpath.push(":");
+        pythonpath.push(existing);
     }
+    cmd.env("PYTHONPATH", pythonpath);
     cmd.env(launch.vars.read, child_read.as_raw_fd().to_string());
     cmd.env(launch.vars.write, child_write.as_raw_fd().to_string());
     if let Some(dir) = &script.cwd {
