@@ -38,6 +38,23 @@ pub enum Error {
         /// How the script ended, once it was stopped and reaped.
         status: Option<ExitStatus>,
     },
+    /// A call into the script failed there: the export raised, or there is
+    /// no such export, or its arguments did not fit.
+    Remote(RemoteError),
+    /// A call into the script did not answer in time (the channel stays
+    /// usable; a late answer is dropped).
+    Timeout {
+        /// The export that was called.
+        method: String,
+        /// The time limit.
+        after: std::time::Duration,
+    },
+    /// The script has ended (or its channel closed), so the call cannot be
+    /// made or answered.
+    Closed(String),
+    /// Arguments could not be sent, or a result did not fit the type asked
+    /// for.
+    Value(ValueError),
     /// The script's `tether` client speaks another protocol version.
     VersionMismatch {
         /// The host's protocol version.
@@ -64,6 +81,12 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::Remote(e) => write!(f, "the script's {e}"),
+            Error::Timeout { method, after } => {
+                write!(f, "the script did not answer {method}() within {after:?}")
+            }
+            Error::Closed(why) => write!(f, "the script is gone: {why}"),
+            Error::Value(e) => write!(f, "{e}"),
             Error::VersionMismatch {
                 host,
                 client,
@@ -82,10 +105,76 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Spawn { source, .. } | Error::Io { source, .. } => Some(source),
+            Error::Remote(e) => Some(e),
+            Error::Value(e) => Some(e),
             _ => None,
         }
     }
 }
+
+/// An error the script answered a call with.
+///
+/// For an exception raised by a Python export, [`kind`](RemoteError::kind) is
+/// the exception's type name and [`traceback`](RemoteError::traceback) its
+/// formatted traceback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteError {
+    code: i64,
+    kind: String,
+    message: String,
+    traceback: Option<String>,
+    data: Option<Value>,
+}
+
+impl RemoteError {
+    pub(crate) fn from_rpc(e: crate::protocol::message::RpcError) -> RemoteError {
+        let field = |name: &str| match &e.data {
+            Some(Value::Map(m)) => m.get(name).and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        };
+        RemoteError {
+            code: e.code,
+            kind: field("kind").unwrap_or_else(|| "Error".to_owned()),
+            traceback: field("traceback"),
+            message: e.message,
+            data: e.data,
+        }
+    }
+
+    /// The JSON-RPC error code (see `docs/protocol.md`).
+    pub fn code(&self) -> i64 {
+        self.code
+    }
+
+    /// What kind of error: the Python exception's type name (`ValueError`),
+    /// or `MethodNotFound`, `InvalidParams`.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The message (`str()` of the Python exception).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The Python traceback, when an export raised.
+    pub fn traceback(&self) -> Option<&str> {
+        self.traceback.as_deref()
+    }
+
+    /// The error's structured detail as the script sent it.
+    pub fn data(&self) -> Option<&Value> {
+        self.data.as_ref()
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for RemoteError {}
 
 /// A value could not be converted to or from [`Value`](crate::Value).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,14 +2,23 @@
 
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::{mpsc, Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use indexmap::IndexMap;
+use rustix::process::Signal;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::child::Killer;
 use crate::function::{Function, IntoFunction};
+use crate::pool::Pool;
 use crate::protocol::DEFAULT_MAX_FRAME;
-use crate::{session, Error, Script};
+use crate::{session, Error, Peer, Script};
+
+/// Default number of worker threads for host functions.
+const DEFAULT_WORKERS: usize = 8;
 
 /// Which wire protocol a host speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,12 +54,18 @@ pub enum Mode {
 /// error messages name the parameter that was wrong.
 #[derive(Clone)]
 pub struct Host {
-    pub(crate) functions: IndexMap<String, Function>,
+    pub(crate) functions: Arc<IndexMap<String, Function>>,
     config_errors: Vec<String>,
     pub(crate) python: Option<PathBuf>,
     pub(crate) max_frame: u32,
     pub(crate) mode: Mode,
     pub(crate) exit_grace: Duration,
+    pub(crate) serial: bool,
+    pub(crate) forward_logs: bool,
+    workers: usize,
+    /// The worker pool, shared by every clone of this host and started on
+    /// first use.
+    pool: Arc<OnceLock<Arc<Pool>>>,
 }
 
 impl Default for Host {
@@ -63,12 +78,16 @@ impl Host {
     /// A host with no functions, speaking the native protocol.
     pub fn new() -> Host {
         Host {
-            functions: IndexMap::new(),
+            functions: Arc::new(IndexMap::new()),
             config_errors: Vec::new(),
             python: None,
             max_frame: DEFAULT_MAX_FRAME,
             mode: Mode::Native,
             exit_grace: Duration::from_secs(5),
+            serial: false,
+            forward_logs: false,
+            workers: DEFAULT_WORKERS,
+            pool: Arc::new(OnceLock::new()),
         }
     }
 
@@ -128,7 +147,7 @@ impl Host {
                     self.config_errors
                         .push(format!("function {:?} is registered twice", f.name));
                 } else {
-                    self.functions.insert(f.name.clone(), f);
+                    Arc::make_mut(&mut self.functions).insert(f.name.clone(), f);
                 }
             }
             Err(e) => self.config_errors.push(e),
@@ -168,6 +187,38 @@ impl Host {
         self
     }
 
+    /// How many threads run host functions at once, for all the scripts this
+    /// host serves (default 8). A host function that calls back into its
+    /// script lends its thread to the script's nested calls while it waits,
+    /// so nesting never runs out of threads.
+    pub fn workers(mut self, workers: usize) -> Host {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Runs each script's calls one at a time, in the order they arrive
+    /// (calls nested inside a running one still run, on its thread).
+    pub fn serial(mut self) -> Host {
+        self.serial = true;
+        self
+    }
+
+    /// Forwards the script's `logging` records and warnings to the host as
+    /// `tracing` events (target `tether::script`, with the level, the
+    /// logger's name and the message).
+    pub fn forward_logs(mut self) -> Host {
+        self.forward_logs = true;
+        self
+    }
+
+    pub(crate) fn pool(&self) -> std::io::Result<Arc<Pool>> {
+        if let Some(pool) = self.pool.get() {
+            return Ok(Arc::clone(pool));
+        }
+        let pool = Arc::new(Pool::new(self.workers, "tether-worker")?);
+        Ok(Arc::clone(self.pool.get_or_init(|| pool)))
+    }
+
     /// Runs `script` and serves its calls until it exits.
     ///
     /// # Errors
@@ -180,10 +231,7 @@ impl Host {
     /// script that exits with an error code or dies of a signal is *not* an
     /// error: look at [`Outcome::status`].
     pub fn run(&self, script: impl Into<Script>) -> Result<Outcome, Error> {
-        if let Some(first) = self.config_errors.first() {
-            return Err(Error::Config(first.clone()));
-        }
-        session::run(self, &script.into())
+        self.spawn(script)?.wait()
     }
 
     /// Starts `script` and serves its calls on a thread of its own; the
@@ -192,36 +240,21 @@ impl Host {
     ///
     /// ```no_run
     /// let host = tether::Host::new().function("ping", || "pong");
-    /// let running = host.spawn("worker.py")?;
-    /// println!("worker pid {}", running.id());
-    /// let outcome = running.wait()?;
+    /// let child = host.spawn("plugin.py")?;
+    /// let n: i64 = child.call("square", (7,))?;
+    /// let outcome = child.shutdown(std::time::Duration::from_secs(2))?;
     /// # Ok::<(), tether::Error>(())
     /// ```
     ///
     /// # Errors
     ///
     /// As for [`run`](Host::run), for what can go wrong while starting; what
-    /// goes wrong later is returned by [`Running::wait`].
-    pub fn spawn(&self, script: impl Into<Script>) -> Result<Running, Error> {
+    /// goes wrong later is returned by [`Child::wait`].
+    pub fn spawn(&self, script: impl Into<Script>) -> Result<Child, Error> {
         if let Some(first) = self.config_errors.first() {
             return Err(Error::Config(first.clone()));
         }
-        let (proc, channel) = session::start(self, &script.into())?;
-        let pid = proc.id();
-        let killer = proc.killer();
-        let host = self.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("tether-serve-{pid}"))
-            .spawn(move || session::serve(&host, proc, channel))
-            .map_err(|source| Error::Io {
-                context: "starting the thread that serves the script".into(),
-                source,
-            })?;
-        Ok(Running {
-            pid,
-            killer,
-            thread: Some(thread),
-        })
+        session::start(self, &script.into())
     }
 
     /// Names of the registered functions, in registration order.
@@ -230,30 +263,87 @@ impl Host {
     }
 }
 
-/// A script started with [`Host::spawn`], served on a thread of its own.
+/// A script started with [`Host::spawn`], served by threads of its own.
 ///
-/// Dropping it kills the script (if it still runs), waits for the serving
-/// thread and reaps the process: no script outlives its handle.
-#[derive(Debug)]
-pub struct Running {
-    pid: u32,
-    killer: crate::child::Killer,
-    thread: Option<std::thread::JoinHandle<Result<Outcome, Error>>>,
+/// Call its exports with [`call`](Child::call), wait for it, or stop it.
+/// Dropping it kills the script (if it still runs) and reaps it: no script
+/// outlives its handle.
+pub struct Child {
+    peer: Peer,
+    killer: Killer,
+    done: mpsc::Receiver<Result<Outcome, Error>>,
+    thread: Option<JoinHandle<()>>,
 }
 
-impl Running {
+impl Child {
+    pub(crate) fn new(
+        peer: Peer,
+        killer: Killer,
+        done: mpsc::Receiver<Result<Outcome, Error>>,
+        thread: JoinHandle<()>,
+    ) -> Child {
+        Child {
+            peer,
+            killer,
+            done,
+            thread: Some(thread),
+        }
+    }
+
     /// The script's process id.
     pub fn id(&self) -> u32 {
-        self.pid
+        self.peer.id()
+    }
+
+    /// A handle for calling the script from other threads.
+    pub fn peer(&self) -> Peer {
+        self.peer.clone()
+    }
+
+    /// Calls the script's export `method`; see [`Peer::call`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Peer::call`].
+    pub fn call<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+    ) -> Result<R, Error> {
+        self.peer.call(method, args)
+    }
+
+    /// Calls the script's export `method` with a time limit; see
+    /// [`Peer::call_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Peer::call_timeout`].
+    pub fn call_timeout<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+        timeout: Duration,
+    ) -> Result<R, Error> {
+        self.peer.call_timeout(method, args, timeout)
+    }
+
+    /// Sends the script a notification; see [`Peer::notify`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Peer::notify`].
+    pub fn notify(&self, method: &str, args: impl Serialize) -> Result<(), Error> {
+        self.peer.notify(method, args)
     }
 
     /// Whether the script has ended and its outcome is ready.
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
-    /// Kills the script with SIGKILL; [`wait`](Running::wait) then reports
-    /// it as killed by signal 9. Killing a script that already ended does
+    /// Kills the script with SIGKILL; [`wait`](Child::wait) then reports it
+    /// as killed by signal 9. Killing a script that already ended does
     /// nothing.
     ///
     /// # Errors
@@ -261,11 +351,15 @@ impl Running {
     /// When the signal cannot be sent for a reason other than the script
     /// being gone.
     pub fn kill(&self) -> Result<(), Error> {
+        self.signal(Signal::KILL)
+    }
+
+    fn signal(&self, signal: Signal) -> Result<(), Error> {
         if self.is_finished() {
             return Ok(());
         }
-        self.killer.kill().map_err(|source| Error::Io {
-            context: format!("killing script {}", self.pid),
+        self.killer.signal(signal).map_err(|source| Error::Io {
+            context: format!("signalling script {}", self.id()),
             source,
         })
     }
@@ -280,21 +374,62 @@ impl Running {
         self.join()
     }
 
+    /// Stops the script: asks it to stop (`tether.serve()` returns and the
+    /// channel closes), sends SIGTERM when it has not ended after half of
+    /// `grace`, and SIGKILL when `grace` has run out. Returns how it ended.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Host::run`].
+    pub fn shutdown(mut self, grace: Duration) -> Result<Outcome, Error> {
+        let _ = self.peer.request_stop();
+        self.peer.shared.close_writer();
+        let half = grace / 2;
+        if let Some(result) = self.try_join(half) {
+            return result;
+        }
+        let _ = self.signal(Signal::TERM);
+        if let Some(result) = self.try_join(grace - half) {
+            return result;
+        }
+        let _ = self.signal(Signal::KILL);
+        self.join()
+    }
+
+    fn try_join(&mut self, timeout: Duration) -> Option<Result<Outcome, Error>> {
+        match self.done.recv_timeout(timeout) {
+            Ok(result) => {
+                if let Some(thread) = self.thread.take() {
+                    let _ = thread.join();
+                }
+                Some(result)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(self.join()),
+        }
+    }
+
     fn join(&mut self) -> Result<Outcome, Error> {
-        let thread = self
-            .thread
-            .take()
-            .ok_or_else(|| Error::Config("the script was already waited for".into()))?;
-        thread.join().unwrap_or_else(|_| {
+        let result = self.done.recv().unwrap_or_else(|_| {
             Err(Error::Io {
                 context: "serving the script".into(),
-                source: std::io::Error::other("the serving thread panicked"),
+                source: std::io::Error::other("the serving thread ended without an outcome"),
             })
-        })
+        });
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        result
     }
 }
 
-impl Drop for Running {
+impl std::fmt::Debug for Child {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child").field("pid", &self.id()).finish()
+    }
+}
+
+impl Drop for Child {
     fn drop(&mut self) {
         if self.thread.is_some() {
             let _ = self.kill();

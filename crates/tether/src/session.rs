@@ -1,15 +1,28 @@
-//! The loop that serves one script: read a frame, dispatch, answer, until the
-//! script exits; then reap it and say how it ended.
+//! Serving one script: a reader thread takes frames off the script's pipe,
+//! answers the handshake, routes replies to the host's pending calls, and
+//! hands the script's calls to the pool; when the script ends it reaps it and
+//! says how it ended.
+//!
+//! ```text
+//!            frames            replies ──▶ pending host→script calls (Peer)
+//!   script ──────────▶ reader ─┤
+//!     ▲                        └ calls ───▶ pool ──▶ host function ──┐
+//!     └──────────────────── writer (mutex, shared) ◀─────────────────┘
+//! ```
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::child::{self, Channel, FdVars, Launch, Proc};
-use crate::host::{Mode, Outcome};
+use crate::child::{self, FdVars, Launch, Proc};
+use crate::host::{Child, Mode, Outcome};
+use crate::peer::{Peer, Shared, CANCEL};
+use crate::pool::Pool;
 use crate::protocol::classic::{self, Pairing};
-use crate::protocol::message::{code, EncodeError, Encoded, Id, Message, Params, RpcError};
+use crate::protocol::message::{code, EncodeError, Id, Message, Params, RpcError};
 use crate::protocol::PROTOCOL_VERSION;
-use crate::transport::{Incoming, Transport, TransportError};
+use crate::transport::{ExitWatch, Incoming, ReadError, Reader, Writer};
 use crate::value::{Map, Value};
 use crate::{bundle, Error, Host, Script};
 
@@ -18,14 +31,11 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 
 /// The method of the handshake request.
 pub(crate) const HELLO: &str = "rpc.hello";
+/// The method of a log record forwarded by the script.
+pub(crate) const LOG: &str = "rpc.log";
 
-pub(crate) fn run(host: &Host, script: &Script) -> Result<Outcome, Error> {
-    let (proc, channel) = start(host, script)?;
-    serve(host, proc, channel)
-}
-
-/// Starts the script; [`serve`] then serves it until it ends.
-pub(crate) fn start(host: &Host, script: &Script) -> Result<(Proc, Channel), Error> {
+/// Starts the script and the thread that serves it.
+pub(crate) fn start(host: &Host, script: &Script) -> Result<Child, Error> {
     let python = child::interpreter(host.python.as_deref());
     // The bundled client goes on the path in both modes: classic scripts
     // use `tether.classic`.
@@ -43,28 +53,62 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<(Proc, Channel), Err
             write: "PY_WRITE_FD",
         },
     };
+    let dispatch = match (host.mode, host.serial) {
+        (Mode::Classic, _) => Dispatch::Inline,
+        (Mode::Native, true) => Dispatch::Own(Pool::new(1, "tether-serial").map_err(thread_error)?),
+        (Mode::Native, false) => Dispatch::Shared(host.pool().map_err(thread_error)?),
+    };
     let (proc, channel) = child::spawn(&Launch {
         python: &python,
         script,
         vars,
         pythonpath: &client_dir,
     })?;
-    tracing::debug!(pid = proc.id(), script = %script.path().display(), "script started");
-    Ok((proc, channel))
-}
-
-/// Serves a started script until it ends, and reports how it ended.
-pub(crate) fn serve(host: &Host, proc: Proc, channel: Channel) -> Result<Outcome, Error> {
-    let mut session = Session {
-        host,
+    let pid = proc.id();
+    tracing::debug!(pid, script = %script.path().display(), "script started");
+    let watch = ExitWatch::new(&proc);
+    let shared = Arc::new(Shared::new(
+        pid,
+        host.max_frame,
+        Writer::new(channel.to_child, watch.clone()),
+    ));
+    let peer = Peer { shared };
+    let killer = proc.killer();
+    let session = Session {
+        host: host.clone(),
+        peer: peer.clone(),
+        reader: Reader::new(channel.from_child, host.max_frame, watch),
         proc,
-        io: Transport::new(channel, host.max_frame),
         greeted: false,
         pairing: Pairing::default(),
-        calls: 0,
+        calls: Arc::new(AtomicU64::new(0)),
+        dispatch,
     };
-    let end = session.serve();
-    session.finish(end)
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("tether-reader-{pid}"))
+        .spawn(move || {
+            let _ = tx.send(session.run());
+        })
+        .map_err(thread_error)?;
+    Ok(Child::new(peer, killer, rx, thread))
+}
+
+fn thread_error(source: io::Error) -> Error {
+    Error::Io {
+        context: "starting a thread to serve the script".into(),
+        source,
+    }
+}
+
+/// Who runs the script's calls.
+enum Dispatch {
+    /// The host's shared pool.
+    Shared(Arc<Pool>),
+    /// A pool of one thread of this script's own (serial mode).
+    Own(Pool),
+    /// The reader thread itself (classic mode, which has no nesting).
+    Inline,
 }
 
 /// Why serving stopped.
@@ -75,24 +119,29 @@ enum End {
     Fatal(Error),
 }
 
-struct Session<'h> {
-    host: &'h Host,
+struct Session {
+    host: Host,
+    peer: Peer,
+    reader: Reader,
     proc: Proc,
-    io: Transport,
     greeted: bool,
     pairing: Pairing,
-    calls: u64,
+    calls: Arc<AtomicU64>,
+    dispatch: Dispatch,
 }
 
-impl Session<'_> {
+impl Session {
+    fn run(mut self) -> Result<Outcome, Error> {
+        let end = self.serve();
+        self.finish(end)
+    }
+
     fn serve(&mut self) -> End {
         loop {
-            let incoming = match self.io.next(&mut self.proc) {
+            let incoming = match self.reader.next(&mut self.proc) {
                 Ok(incoming) => incoming,
-                Err(TransportError::Decode(e)) => return End::Fatal(protocol(e.to_string())),
-                Err(TransportError::Io(e)) => {
-                    return End::Fatal(io_error("reading from the script", e))
-                }
+                Err(ReadError::Decode(e)) => return End::Fatal(protocol(e.to_string())),
+                Err(ReadError::Io(e)) => return End::Fatal(io_error("reading from the script", e)),
             };
             let frame = match incoming {
                 Incoming::Frame(frame) => frame,
@@ -117,11 +166,12 @@ impl Session<'_> {
         let msg = Message::decode(frame).map_err(|e| End::Fatal(protocol(e.to_string())))?;
         let (id, method, params) = match msg {
             Message::Call { id, method, params } => (id, method, params),
-            Message::Reply { id, .. } => {
-                let id = id.map_or_else(|| "null".to_owned(), |id| id.to_string());
-                return Err(End::Fatal(protocol(format!(
-                    "reply to a call the host never made (id {id})"
-                ))));
+            Message::Reply { id, outcome } => {
+                return self
+                    .peer
+                    .shared
+                    .deliver(id, outcome)
+                    .map_err(|detail| End::Fatal(protocol(detail)));
             }
         };
         if !self.greeted {
@@ -132,20 +182,46 @@ impl Session<'_> {
                 )))),
             };
         }
-        self.calls += 1;
-        let outcome = match self.host.functions.get(&method) {
-            Some(f) => f.call(params),
-            None => Err(self.method_not_found(&method)),
-        };
-        match id {
-            Some(id) => self.reply(id, outcome),
-            None => {
-                if let Err(e) = outcome {
-                    tracing::warn!(method, error = %e.message, "notification failed");
-                }
-                Ok(())
+        match (method.as_str(), &id) {
+            (LOG, None) => {
+                forward_log(self.peer.id(), params);
+                return Ok(());
             }
+            (CANCEL, None) => {
+                // Host functions cannot be interrupted; their late answer is
+                // dropped by the client.
+                tracing::debug!(pid = self.peer.id(), "script cancelled a call");
+                return Ok(());
+            }
+            _ => {}
         }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let host = self.host.clone();
+        let peer = self.peer.clone();
+        let task = move || {
+            let outcome = Peer::scope(&peer, || match host.functions.get(&method) {
+                Some(f) => f.call(params),
+                None => Err(method_not_found(&host, &method)),
+            });
+            match id {
+                Some(id) => {
+                    if let Err(e) = reply(&peer.shared, id, outcome) {
+                        tracing::warn!(pid = peer.id(), "cannot answer the script: {e}");
+                    }
+                }
+                None => {
+                    if let Err(e) = outcome {
+                        tracing::warn!(method, error = %e.message, "notification failed");
+                    }
+                }
+            }
+        };
+        match &self.dispatch {
+            Dispatch::Shared(pool) => pool.submit(Box::new(task)),
+            Dispatch::Own(pool) => pool.submit(Box::new(task)),
+            Dispatch::Inline => task(),
+        }
+        Ok(())
     }
 
     /// Checks the client's protocol version and answers with the host's
@@ -173,14 +249,12 @@ impl Session<'_> {
                  the host bundles (remove other tether installs from its path)",
                 bundle::CLIENT_VERSION
             );
-            self.reply(
-                id,
-                Err(RpcError {
-                    code: code::VERSION_MISMATCH,
-                    message,
-                    data: Some(Value::Map(data)),
-                }),
-            )?;
+            let answer = Err(RpcError {
+                code: code::VERSION_MISMATCH,
+                message,
+                data: Some(Value::Map(data)),
+            });
+            reply(&self.peer.shared, id, answer).map_err(End::Fatal)?;
             return Err(End::Fatal(Error::VersionMismatch {
                 host: PROTOCOL_VERSION,
                 client: u32::try_from(client).unwrap_or(0),
@@ -209,87 +283,16 @@ impl Session<'_> {
         result.insert("protocol".into(), Value::from(PROTOCOL_VERSION));
         result.insert("version".into(), Value::from(bundle::CLIENT_VERSION));
         result.insert("max_frame".into(), Value::from(self.host.max_frame));
+        result.insert("logs".into(), Value::Bool(self.host.forward_logs));
         result.insert("functions".into(), Value::List(functions));
-        self.reply(id, Ok(Value::Map(result)))
-    }
-
-    fn method_not_found(&self, method: &str) -> RpcError {
-        let mut names: Vec<&str> = self.host.function_names().collect();
-        names.sort_unstable();
-        let mut data = Map::new();
-        data.insert("kind".into(), Value::from("MethodNotFound"));
-        data.insert("method".into(), Value::from(method));
-        data.insert(
-            "available".into(),
-            Value::List(names.iter().map(|n| Value::from(*n)).collect()),
-        );
-        let message = if names.is_empty() {
-            format!("no host function named {method:?}; the host has no functions")
-        } else {
-            format!(
-                "no host function named {method:?}; the host has: {}",
-                names.join(", ")
-            )
-        };
-        RpcError {
-            code: code::METHOD_NOT_FOUND,
-            message,
-            data: Some(Value::Map(data)),
-        }
-    }
-
-    fn reply(&mut self, id: Id, outcome: Result<Value, RpcError>) -> Result<(), End> {
-        let max = self.host.max_frame;
-        let msg = Message::Reply {
-            id: Some(id.clone()),
-            outcome,
-        };
-        let encoded = match msg.encode(max) {
-            Ok(enc) => enc,
-            Err(e) => {
-                let (code, kind) = match e {
-                    EncodeError::TooLarge { .. } => (code::TOO_LARGE, "TooLarge"),
-                    EncodeError::Value(_) => (code::INTERNAL_ERROR, "BadResult"),
-                };
-                let mut data = Map::new();
-                data.insert("kind".into(), Value::from(kind));
-                let fallback = Message::Reply {
-                    id: Some(id),
-                    outcome: Err(RpcError {
-                        code,
-                        message: format!("the host cannot send its answer: {e}"),
-                        data: Some(Value::Map(data)),
-                    }),
-                };
-                fallback.encode(max.max(4096)).map_err(|e| {
-                    End::Fatal(protocol(format!("cannot encode an error reply: {e}")))
-                })?
-            }
-        };
-        self.send_encoded(&encoded)
-    }
-
-    fn send_encoded(&mut self, encoded: &Encoded) -> Result<(), End> {
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + encoded.attachments.len());
-        parts.push(&encoded.head);
-        parts.extend(encoded.attachments.iter().map(|b| &b[..]));
-        self.send(&parts)
-    }
-
-    fn send(&mut self, parts: &[&[u8]]) -> Result<(), End> {
-        match self.io.send(parts, &mut self.proc) {
-            Ok(Ok(())) => Ok(()),
-            // The script is gone; the next read reports how it ended.
-            Ok(Err(_gone)) => Ok(()),
-            Err(e) => Err(End::Fatal(io_error("writing to the script", e))),
-        }
+        reply(&self.peer.shared, id, Ok(Value::Map(result))).map_err(End::Fatal)
     }
 
     fn classic(&mut self, frame: bytes::Bytes) -> Result<(), End> {
         let Some(request) = self.pairing.push(frame) else {
             return Ok(());
         };
-        self.calls += 1;
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let name = String::from_utf8_lossy(&request.name);
         let arg = String::from_utf8_lossy(&request.arg).into_owned();
         let answer = match self.host.functions.get(name.as_ref()) {
@@ -308,50 +311,147 @@ impl Session<'_> {
             )
             .map_err(|e| End::Fatal(protocol(e.to_string())))?,
         };
-        self.send(&[&bytes])
+        let encoded = crate::protocol::message::Encoded {
+            head: bytes::Bytes::from(bytes),
+            attachments: Vec::new(),
+        };
+        // A script that went away is noticed by the next read.
+        self.peer
+            .shared
+            .send(&encoded)
+            .map(drop)
+            .map_err(End::Fatal)
     }
 
     /// Turns how serving ended into the run's result, reaping the script.
     fn finish(mut self, end: End) -> Result<Outcome, Error> {
         let grace = self.host.exit_grace;
-        let status = match end {
-            End::Ended => self
-                .proc
-                .wait_timeout(grace)
-                .map_err(|e| io_error("waiting for the script", e))?,
+        let result = match end {
+            End::Ended => match self.proc.wait_timeout(grace) {
+                Ok(Some(status)) => {
+                    let (stdout, stderr) = self.proc.take_output(OUTPUT_GRACE);
+                    Ok(Outcome {
+                        status,
+                        stdout,
+                        stderr,
+                        calls: self.calls.load(Ordering::Relaxed),
+                    })
+                }
+                Ok(None) => Err(Error::Protocol {
+                    detail: format!(
+                        "the script closed its channel but did not exit within {grace:?}"
+                    ),
+                    status: self.proc.kill().ok(),
+                }),
+                Err(e) => Err(io_error("waiting for the script", e)),
+            },
             End::Fatal(err) => {
-                let err = match err {
-                    // The client learns of the mismatch from our reply; give it
-                    // the grace period to say so before it is killed.
-                    Error::VersionMismatch { .. } => {
-                        drop(self.io);
-                        let _ = self.proc.wait_timeout(grace);
-                        err
-                    }
-                    other => other,
-                };
+                if let Error::VersionMismatch { .. } = err {
+                    // The client learns of the mismatch from our reply; give
+                    // it the grace period to say so before it is killed.
+                    self.peer.shared.close_writer();
+                    let _ = self.proc.wait_timeout(grace);
+                }
                 let status = self.proc.kill().ok();
-                return Err(match err {
+                Err(match err {
                     Error::Protocol { detail, .. } => Error::Protocol { detail, status },
                     other => other,
-                });
+                })
             }
         };
-        let Some(status) = status else {
-            let status = self.proc.kill().ok();
-            return Err(Error::Protocol {
-                detail: format!("the script closed its channel but did not exit within {grace:?}"),
-                status,
-            });
+        self.peer.shared.close_writer();
+        let why = match &result {
+            Ok(outcome) => format!("script {} ended ({})", self.peer.id(), outcome.status),
+            Err(e) => format!("script {} was stopped: {e}", self.peer.id()),
         };
-        let (stdout, stderr) = self.proc.take_output(OUTPUT_GRACE);
-        tracing::debug!(%status, calls = self.calls, "script ended");
-        Ok(Outcome {
-            status,
-            stdout,
-            stderr,
-            calls: self.calls,
-        })
+        self.peer.shared.close(why);
+        // Any reaped-but-unreported status is already in `result`; make sure
+        // the process is gone in every case before reporting.
+        let _ = self.proc.kill();
+        match &result {
+            Ok(o) => tracing::debug!(status = %o.status, calls = o.calls, "script ended"),
+            Err(e) => tracing::debug!(error = %e, "script stopped"),
+        }
+        result
+    }
+}
+
+/// Sends the answer to one call, replacing a result that cannot be sent
+/// (too large, NaN) with an error that says why.
+fn reply(shared: &Shared, id: Id, outcome: Result<Value, RpcError>) -> Result<(), Error> {
+    let max = shared.max_frame;
+    let msg = Message::Reply {
+        id: Some(id.clone()),
+        outcome,
+    };
+    let encoded = match msg.encode(max) {
+        Ok(enc) => enc,
+        Err(e) => {
+            let (code, kind) = match e {
+                EncodeError::TooLarge { .. } => (code::TOO_LARGE, "TooLarge"),
+                EncodeError::Value(_) => (code::INTERNAL_ERROR, "BadResult"),
+            };
+            let mut data = Map::new();
+            data.insert("kind".into(), Value::from(kind));
+            Message::Reply {
+                id: Some(id),
+                outcome: Err(RpcError {
+                    code,
+                    message: format!("the host cannot send its answer: {e}"),
+                    data: Some(Value::Map(data)),
+                }),
+            }
+            .encode(max.max(4096))
+            .map_err(|e| protocol(format!("cannot encode an error reply: {e}")))?
+        }
+    };
+    // A script that went away is noticed by the reader.
+    shared.send(&encoded).map(drop)
+}
+
+fn method_not_found(host: &Host, method: &str) -> RpcError {
+    let mut names: Vec<&str> = host.function_names().collect();
+    names.sort_unstable();
+    let mut data = Map::new();
+    data.insert("kind".into(), Value::from("MethodNotFound"));
+    data.insert("method".into(), Value::from(method));
+    data.insert(
+        "available".into(),
+        Value::List(names.iter().map(|n| Value::from(*n)).collect()),
+    );
+    let message = if names.is_empty() {
+        format!("no host function named {method:?}; the host has no functions")
+    } else {
+        format!(
+            "no host function named {method:?}; the host has: {}",
+            names.join(", ")
+        )
+    };
+    RpcError {
+        code: code::METHOD_NOT_FOUND,
+        message,
+        data: Some(Value::Map(data)),
+    }
+}
+
+/// Re-emits a Python logging record as a `tracing` event.
+fn forward_log(pid: u32, params: Params) {
+    let Params::Named(record) = params else {
+        return;
+    };
+    let level = record.get("level").and_then(Value::as_i64).unwrap_or(20);
+    let logger = record
+        .get("logger")
+        .and_then(Value::as_str)
+        .unwrap_or("root");
+    let message = record.get("message").and_then(Value::as_str).unwrap_or("");
+    // Python levels: DEBUG 10, INFO 20, WARNING 30, ERROR 40, CRITICAL 50.
+    match level {
+        l if l >= 40 => tracing::error!(target: "tether::script", pid, logger, "{message}"),
+        l if l >= 30 => tracing::warn!(target: "tether::script", pid, logger, "{message}"),
+        l if l >= 20 => tracing::info!(target: "tether::script", pid, logger, "{message}"),
+        l if l >= 10 => tracing::debug!(target: "tether::script", pid, logger, "{message}"),
+        _ => tracing::trace!(target: "tether::script", pid, logger, "{message}"),
     }
 }
 

@@ -1,24 +1,69 @@
-//! Blocking frame I/O over the child's pipes that never outlives the child.
+//! Frame I/O over the child's pipes that never outlives the child.
 //!
-//! Both pipe ends are non-blocking. Reading waits in `poll` on the pipe *and*
-//! on the child's exit descriptor: a child that exits while a grandchild
-//! still holds the pipe open would otherwise leave the host waiting for an
-//! end-of-file that never comes. Once the child has exited, whatever is left
-//! in the pipe is drained and decoded, and then the stream counts as ended.
+//! Both pipe ends are non-blocking. Every wait polls the pipe *and* the
+//! child's exit descriptor: a child that exits while a grandchild still holds
+//! the pipe open would otherwise leave the host waiting for an end-of-file
+//! that never comes. Once the child has exited, whatever is left in the pipe
+//! is drained and decoded, and then the stream counts as ended.
+//!
+//! The [`Reader`] belongs to the one thread that reads; the [`Writer`] sits
+//! behind a mutex and is shared by everyone who answers or calls.
 
+use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use rustix::io::Errno;
 
-use crate::child::{self, Channel, Proc};
+use crate::child::{self, Proc};
 use crate::protocol::frame::FrameReader;
 use crate::protocol::DecodeError;
 
 /// How often to check for exit on kernels without pidfd.
 const EXIT_POLL: Duration = Duration::from_millis(20);
+
+/// Knows whether the child has exited: through its pidfd, or through a flag
+/// the reader sets (on kernels without pidfd).
+#[derive(Clone)]
+pub(crate) struct ExitWatch {
+    pidfd: Option<Arc<OwnedFd>>,
+    exited: Arc<AtomicBool>,
+}
+
+impl ExitWatch {
+    pub fn new(proc: &Proc) -> ExitWatch {
+        ExitWatch {
+            pidfd: proc
+                .exit_fd()
+                .and_then(|fd| fd.try_clone_to_owned().ok())
+                .map(Arc::new),
+            exited: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn mark_exited(&self) {
+        self.exited.store(true, Ordering::Release);
+    }
+
+    fn has_exited(&self) -> bool {
+        self.exited.load(Ordering::Acquire)
+    }
+
+    /// Waits until `fd` is ready or the child exits; returns whether it exited.
+    fn wait(&self, fd: std::os::fd::BorrowedFd<'_>, write: bool) -> io::Result<bool> {
+        let pidfd = self.pidfd.as_deref().map(AsFd::as_fd);
+        let timeout = pidfd.is_none().then_some(EXIT_POLL);
+        let ready = child::wait(fd, write, pidfd, timeout)?;
+        if ready.exited {
+            self.mark_exited();
+        }
+        Ok(ready.exited || self.has_exited())
+    }
+}
 
 /// What the next read produced.
 #[derive(Debug)]
@@ -31,23 +76,20 @@ pub(crate) enum Incoming {
     Exited,
 }
 
-/// Why reading or writing stopped.
+/// Why reading stopped.
 #[derive(Debug)]
-pub(crate) enum TransportError {
+pub(crate) enum ReadError {
     /// The child's bytes do not form valid frames.
     Decode(DecodeError),
     /// An OS error on the host's side.
     Io(io::Error),
 }
 
-/// Writing found the child gone (it closed its read end or exited).
-#[derive(Debug)]
-pub(crate) struct Gone;
-
-pub(crate) struct Transport {
-    channel: Channel,
-    reader: FrameReader,
-    /// The child has exited; reads now drain what is left without waiting.
+/// The reading end: frames from the child.
+pub(crate) struct Reader {
+    fd: File,
+    frames: FrameReader,
+    watch: ExitWatch,
     exited: bool,
     /// The last read returned less than it asked for, so the pipe is most
     /// likely empty: wait before reading instead of paying for a read that
@@ -55,28 +97,29 @@ pub(crate) struct Transport {
     drained: bool,
 }
 
-impl Transport {
-    pub fn new(channel: Channel, max_frame: u32) -> Transport {
-        Transport {
-            channel,
-            reader: FrameReader::new(max_frame),
+impl Reader {
+    pub fn new(fd: File, max_frame: u32, watch: ExitWatch) -> Reader {
+        Reader {
+            fd,
+            frames: FrameReader::new(max_frame),
+            watch,
             exited: false,
             drained: false,
         }
     }
 
     /// The next frame, or how the stream ended.
-    pub fn next(&mut self, proc: &mut Proc) -> Result<Incoming, TransportError> {
+    pub fn next(&mut self, proc: &mut Proc) -> Result<Incoming, ReadError> {
         loop {
-            if let Some(frame) = self.reader.next_frame().map_err(TransportError::Decode)? {
+            if let Some(frame) = self.frames.next_frame().map_err(ReadError::Decode)? {
                 return Ok(Incoming::Frame(frame));
             }
             if self.drained && !self.exited {
-                self.wait(false, proc).map_err(TransportError::Io)?;
+                self.wait(proc).map_err(ReadError::Io)?;
             }
-            let fd = &self.channel.from_child;
+            let fd = &self.fd;
             let mut short = false;
-            let read = self.reader.read_with(|buf| {
+            let read = self.frames.read_with(|buf| {
                 let n = rustix::io::read(fd, &mut *buf)?;
                 short = n < buf.len();
                 Ok(n)
@@ -84,7 +127,7 @@ impl Transport {
             self.drained = short;
             match read {
                 Ok(0) => {
-                    self.reader.finish().map_err(TransportError::Decode)?;
+                    self.frames.finish().map_err(ReadError::Decode)?;
                     return Ok(if self.exited {
                         Incoming::Exited
                     } else {
@@ -95,26 +138,58 @@ impl Transport {
                 Err(Errno::AGAIN) if self.exited => {
                     // Drained; a grandchild may still hold the pipe, but the
                     // child is gone and nothing more belongs to it.
-                    self.reader.finish().map_err(TransportError::Decode)?;
+                    self.frames.finish().map_err(ReadError::Decode)?;
                     return Ok(Incoming::Exited);
                 }
                 Err(Errno::AGAIN) => self.drained = true,
-                Err(e) => return Err(TransportError::Io(e.into())),
+                Err(e) => return Err(ReadError::Io(e.into())),
             }
         }
+    }
+
+    fn wait(&mut self, proc: &mut Proc) -> io::Result<()> {
+        let exited = self.watch.wait(self.fd.as_fd(), false)?;
+        if exited || (self.watch.pidfd.is_none() && proc.try_status()?.is_some()) {
+            self.watch.mark_exited();
+            self.exited = true;
+        }
+        Ok(())
+    }
+}
+
+/// Writing found the child gone (it closed its read end, or exited).
+#[derive(Debug)]
+pub(crate) struct Gone;
+
+/// The writing end: frames to the child.
+pub(crate) struct Writer {
+    fd: Option<File>,
+    watch: ExitWatch,
+}
+
+impl Writer {
+    pub fn new(fd: File, watch: ExitWatch) -> Writer {
+        Writer {
+            fd: Some(fd),
+            watch,
+        }
+    }
+
+    /// Closes the host's end: the child reads end-of-file after what was sent.
+    pub fn close(&mut self) {
+        self.fd = None;
     }
 
     /// Writes `parts` as one contiguous stream of bytes.
     ///
     /// # Errors
     ///
-    /// `Ok(Err(Gone))` when the child closed its end or exited; `Err` for a
-    /// host-side OS error.
-    pub fn send(
-        &mut self,
-        parts: &[&[u8]],
-        proc: &mut Proc,
-    ) -> Result<Result<(), Gone>, io::Error> {
+    /// `Ok(Err(Gone))` when the child closed its end or exited, or the host
+    /// closed its own; `Err` for a host-side OS error.
+    pub fn send(&mut self, parts: &[&[u8]]) -> io::Result<Result<(), Gone>> {
+        let Some(fd) = &self.fd else {
+            return Ok(Err(Gone));
+        };
         let mut index = 0;
         let mut offset = 0;
         while index < parts.len() {
@@ -127,7 +202,7 @@ impl Transport {
                 .chain(parts[index + 1..].iter().copied())
                 .map(io::IoSlice::new)
                 .collect();
-            match rustix::io::writev(&self.channel.to_child, &slices) {
+            match rustix::io::writev(fd, &slices) {
                 Ok(mut n) => {
                     while n > 0 && index < parts.len() {
                         let left = parts[index].len() - offset;
@@ -144,30 +219,13 @@ impl Transport {
                 Err(Errno::INTR) => {}
                 Err(Errno::PIPE) => return Ok(Err(Gone)),
                 Err(Errno::AGAIN) => {
-                    if self.exited {
+                    if self.watch.wait(fd.as_fd(), true)? {
                         return Ok(Err(Gone));
                     }
-                    self.wait(true, proc)?;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         Ok(Ok(()))
-    }
-
-    /// Waits until the pipe is ready or the child exits.
-    fn wait(&mut self, write: bool, proc: &mut Proc) -> io::Result<()> {
-        let fd = if write {
-            self.channel.to_child.as_fd()
-        } else {
-            self.channel.from_child.as_fd()
-        };
-        let exit_fd = proc.exit_fd();
-        let timeout = exit_fd.is_none().then_some(EXIT_POLL);
-        let ready = child::wait(fd, write, exit_fd, timeout)?;
-        if ready.exited || (!ready.io && proc.try_status()?.is_some()) {
-            self.exited = true;
-        }
-        Ok(())
     }
 }

@@ -101,7 +101,6 @@ pub(super) fn exit_fd(child: &Child) -> Option<OwnedFd> {
 /// Which of the polled descriptors are ready.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Ready {
-    pub io: bool,
     pub exited: bool,
 }
 
@@ -134,9 +133,9 @@ pub(crate) fn wait(
         Err(rustix::io::Errno::INTR) => return Ok(Ready::default()),
         Err(e) => return Err(e.into()),
     }
+    // Errors and hang-ups on `fd` count as ready: the next read or write
+    // reports them.
     Ok(Ready {
-        // Errors and hang-ups count as ready: the next read or write reports them.
-        io: !fds[0].revents().is_empty(),
         exited: n == 2 && !fds[1].revents().is_empty(),
     })
 }
@@ -164,9 +163,8 @@ impl Killer {
         }
     }
 
-    /// Kills the child. A child that already exited is not an error.
-    pub(crate) fn kill(&self) -> io::Result<()> {
-        let signal = rustix::process::Signal::KILL;
+    /// Sends `signal` to the child. A child that already exited is not an error.
+    pub(crate) fn signal(&self, signal: rustix::process::Signal) -> io::Result<()> {
         let sent = match &self.pidfd {
             Some(fd) => rustix::process::pidfd_send_signal(fd, signal),
             // Without pidfds (Linux < 5.3) the pid may in theory be reused

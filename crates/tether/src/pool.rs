@@ -1,0 +1,192 @@
+//! A bounded pool of threads that run host functions, and that never
+//! deadlocks on nesting.
+//!
+//! A host function may call back into the script, whose export may call the
+//! host again, to any depth. With a fixed number of workers, every worker
+//! could end up waiting for an answer whose computation sits in the queue
+//! behind them. So a worker that waits ([`help_until`]) runs queued tasks
+//! meanwhile: nested calls always find a thread, and the pool stays bounded.
+//! With one worker this is the *serial* mode: calls run one at a time in
+//! arrival order, except those nested inside the running one.
+//!
+//! [`help_until`]: Pool::help_until
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// A unit of work.
+pub(crate) type Task = Box<dyn FnOnce() + Send + 'static>;
+
+pub(crate) struct Pool {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    queue: Mutex<Queue>,
+    cv: Condvar,
+}
+
+struct Queue {
+    tasks: VecDeque<Task>,
+    shutdown: bool,
+}
+
+thread_local! {
+    /// The pool whose worker this thread is, if any.
+    static WORKER_OF: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+}
+
+impl Pool {
+    /// Starts `size` (at least one) worker threads.
+    pub fn new(size: usize, name: &str) -> std::io::Result<Pool> {
+        let inner = Arc::new(Inner {
+            queue: Mutex::new(Queue {
+                tasks: VecDeque::new(),
+                shutdown: false,
+            }),
+            cv: Condvar::new(),
+        });
+        for i in 0..size.max(1) {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || worker(inner))?;
+        }
+        Ok(Pool { inner })
+    }
+
+    /// Queues a task.
+    pub fn submit(&self, task: Task) {
+        let mut q = lock(&self.inner.queue);
+        q.tasks.push_back(task);
+        drop(q);
+        self.inner.cv.notify_one();
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        lock(&self.inner.queue).shutdown = true;
+        self.inner.cv.notify_all();
+    }
+}
+
+fn worker(inner: Arc<Inner>) {
+    WORKER_OF.with(|w| *w.borrow_mut() = Some(Arc::clone(&inner)));
+    loop {
+        let task = {
+            let mut q = lock(&inner.queue);
+            loop {
+                if let Some(task) = q.tasks.pop_front() {
+                    break task;
+                }
+                if q.shutdown {
+                    return;
+                }
+                q = inner.cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        run(task);
+    }
+}
+
+/// Runs a task; a panic (which tether's own tasks never raise: they catch
+/// the handler's) is logged instead of killing the worker.
+fn run(task: Task) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).is_err() {
+        tracing::error!("a tether pool task panicked");
+    }
+}
+
+/// The pool the current thread works for, if it is a worker.
+pub(crate) fn current() -> Option<Arc<Inner>> {
+    WORKER_OF.with(|w| w.borrow().clone())
+}
+
+impl Inner {
+    /// Runs queued tasks until `done()` or the deadline; returns `done()`.
+    ///
+    /// `done` is checked with the queue locked, and whoever makes it true must
+    /// then call [`wake`](Inner::wake): no wake-up can be lost in between.
+    pub fn help_until(&self, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> bool {
+        let mut q = lock(&self.queue);
+        loop {
+            if done() {
+                return true;
+            }
+            if let Some(task) = q.tasks.pop_front() {
+                drop(q);
+                run(task);
+                q = lock(&self.queue);
+                continue;
+            }
+            q = match deadline {
+                None => self.cv.wait(q).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return done();
+                    }
+                    self.cv
+                        .wait_timeout(q, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Wakes every waiting worker (an answer one of them waits for arrived).
+    pub fn wake(&self) {
+        let _q = lock(&self.queue);
+        self.cv.notify_all();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+
+    #[test]
+    fn nested_waits_on_a_one_thread_pool_do_not_deadlock() {
+        // Each level queues the next and waits for it: with one worker this
+        // only finishes if the waiting worker runs the queued task itself.
+        let pool = Arc::new(Pool::new(1, "test-pool").unwrap());
+        let (tx, rx) = mpsc::channel();
+        fn level(pool: Arc<Pool>, depth: usize, done: mpsc::Sender<usize>) {
+            if depth == 0 {
+                done.send(0).unwrap();
+                return;
+            }
+            let flag = Arc::new(AtomicUsize::new(0));
+            let inner_flag = Arc::clone(&flag);
+            let p = Arc::clone(&pool);
+            let d = done.clone();
+            pool.submit(Box::new(move || {
+                level(p, depth - 1, d);
+                inner_flag.store(1, Ordering::SeqCst);
+                current().unwrap().wake();
+            }));
+            let helped = current()
+                .unwrap()
+                .help_until(&|| flag.load(Ordering::SeqCst) == 1, None);
+            assert!(helped);
+            if depth == 50 {
+                done.send(depth).unwrap();
+            }
+        }
+        let p = Arc::clone(&pool);
+        pool.submit(Box::new(move || level(p, 50, tx)));
+        let mut got: Vec<usize> = vec![rx.recv().unwrap(), rx.recv().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, vec![0, 50]);
+    }
+}
