@@ -22,8 +22,18 @@ from ._errors import (
     RemoteError,
     VersionMismatch,
 )
+from ._exports import cancelled, export, notify, serve, stop_requested
 from ._host import host
 from ._version import PROTOCOL_VERSION, __version__
+
+
+def __getattr__(name: str) -> object:
+    # tether.aio imports asyncio, which costs start-up time: load it on first use.
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError("module 'tether' has no attribute %r" % name)
 
 __all__ = [
     "ConnectionLost",
@@ -37,5 +47,10 @@ __all__ = [
     "RemoteError",
     "VersionMismatch",
     "__version__",
+    "cancelled",
+    "export",
     "host",
+    "notify",
+    "serve",
+    "stop_requested",
 ]

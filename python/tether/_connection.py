@@ -1,9 +1,24 @@
-"""The blocking connection to the host over the two inherited descriptors."""
+"""The connection to the host over the two inherited descriptors.
 
+Calls go both ways. The script calls the host (``host.NAME(...)``), and the
+host calls the functions the script exports (``@tether.export``), also while
+one of the script's own calls is pending, to any depth.
+
+There is no reader thread. Whoever waits for an answer takes the *reader role*:
+it reads frames, hands each answer to the thread (or asyncio future) that waits
+for it, and runs the host's calls itself after giving the role up. A script
+with one thread therefore never hands a call over to another thread; with many
+threads, one reads while the others sleep until their answer is there.
+"""
+
+import itertools
 import os
+import select
 import sys
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+import traceback
+from contextvars import ContextVar
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _framing
 from ._errors import (
@@ -23,7 +38,13 @@ WRITE_VAR = "TETHER_WRITE_FD"
 
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+FUNCTION_ERROR = -32000
 VERSION_MISMATCH = -32001
+
+CANCEL = "rpc.cancel"
+STOP = "rpc.stop"
+LOG = "rpc.log"
 
 _CHUNK = 64 * 1024
 
@@ -39,19 +60,75 @@ class Function:
         self.signature = signature
 
 
-class Connection:
-    """A channel to the host: requests out on one descriptor, replies in on the other.
+class Export:
+    """A function of the script that the host may call."""
 
-    Thread-safe: one call at a time holds the channel. ``close()`` may be called twice.
-    """
+    __slots__ = ("name", "fn", "signature", "is_async")
+
+    def __init__(self, name: str, fn: Callable[..., Any]) -> None:
+        import inspect
+
+        self.name = name
+        self.fn = fn
+        try:
+            self.signature: Any = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self.signature = None
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+
+EXPORTS: Dict[str, Export] = {}
+
+
+class CallContext:
+    """One call from the host that the script is running."""
+
+    __slots__ = ("id", "cancelled", "task", "loop")
+
+    def __init__(self, msg_id: Any) -> None:
+        self.id = msg_id
+        self.cancelled = False
+        self.task: Any = None
+        self.loop: Any = None
+
+
+CURRENT_CALL: "ContextVar[Optional[CallContext]]" = ContextVar("tether_current_call", default=None)
+
+
+class _Slot:
+    """Where the answer to one of the script's calls lands."""
+
+    __slots__ = ("done", "result", "error", "future", "loop", "loop_thread")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+        self.future: Any = None
+        self.loop: Any = None
+        self.loop_thread: Optional[int] = None
+
+
+class Connection:
+    """A channel to the host. Thread-safe; ``close()`` may be called twice."""
 
     def __init__(self, read_fd: int, write_fd: int) -> None:
         self._rfd = read_fd
         self._wfd = write_fd
-        self._lock = threading.Lock()
+        os.set_blocking(read_fd, False)
+        self._poller = select.poll()
+        self._poller.register(read_fd, select.POLLIN)
+        self._cond = threading.Condition(threading.Lock())
+        self._write_lock = threading.Lock()
         self._decoder = _framing.FrameDecoder()
-        self._next_id = 1
+        self._ids = itertools.count(1)
+        self._pending: Dict[int, _Slot] = {}
+        self._running: Dict[Any, CallContext] = {}
+        self._reader: Optional[int] = None
+        self._lost: Optional[Error] = None
         self._closed = False
+        self.stop_requested = False
+        self._aio_loop: Any = None
         self.max_frame = _framing.DEFAULT_MAX_FRAME
         self.host_version = "?"
         self.functions: Dict[str, Function] = {}
@@ -76,11 +153,17 @@ class Connection:
             os.fstat(rfd)
             os.fstat(wfd)
         except (ValueError, OSError) as e:
-            raise NotConnected("the tether descriptors %s=%r, %s=%r are unusable: %s" % (READ_VAR, r, WRITE_VAR, w, e)) from None
+            raise NotConnected(
+                "the tether descriptors %s=%r, %s=%r are unusable: %s" % (READ_VAR, r, WRITE_VAR, w, e)
+            ) from None
         return cls(rfd, wfd)
+
+    # -- calls to the host ----------------------------------------------------
 
     def call(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         """Call a host function and return its result.
+
+        Host calls that arrive while this one waits are answered meanwhile.
 
         Raises:
             MethodNotFound, InvalidParams, RemoteError: the host answered with an error.
@@ -88,23 +171,96 @@ class Connection:
             FrameTooLarge, TypeError, ValueError, OverflowError: the arguments cannot be sent.
         """
         params = self._params(method, args, kwargs)
-        with self._lock:
-            msg_id = self._next_id
-            self._next_id += 1
-            reply = self._roundtrip(_framing.request(msg_id, method, params), msg_id)
-        return _result(reply)
+        msg_id = next(self._ids)
+        slot = _Slot()
+        self._register(msg_id, slot)
+        try:
+            self._send(_framing.encode(_framing.request(msg_id, method, params), self.max_frame))
+        except BaseException:
+            self._forget(msg_id)
+            raise
+        self._wait(slot)
+        if slot.error is not None:
+            raise slot.error
+        return slot.result
+
+    async def acall(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        """The asyncio form of :meth:`call`: many may be in flight at once.
+
+        Cancelling the awaiting task tells the host, and leaves the channel usable.
+        """
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        self._attach_loop(loop)
+        params = self._params(method, args, kwargs)
+        msg_id = next(self._ids)
+        slot = _Slot()
+        slot.future = loop.create_future()
+        slot.loop = loop
+        slot.loop_thread = threading.get_ident()
+        self._register(msg_id, slot)
+        try:
+            self._send(_framing.encode(_framing.request(msg_id, method, params), self.max_frame))
+        except BaseException:
+            self._forget(msg_id)
+            raise
+        try:
+            return await slot.future
+        except asyncio.CancelledError:
+            if self._forget(msg_id):
+                try:
+                    self.notify(CANCEL, (), {"id": msg_id})
+                except Error:
+                    pass
+            raise
+
+    def notify(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+        """Send a notification: the host runs ``method`` and sends no answer."""
+        if self._lost is not None:
+            raise self._lost
+        params = self._params(method, args, kwargs)
+        message: Dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params:
+            message["params"] = params
+        self._send(_framing.encode(message, self.max_frame))
+
+    # -- serving the host's calls ---------------------------------------------
+
+    def serve(self) -> None:
+        """Answer the host's calls until it closes the channel or asks the script to stop.
+
+        Raises:
+            ProtocolError: the host broke the protocol.
+        """
+        while self._take_reader_role(until=lambda: self.stop_requested or self._lost is not None):
+            requests = self._read_as_reader(block=True)
+            for msg in requests:
+                self._handle(msg)
+        if self._lost is not None and not isinstance(self._lost, ConnectionLost):
+            raise self._lost
+
+    def pump(self) -> None:
+        """Handle whatever the host has sent, without waiting (if no other thread reads)."""
+        with self._cond:
+            if self._reader is not None or self._lost is not None:
+                return
+            self._reader = threading.get_ident()
+        for msg in self._read_as_reader(block=False):
+            self._handle(msg)
 
     def close(self) -> None:
         """Close both descriptors; the host then sees end-of-file."""
-        with self._lock:
+        with self._cond:
             if self._closed:
                 return
             self._closed = True
-            for fd in (self._rfd, self._wfd):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            self._lose_locked(ConnectionLost("the connection to the host was closed"))
+        for fd in (self._rfd, self._wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def __enter__(self) -> "Connection":
         return self
@@ -112,16 +268,285 @@ class Connection:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # -- private -------------------------------------------------------------
+    # -- the reader role --------------------------------------------------------
+
+    def _register(self, msg_id: int, slot: _Slot) -> None:
+        with self._cond:
+            if self._lost is not None:
+                raise self._lost
+            self._pending[msg_id] = slot
+
+    def _forget(self, msg_id: int) -> bool:
+        with self._cond:
+            return self._pending.pop(msg_id, None) is not None
+
+    def _take_reader_role(self, until: Callable[[], bool]) -> bool:
+        """Become the reader; False (without the role) once ``until()`` holds."""
+        me = threading.get_ident()
+        with self._cond:
+            while True:
+                if until():
+                    return False
+                if self._reader is None:
+                    self._reader = me
+                    return True
+                self._cond.wait()
+
+    def _wait(self, slot: _Slot) -> None:
+        while self._take_reader_role(until=lambda: slot.done):
+            requests = self._read_as_reader(block=True)
+            for msg in requests:
+                self._handle(msg)
+
+    def _read_as_reader(self, block: bool) -> List[Dict[str, Any]]:
+        """Read frames as the reader, deliver answers, and return the host's calls.
+
+        Gives the reader role back before returning, so the calls can run while
+        another thread reads.
+        """
+        try:
+            return self._read(block)
+        finally:
+            with self._cond:
+                self._reader = None
+                self._cond.notify_all()
+
+    def _read(self, block: bool) -> List[Dict[str, Any]]:
+        requests: List[Dict[str, Any]] = []
+        decoder = self._decoder
+        got = False
+        while True:
+            try:
+                body = decoder.next()
+                if body is not None:
+                    got = True
+                    msg = _framing.decode(body)
+                    if "method" in msg:
+                        requests.append(msg)
+                    else:
+                        self._deliver(msg)
+                    continue
+            except Error as e:
+                self._lose(e)
+                return requests
+            if got:
+                return requests
+            try:
+                data = os.read(self._rfd, max(_CHUNK, decoder.missing()))
+            except BlockingIOError:
+                if not block:
+                    return requests
+                self._poller.poll()
+                continue
+            except OSError as e:
+                self._lose(ConnectionLost("reading from the host failed: %s" % e))
+                return requests
+            if not data:
+                self._lose(ConnectionLost("the host closed the channel (it exited or stopped serving)"))
+                return requests
+            decoder.feed(data)
+
+    def _deliver(self, msg: Dict[str, Any]) -> None:
+        msg_id, result, error = _framing.split_reply(msg)
+        with self._cond:
+            slot = self._pending.pop(msg_id, None)
+            if slot is None:
+                # A late answer to a call that was cancelled: nobody wants it.
+                return
+            if error is not None:
+                slot.error = _remote_error(error)
+            else:
+                slot.result = result
+            if slot.future is None:
+                slot.done = True
+                self._cond.notify_all()
+                return
+        _settle(slot)
+
+    def _lose(self, error: Error) -> None:
+        with self._cond:
+            self._lose_locked(error)
+
+    def _lose_locked(self, error: Error) -> None:
+        if self._lost is None:
+            self._lost = error
+        slots = list(self._pending.values())
+        self._pending.clear()
+        for slot in slots:
+            slot.error = self._lost
+            if slot.future is None:
+                slot.done = True
+            else:
+                _settle(slot)
+        self._cond.notify_all()
+
+    # -- running the host's calls ---------------------------------------------
+
+    def _handle(self, msg: Dict[str, Any], loop: Any = None) -> None:
+        method = msg.get("method")
+        msg_id = msg.get("id")
+        params = msg.get("params", [])
+        if method == CANCEL:
+            ctx = self._running.get(params.get("id") if isinstance(params, dict) else None)
+            if ctx is not None:
+                ctx.cancelled = True
+                if ctx.task is not None:
+                    ctx.loop.call_soon_threadsafe(ctx.task.cancel)
+            return
+        if method == STOP:
+            with self._cond:
+                self.stop_requested = True
+                self._cond.notify_all()
+            return
+        export = EXPORTS.get(method) if isinstance(method, str) else None
+        if export is None:
+            names = sorted(EXPORTS)
+            self._reply_error(
+                msg_id,
+                METHOD_NOT_FOUND,
+                "the script exports no function named %r; it exports: %s" % (method, ", ".join(names) or "nothing"),
+                {"kind": "MethodNotFound", "method": method, "available": names},
+            )
+            return
+        if isinstance(params, list):
+            args, kwargs = params, {}
+        elif isinstance(params, dict):
+            args, kwargs = [], params
+        else:
+            self._reply_error(msg_id, INVALID_PARAMS, "params must be a list or a dict",
+                              {"kind": "InvalidParams", "function": export.name})
+            return
+        if export.signature is not None:
+            try:
+                export.signature.bind(*args, **kwargs)
+            except TypeError as e:
+                self._reply_error(
+                    msg_id,
+                    INVALID_PARAMS,
+                    "%s%s: %s" % (export.name, export.signature, e),
+                    {"kind": "InvalidParams", "function": export.name},
+                )
+                return
+        ctx = CallContext(msg_id)
+        if export.is_async:
+            self._start_async(export, args, kwargs, ctx, loop)
+            return
+        if msg_id is not None:
+            self._running[msg_id] = ctx
+        token = CURRENT_CALL.set(ctx)
+        try:
+            result = export.fn(*args, **kwargs)
+        except Exception as e:
+            self._reply_exception(msg_id, export.name, e)
+            return
+        finally:
+            CURRENT_CALL.reset(token)
+            if msg_id is not None:
+                self._running.pop(msg_id, None)
+        self._reply_result(msg_id, export.name, result)
+
+    def _start_async(self, export: Export, args: Any, kwargs: Any, ctx: CallContext, loop: Any) -> None:
+        import asyncio
+
+        async def run() -> None:
+            ctx.task = asyncio.current_task()
+            ctx.loop = asyncio.get_running_loop()
+            if ctx.id is not None:
+                self._running[ctx.id] = ctx
+            CURRENT_CALL.set(ctx)
+            try:
+                result = await export.fn(*args, **kwargs)
+            except asyncio.CancelledError:
+                self._reply_error(ctx.id, FUNCTION_ERROR, "%s() was cancelled" % export.name,
+                                  {"kind": "CancelledError", "function": export.name})
+                return
+            except Exception as e:
+                self._reply_exception(ctx.id, export.name, e)
+                return
+            finally:
+                if ctx.id is not None:
+                    self._running.pop(ctx.id, None)
+            self._reply_result(ctx.id, export.name, result)
+
+        target = loop if loop is not None else self._aio_loop
+        if target is not None and target.is_running():
+            if loop is not None:
+                loop.create_task(run())
+            else:
+                asyncio.run_coroutine_threadsafe(run(), target)
+        else:
+            # No event loop serves this script: run the coroutine to its end here.
+            asyncio.run(run())
+
+    def _reply_result(self, msg_id: Any, name: str, result: Any) -> None:
+        if msg_id is None:
+            return
+        try:
+            _framing.check_value(result)
+            pieces = _framing.encode({"jsonrpc": "2.0", "id": msg_id, "result": result}, self.max_frame)
+        except Exception as e:
+            self._reply_error(msg_id, INTERNAL_ERROR, "%s() returned a value that cannot be sent: %s" % (name, e),
+                              {"kind": "BadResult", "function": name})
+            return
+        self._send_quietly(pieces)
+
+    def _reply_exception(self, msg_id: Any, name: str, e: BaseException) -> None:
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        if msg_id is None:
+            sys.stderr.write("tether: notification %s() raised:\n%s" % (name, tb))
+            return
+        self._reply_error(msg_id, FUNCTION_ERROR, str(e),
+                          {"kind": type(e).__name__, "function": name, "traceback": tb})
+
+    def _reply_error(self, msg_id: Any, code: int, message: str, data: Dict[str, Any]) -> None:
+        if msg_id is None:
+            sys.stderr.write("tether: notification failed: %s\n" % message)
+            return
+        error = {"code": code, "message": message, "data": data}
+        self._send_quietly(_framing.encode({"jsonrpc": "2.0", "id": msg_id, "error": error}, 1 << 30))
+
+    def _send_quietly(self, pieces: List[_framing.Buffer]) -> None:
+        try:
+            self._send(pieces)
+        except ConnectionLost:
+            pass
+
+    # -- asyncio ----------------------------------------------------------------
+
+    def _attach_loop(self, loop: Any) -> None:
+        if self._aio_loop is loop:
+            return
+        self._aio_loop = loop
+        loop.add_reader(self._rfd, self._on_readable, loop)
+
+    def _on_readable(self, loop: Any) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._reader is not None:
+                return  # another thread reads, and will settle our futures
+            self._reader = me
+        requests = self._read_as_reader(block=False)
+        if self._lost is not None:
+            try:
+                loop.remove_reader(self._rfd)
+            except Exception:
+                pass
+        for msg in requests:
+            self._handle(msg, loop)
+
+    # -- plumbing ---------------------------------------------------------------
 
     def _hello(self) -> None:
         params = {"protocol": PROTOCOL_VERSION, "version": __version__, "python": sys.version.split()[0]}
-        reply = self._roundtrip(_framing.request(0, "rpc.hello", params), 0)
-        _, result, error = _framing.split_reply(reply)
-        if error is not None:
-            if error["code"] == VERSION_MISMATCH:
-                raise VersionMismatch(error["message"])
-            raise ProtocolError("the host refused the handshake: %s" % error["message"])
+        slot = _Slot()
+        self._register(0, slot)
+        self._send(_framing.encode(_framing.request(0, "rpc.hello", params), self.max_frame))
+        self._wait(slot)
+        if slot.error is not None:
+            if isinstance(slot.error, RemoteError) and slot.error.code == VERSION_MISMATCH:
+                raise VersionMismatch(str(slot.error))
+            raise slot.error
+        result = slot.result
         if type(result) is not dict or result.get("protocol") != PROTOCOL_VERSION:
             raise VersionMismatch(
                 "protocol version mismatch: this client (tether %s) speaks protocol %d, the host answered %.200r; "
@@ -132,6 +557,10 @@ class Connection:
         self._decoder.max_frame = self.max_frame
         for f in result.get("functions", []):
             self.functions[f["name"]] = Function(f["name"], f.get("params"), f.get("signature", f["name"]))
+        if result.get("logs"):
+            from ._logs import forward_logs
+
+            forward_logs(self)
 
     def _params(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         for a in args:
@@ -164,42 +593,42 @@ class Connection:
             named[key] = value
         return named
 
-    def _roundtrip(self, message: Dict[str, Any], msg_id: int) -> Dict[str, Any]:
+    def _send(self, pieces: List[_framing.Buffer]) -> None:
         if self._closed:
             raise ConnectionLost("the connection to the host was closed")
-        self._send(_framing.encode(message, self.max_frame))
-        reply = self._receive()
-        if reply.get("id") != msg_id:
-            raise ProtocolError("reply for id %r while waiting for id %r" % (reply.get("id"), msg_id))
-        return reply
-
-    def _send(self, pieces: List[_framing.Buffer]) -> None:
         try:
-            if len(pieces) == 1:
-                data = memoryview(pieces[0])
-                while data:
-                    n = os.write(self._wfd, data)
-                    data = data[n:]
-            else:
-                _writev_all(self._wfd, pieces)
+            with self._write_lock:
+                if len(pieces) == 1:
+                    data = memoryview(pieces[0])
+                    while data:
+                        data = data[os.write(self._wfd, data):]
+                else:
+                    _writev_all(self._wfd, pieces)
         except (BrokenPipeError, ConnectionResetError):
             raise ConnectionLost("the host closed the channel (it exited or stopped serving)") from None
         except OSError as e:
             raise ConnectionLost("writing to the host failed: %s" % e) from None
 
-    def _receive(self) -> Dict[str, Any]:
-        decoder = self._decoder
-        while True:
-            body = decoder.next()
-            if body is not None:
-                return _framing.decode(body)
-            try:
-                data = os.read(self._rfd, max(_CHUNK, decoder.missing()))
-            except OSError as e:
-                raise ConnectionLost("reading from the host failed: %s" % e) from None
-            if not data:
-                raise ConnectionLost("the host closed the channel (it exited or stopped serving)")
-            decoder.feed(data)
+
+def _settle(slot: _Slot) -> None:
+    """Resolve an asyncio future from whichever thread read the answer."""
+
+    def settle() -> None:
+        fut = slot.future
+        if fut.done():
+            return
+        if slot.error is not None:
+            fut.set_exception(slot.error)
+        else:
+            fut.set_result(slot.result)
+
+    if slot.loop_thread == threading.get_ident():
+        settle()
+    else:
+        try:
+            slot.loop.call_soon_threadsafe(settle)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits any more
 
 
 def _writev_all(fd: int, pieces: List[_framing.Buffer]) -> None:
@@ -215,16 +644,13 @@ def _writev_all(fd: int, pieces: List[_framing.Buffer]) -> None:
                 n = 0
 
 
-def _result(reply: Dict[str, Any]) -> Any:
-    _, result, error = _framing.split_reply(reply)
-    if error is None:
-        return result
+def _remote_error(error: Dict[str, Any]) -> RemoteError:
     code, message, data = error["code"], error["message"], error.get("data")
     if code == METHOD_NOT_FOUND:
-        raise MethodNotFound(code, message, data)
+        return MethodNotFound(code, message, data)
     if code == INVALID_PARAMS:
-        raise InvalidParams(code, message, data)
-    raise RemoteError(code, message, data)
+        return InvalidParams(code, message, data)
+    return RemoteError(code, message, data)
 
 
 _connection: Optional[Connection] = None
@@ -241,6 +667,3 @@ def connection() -> Connection:
         if _connection is None:
             _connection = Connection.from_environment()
         return _connection
-
-
-__all__ = ["Connection", "connection", "Error"]

@@ -4,6 +4,11 @@ import tether
 from tether import host
 
 
+@tether.export
+def square(x):
+    return x * x
+
+
 def main():
     print("Script Starting")
     for i in range(10):
@@ -15,6 +20,7 @@ def main():
         host.boo(1)
     except tether.MethodNotFound as e:
         print("boo: ", type(e).__name__ + ":", e)
+    print("map_with: ", host.map_with("square", [1, 2, 3]))
 
 
 if __name__ == "__main__":

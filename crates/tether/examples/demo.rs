@@ -5,13 +5,17 @@
 //! ```
 //!
 //! The host exposes `foo(arg)` and `bar(arg)` (the seed's two functions),
-//! `echo(value)` and `fail(message)`. Without a script it runs a bundled one
-//! that mirrors the seed's. It exits with the script's exit code.
+//! `echo(value)`, `fail(message)`, `sleep(seconds)`, and `map_with(name,
+//! values)`, which calls the script's export `name` on each value and returns
+//! the results. Without a script it runs a bundled one that mirrors the
+//! seed's. It exits with the script's exit code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use tether::{FunctionError, Host, Script, Value};
+use std::time::Duration;
+
+use tether::{FunctionError, Host, Peer, Script, Value};
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +35,26 @@ fn main() -> ExitCode {
             "fail(message)",
             |message: String| -> Result<(), FunctionError> {
                 Err(FunctionError::new("DemoFailure", message))
+            },
+        )
+        .try_function(
+            "sleep(seconds)",
+            |seconds: f64| -> Result<(), FunctionError> {
+                let d = Duration::try_from_secs_f64(seconds).map_err(|e| {
+                    FunctionError::new("ValueError", format!("sleep({seconds}): {e}"))
+                })?;
+                std::thread::sleep(d);
+                Ok(())
+            },
+        )
+        .try_function(
+            "map_with(name, values)",
+            |name: String, values: Vec<Value>| -> Result<Vec<Value>, tether::Error> {
+                let script = Peer::current().expect("host functions run on behalf of a script");
+                values
+                    .into_iter()
+                    .map(|v| script.call(&name, (v,)))
+                    .collect()
             },
         );
     if classic {

@@ -41,6 +41,18 @@ pub struct Script {
     pub(crate) stdin: Stdio,
     pub(crate) stdout: Stdio,
     pub(crate) stderr: Stdio,
+    pub(crate) stdout_lines: Option<LineCallback>,
+    pub(crate) stderr_lines: Option<LineCallback>,
+}
+
+/// A function that receives the script's output one line at a time.
+#[derive(Clone)]
+pub(crate) struct LineCallback(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for LineCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LineCallback")
+    }
 }
 
 impl Script {
@@ -55,6 +67,8 @@ impl Script {
             stdin: Stdio::Inherit,
             stdout: Stdio::Inherit,
             stderr: Stdio::Inherit,
+            stdout_lines: None,
+            stderr_lines: None,
         }
     }
 
@@ -110,6 +124,27 @@ impl Script {
     /// Where the script's stderr goes.
     pub fn stderr(mut self, stderr: Stdio) -> Script {
         self.stderr = stderr;
+        self
+    }
+
+    /// Hands the script's stdout to `f` line by line (without the line
+    /// ending) as it is written, instead of [`stdout`](Script::stdout). A
+    /// thread of its own calls `f`; an unfinished last line is delivered when
+    /// the script ends. Lines are not limited in length.
+    ///
+    /// ```
+    /// let script = tether::Script::new("job.py").on_stdout_line(|line| println!("[job] {line}"));
+    /// # let _ = script;
+    /// ```
+    pub fn on_stdout_line(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Script {
+        self.stdout_lines = Some(LineCallback(std::sync::Arc::new(f)));
+        self
+    }
+
+    /// Hands the script's stderr to `f` line by line, as
+    /// [`on_stdout_line`](Script::on_stdout_line) does for stdout.
+    pub fn on_stderr_line(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Script {
+        self.stderr_lines = Some(LineCallback(std::sync::Arc::new(f)));
         self
     }
 

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) use unix::{set_nonblocking, wait, Killer};
 
+use crate::script::LineCallback;
 use crate::{Error, Script, Stdio};
 
 /// Names of the environment variables that carry the descriptor numbers.
@@ -114,8 +115,15 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
         cmd.current_dir(dir);
     }
     cmd.stdin(std_stdio(script.stdin));
-    cmd.stdout(std_stdio(script.stdout));
-    cmd.stderr(std_stdio(script.stderr));
+    let piped = |mode: Stdio, lines: &Option<LineCallback>| {
+        if lines.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std_stdio(mode)
+        }
+    };
+    cmd.stdout(piped(script.stdout, &script.stdout_lines));
+    cmd.stderr(piped(script.stderr, &script.stderr_lines));
     unix::keep_only(&mut cmd, [child_read.as_raw_fd(), child_write.as_raw_fd()]);
 
     let mut child = cmd.spawn().map_err(|source| Error::Spawn {
@@ -127,8 +135,14 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     drop(child_write);
 
     let exit_fd = unix::exit_fd(&child);
-    let stdout = child.stdout.take().map(Capture::start);
-    let stderr = child.stderr.take().map(Capture::start);
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| Capture::start(s, script.stdout_lines.clone()));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| Capture::start(s, script.stderr_lines.clone()));
     let proc = Proc {
         child,
         exit_fd,
@@ -227,8 +241,8 @@ impl Proc {
     /// exited; what arrived so far is returned then).
     pub fn take_output(&mut self, grace: Duration) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
         let deadline = Instant::now() + grace;
-        let out = self.stdout.take().map(|c| c.finish(deadline));
-        let err = self.stderr.take().map(|c| c.finish(deadline));
+        let out = self.stdout.take().and_then(|c| c.finish(deadline));
+        let err = self.stderr.take().and_then(|c| c.finish(deadline));
         (out, err)
     }
 }
@@ -242,41 +256,78 @@ impl Drop for Proc {
     }
 }
 
-/// A thread draining one captured stream.
+/// A thread draining one captured stream, into a buffer or line by line
+/// into a callback.
 struct Capture {
     data: Arc<Mutex<Vec<u8>>>,
+    lines: bool,
     done: mpsc::Receiver<()>,
 }
 
 impl Capture {
-    fn start(stream: impl Read + Send + 'static) -> Capture {
+    fn start(stream: impl Read + Send + 'static, lines: Option<LineCallback>) -> Capture {
         let data = Arc::new(Mutex::new(Vec::new()));
         let (tx, done) = mpsc::channel();
         let sink = Arc::clone(&data);
-        let mut stream = stream;
+        let line_mode = lines.is_some();
         thread::Builder::new()
             .name("tether-capture".into())
             .spawn(move || {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match stream.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => lock(&sink).extend_from_slice(&buf[..n]),
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
-                    }
+                match lines {
+                    Some(callback) => deliver_lines(stream, &callback),
+                    None => collect(stream, &sink),
                 }
                 let _ = tx.send(());
             })
             .map(drop)
             .unwrap_or_else(|e| tracing::warn!("cannot start a capture thread: {e}"));
-        Capture { data, done }
+        Capture {
+            data,
+            lines: line_mode,
+            done,
+        }
     }
 
-    fn finish(self, deadline: Instant) -> Vec<u8> {
+    /// What was collected (`None` in line mode), after the stream ended or
+    /// the deadline passed.
+    fn finish(self, deadline: Instant) -> Option<Vec<u8>> {
         let left = deadline.saturating_duration_since(Instant::now());
         let _ = self.done.recv_timeout(left);
-        std::mem::take(&mut *lock(&self.data))
+        (!self.lines).then(|| std::mem::take(&mut *lock(&self.data)))
+    }
+}
+
+fn collect(mut stream: impl Read, sink: &Mutex<Vec<u8>>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => lock(sink).extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+}
+
+fn deliver_lines(stream: impl Read, callback: &LineCallback) {
+    let mut reader = io::BufReader::with_capacity(64 * 1024, stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match io::BufRead::read_until(&mut reader, b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                let text = line.strip_suffix(b"\n").unwrap_or(&line);
+                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                let text = String::from_utf8_lossy(text);
+                let call = std::panic::AssertUnwindSafe(|| (callback.0)(&text));
+                if std::panic::catch_unwind(call).is_err() {
+                    tracing::warn!("a line callback panicked; later lines are still delivered");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
     }
 }
 

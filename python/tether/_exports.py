@@ -1,0 +1,85 @@
+"""The script's side of calls from the host: exports, serving, cancellation."""
+
+from typing import Any, Callable, Optional, TypeVar, Union, overload
+
+from ._connection import CURRENT_CALL, EXPORTS, Export, connection
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def export(fn: F) -> F: ...
+
+
+@overload
+def export(fn: Optional[str] = None) -> Callable[[F], F]: ...
+
+
+def export(fn: Union[F, str, None] = None) -> Any:
+    """Make a function callable by the host.
+
+    Use as ``@tether.export`` (the host calls it by the function's name) or
+    ``@tether.export("name")``. The function may be ``async def``; it may call
+    the host in turn, to any depth. Its exceptions reach the host with their
+    type name, message and traceback.
+    """
+    if callable(fn):
+        EXPORTS[fn.__name__] = Export(fn.__name__, fn)
+        return fn
+    name = fn
+
+    def register(f: F) -> F:
+        key = name or f.__name__
+        EXPORTS[key] = Export(key, f)
+        return f
+
+    return register
+
+
+def serve() -> None:
+    """Answer the host's calls until the host closes the channel or asks the script to stop.
+
+    For plugin-style scripts that only export functions. Returns normally when
+    the host is done with the script.
+    """
+    connection().serve()
+
+
+def notify(name: str, *args: Any, **kwargs: Any) -> None:
+    """Call host function ``name`` without waiting for (or getting) an answer."""
+    connection().notify(name, args, kwargs)
+
+
+def cancelled() -> bool:
+    """Inside an export called by the host: whether the host gave up on this call.
+
+    The host gives up when its call times out or is cancelled; a long-running
+    export can check this and return early (its answer is dropped anyway).
+    Outside an export it is always False.
+    """
+    ctx = CURRENT_CALL.get()
+    if ctx is None:
+        return False
+    if not ctx.cancelled:
+        conn = _connection_now()
+        if conn is not None:
+            conn.pump()
+    return ctx.cancelled
+
+
+def stop_requested() -> bool:
+    """Whether the host asked the script to stop (``tether.serve()`` then returns)."""
+    conn = _connection_now()
+    if conn is None:
+        return False
+    conn.pump()
+    return conn.stop_requested
+
+
+def _connection_now() -> Any:
+    from . import _connection as module
+
+    return module._connection
+
+
+__all__ = ["cancelled", "export", "notify", "serve", "stop_requested"]
