@@ -32,7 +32,7 @@ try:
 except tether.MethodNotFound as e:
     assert isinstance(e, tether.RemoteError)
     assert '"boo"' in str(e), str(e)
-    assert "add, bar, boom, concat, echo, fail, foo, make, parse, sleep" in str(e), str(e)
+    assert "add, bar, boom, concat, echo, fail, foo, make, map_with, parse, sleep" in str(e), str(e)
     assert e.data["available"][0] == "add"
 else:
     raise SystemExit("no exception")

@@ -72,6 +72,13 @@ pub fn host() -> Host {
         })
         .try_function("parse(text)", |t: String| t.trim().parse::<i64>())
         .function("boom()", || -> i64 { panic!("kaboom") })
+        .try_function(
+            "map_with(name, values)",
+            |name: String, values: Vec<Value>| -> Result<Vec<Value>, tether::Error> {
+                let script = tether::Peer::current().expect("called by a script");
+                values.into_iter().map(|v| script.call(&name, (v,))).collect()
+            },
+        )
 }
 
 /// Runs Python code under `host`, with output captured, and returns the outcome.
