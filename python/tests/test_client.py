@@ -50,6 +50,7 @@ class ClientTests(unittest.TestCase):
         self.host = FakeHost()
         self.host.start()
         self.conn = _connection.Connection(self.host.c_read, self.host.c_write)
+        self.conn.handshake()
 
     def tearDown(self):
         self.conn.close()

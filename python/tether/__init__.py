@@ -24,7 +24,10 @@ from ._errors import (
 )
 from ._exports import cancelled, export, notify, serve, stop_requested
 from ._host import host
+from ._logs import install_if_requested as _install_log_forwarding
 from ._version import PROTOCOL_VERSION, __version__
+
+_install_log_forwarding()
 
 
 def __getattr__(name: str) -> object:

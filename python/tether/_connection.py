@@ -129,10 +129,10 @@ class Connection:
         self._closed = False
         self.stop_requested = False
         self._aio_loop: Any = None
+        self._serve_waiters: List[Any] = []
         self.max_frame = _framing.DEFAULT_MAX_FRAME
         self.host_version = "?"
         self.functions: Dict[str, Function] = {}
-        self._hello()
 
     @classmethod
     def from_environment(cls) -> "Connection":
@@ -157,6 +157,20 @@ class Connection:
                 "the tether descriptors %s=%r, %s=%r are unusable: %s" % (READ_VAR, r, WRITE_VAR, w, e)
             ) from None
         return cls(rfd, wfd)
+
+    def handshake(self) -> None:
+        """Exchange versions with the host; call once, before anything else.
+
+        Raises:
+            VersionMismatch: the host speaks another protocol version.
+            ConnectionLost: the host went away.
+        """
+        try:
+            self._hello()
+        except Error as e:
+            # Every later call fails the same way instead of reading on.
+            self._lose(e)
+            raise
 
     # -- calls to the host ----------------------------------------------------
 
@@ -366,6 +380,29 @@ class Connection:
     def _lose(self, error: Error) -> None:
         with self._cond:
             self._lose_locked(error)
+        self._release_serve_waiters()
+
+    def _release_serve_waiters(self) -> None:
+        waiters, self._serve_waiters = self._serve_waiters, []
+        for loop, fut in waiters:
+            try:
+                loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
+            except RuntimeError:
+                pass
+
+    async def aserve(self) -> None:
+        """The asyncio form of :meth:`serve`: answer the host's calls in the running loop."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        self._attach_loop(loop)
+        fut = loop.create_future()
+        self._serve_waiters.append((loop, fut))
+        if self.stop_requested or self._lost is not None:
+            self._release_serve_waiters()
+        await fut
+        if self._lost is not None and not isinstance(self._lost, ConnectionLost):
+            raise self._lost
 
     def _lose_locked(self, error: Error) -> None:
         if self._lost is None:
@@ -397,6 +434,7 @@ class Connection:
             with self._cond:
                 self.stop_requested = True
                 self._cond.notify_all()
+            self._release_serve_waiters()
             return
         export = EXPORTS.get(method) if isinstance(method, str) else None
         if export is None:
@@ -468,12 +506,15 @@ class Connection:
                     self._running.pop(ctx.id, None)
             self._reply_result(ctx.id, export.name, result)
 
-        target = loop if loop is not None else self._aio_loop
-        if target is not None and target.is_running():
-            if loop is not None:
-                loop.create_task(run())
-            else:
-                asyncio.run_coroutine_threadsafe(run(), target)
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        if loop is not None:
+            loop.create_task(run())
+        elif self._aio_loop is not None and self._aio_loop.is_running():
+            asyncio.run_coroutine_threadsafe(run(), self._aio_loop)
         else:
             # No event loop serves this script: run the coroutine to its end here.
             asyncio.run(run())
@@ -557,10 +598,6 @@ class Connection:
         self._decoder.max_frame = self.max_frame
         for f in result.get("functions", []):
             self.functions[f["name"]] = Function(f["name"], f.get("params"), f.get("signature", f["name"]))
-        if result.get("logs"):
-            from ._logs import forward_logs
-
-            forward_logs(self)
 
     def _params(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         for a in args:
@@ -665,5 +702,11 @@ def connection() -> Connection:
         return conn
     with _connect_lock:
         if _connection is None:
-            _connection = Connection.from_environment()
+            conn = Connection.from_environment()
+            # Published before the handshake: the host may call exports while
+            # the handshake is under way, and they may use the connection.
+            _connection = conn
+            conn.handshake()
+        elif _connection._lost is not None and not _connection.functions:
+            raise _connection._lost
         return _connection

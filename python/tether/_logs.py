@@ -1,32 +1,37 @@
-"""Forwarding the script's ``logging`` records and warnings to the host."""
+"""Forwarding the script's ``logging`` records and warnings to the host.
+
+A host that wants them sets ``TETHER_LOGS=1`` in the script's environment;
+``import tether`` then installs a handler on the root logger and routes
+warnings through logging. The handler connects on the first record, so records
+logged before the script's first call reach the host too.
+"""
 
 import logging
-from typing import Any
+import os
 
+LOGS_VAR = "TETHER_LOGS"
 _installed = False
 
 
 class HostHandler(logging.Handler):
     """Sends each record to the host as an ``rpc.log`` notification."""
 
-    def __init__(self, conn: Any) -> None:
-        super().__init__()
-        self._conn = conn
-
     def emit(self, record: logging.LogRecord) -> None:
+        from ._connection import connection
+
         try:
             message = self.format(record)
-            self._conn.notify("rpc.log", (), {"level": record.levelno, "logger": record.name, "message": message})
+            connection().notify("rpc.log", (), {"level": record.levelno, "logger": record.name, "message": message})
         except Exception:
             # Logging must never break the script; a lost host is reported by calls.
             pass
 
 
-def forward_logs(conn: Any) -> None:
-    """Install the handler on the root logger (once) and route warnings through logging."""
+def install_if_requested() -> None:
+    """Install the handler (once) when the host asked for the script's logs."""
     global _installed
-    if _installed:
+    if _installed or os.environ.get(LOGS_VAR) != "1":
         return
     _installed = True
-    logging.getLogger().addHandler(HostHandler(conn))
+    logging.getLogger().addHandler(HostHandler())
     logging.captureWarnings(True)

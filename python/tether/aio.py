@@ -6,7 +6,6 @@ that awaits a call tells the host and leaves the channel usable. Exports may be
 running loop.
 """
 
-import asyncio
 from typing import Any, Dict, List
 
 from ._connection import connection
@@ -49,11 +48,11 @@ host = AsyncHost()
 
 
 async def serve() -> None:
-    """Answer the host's calls in the running loop until the host is done with the script."""
-    conn = connection()
-    conn._attach_loop(asyncio.get_running_loop())
-    while not conn.stop_requested and conn._lost is None:
-        await asyncio.sleep(0.05)
+    """Answer the host's calls in the running loop until the host is done with the script.
+
+    Returns when the host closes the channel or asks the script to stop.
+    """
+    await connection().aserve()
 
 
 __all__ = ["AsyncHost", "host", "serve"]

@@ -40,7 +40,7 @@ pub enum Error {
     },
     /// A call into the script failed there: the export raised, or there is
     /// no such export, or its arguments did not fit.
-    Remote(RemoteError),
+    Remote(Box<RemoteError>),
     /// A call into the script did not answer in time (the channel stays
     /// usable; a late answer is dropped).
     Timeout {
@@ -105,7 +105,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Spawn { source, .. } | Error::Io { source, .. } => Some(source),
-            Error::Remote(e) => Some(e),
+            Error::Remote(e) => Some(&**e),
             Error::Value(e) => Some(e),
             _ => None,
         }

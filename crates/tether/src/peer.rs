@@ -132,7 +132,7 @@ impl Shared {
         let slot = lock(&self.pending).calls.remove(&n);
         match slot {
             Some(slot) => {
-                slot.fill(outcome.map_err(|e| Error::Remote(RemoteError::from_rpc(e))));
+                slot.fill(outcome.map_err(|e| Error::Remote(Box::new(RemoteError::from_rpc(e)))));
                 Ok(())
             }
             None if n >= 1 && n < self.next_id.load(Ordering::Acquire) => {

@@ -63,6 +63,7 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<Child, Error> {
         script,
         vars,
         pythonpath: &client_dir,
+        logs: host.forward_logs,
     })?;
     let pid = proc.id();
     tracing::debug!(pid, script = %script.path().display(), "script started");

@@ -187,7 +187,7 @@ r2, w2 = os.pipe()
 os.close(w)   # nothing will ever answer
 os.close(r2)  # and nobody reads
 try:
-    c.Connection(r, w2)
+    c.Connection(r, w2).handshake()
 except tether.ConnectionLost as e:
     print("lost:", e)
 "#,

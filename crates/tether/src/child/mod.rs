@@ -44,6 +44,8 @@ pub(crate) struct Launch<'a> {
     pub vars: FdVars,
     /// A directory to put first on `PYTHONPATH` (the bundled client).
     pub pythonpath: &'a Path,
+    /// Ask the client to forward `logging` records (`TETHER_LOGS=1`).
+    pub logs: bool,
 }
 
 /// A running child and the host's ends of its channel.
@@ -90,6 +92,9 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     let mut cmd = Command::new(launch.python);
     cmd.arg(&path).args(&script.args);
     cmd.env("PYTHONUNBUFFERED", "1");
+    if launch.logs {
+        cmd.env("TETHER_LOGS", "1");
+    }
     for (key, value) in &script.env {
         match value {
             Some(v) => cmd.env(key, v),

@@ -76,7 +76,10 @@ pub fn host() -> Host {
             "map_with(name, values)",
             |name: String, values: Vec<Value>| -> Result<Vec<Value>, tether::Error> {
                 let script = tether::Peer::current().expect("called by a script");
-                values.into_iter().map(|v| script.call(&name, (v,))).collect()
+                values
+                    .into_iter()
+                    .map(|v| script.call(&name, (v,)))
+                    .collect()
             },
         )
 }
@@ -94,6 +97,13 @@ pub fn run_with(host: &Host, code: &str) -> Result<Outcome, tether::Error> {
 /// printing its output when it did not.
 pub fn run_ok(code: &str) -> Outcome {
     let outcome = run_with(&host(), code).expect("run");
+    assert_ok(&outcome);
+    outcome
+}
+
+/// Runs Python code under `host` and asserts it exited 0.
+pub fn run_ok_with(host: &Host, code: &str) -> Outcome {
+    let outcome = run_with(host, code).expect("run");
     assert_ok(&outcome);
     outcome
 }

@@ -1,0 +1,433 @@
+//! Calls in both directions: exports, nesting, timeouts and cancellation,
+//! threads, asyncio, shutdown, notifications, logs, output lines.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use tether::{Error, Peer, Script, Stdio};
+
+const PLUGIN: &str = r#"
+import asyncio, time
+import tether
+from tether import host
+
+calls = []
+
+@tether.export
+def square(x):
+    return x * x
+
+@tether.export("cube")
+def third_power(x):
+    return x ** 3
+
+@tether.export
+def fails(msg):
+    raise ValueError("bad value: " + msg)
+
+@tether.export
+def up(n):
+    return 0 if n == 0 else host.down(n - 1) + 1
+
+@tether.export
+def slow(seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if tether.cancelled():
+            calls.append("slow cancelled")
+            return "cancelled"
+        time.sleep(0.01)
+    return "finished"
+
+@tether.export
+def on_event(name):
+    calls.append(name)
+
+@tether.export
+def seen():
+    return calls
+
+tether.serve()
+"#;
+
+fn plugin() -> Script {
+    Script::new(script(PLUGIN))
+        .stdout(Stdio::Capture)
+        .stderr(Stdio::Capture)
+}
+
+fn down_host() -> tether::Host {
+    host().try_function("down(n)", |n: i64| -> Result<i64, Error> {
+        if n == 0 {
+            return Ok(0);
+        }
+        let script = Peer::current().expect("called by a script");
+        Ok(script.call::<i64>("up", (n - 1,))? + 1)
+    })
+}
+
+#[test]
+fn the_host_calls_script_exports() {
+    let child = host().spawn(plugin()).unwrap();
+    assert_eq!(child.call::<i64>("square", (7,)).unwrap(), 49);
+    assert_eq!(child.call::<i64>("cube", (3,)).unwrap(), 27);
+    assert_eq!(child.call::<f64>("square", (1.5,)).unwrap(), 2.25);
+    match child.call::<i64>("nope", ()) {
+        Err(Error::Remote(e)) => {
+            assert_eq!(e.kind(), "MethodNotFound");
+            assert!(e.message().contains("cube, fails"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match child.call::<i64>("square", (1, 2)) {
+        Err(Error::Remote(e)) => assert_eq!(e.kind(), "InvalidParams", "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let outcome = child.shutdown(Duration::from_secs(5)).unwrap();
+    assert!(outcome.success(), "{}", stderr(&outcome));
+}
+
+#[test]
+fn a_python_exception_reaches_rust_with_its_traceback() {
+    let child = host().spawn(plugin()).unwrap();
+    match child.call::<()>("fails", ("x",)) {
+        Err(Error::Remote(e)) => {
+            assert_eq!(e.kind(), "ValueError");
+            assert_eq!(e.message(), "bad value: x");
+            let tb = e.traceback().expect("traceback");
+            assert!(tb.contains("Traceback (most recent call last)"), "{tb}");
+            assert!(
+                tb.contains("raise ValueError(\"bad value: \" + msg)"),
+                "{tb}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(child.call::<i64>("square", (2,)).unwrap(), 4);
+}
+
+#[test]
+fn nesting_fifty_deep_both_ways() {
+    // Script -> host -> script -> ... 100 calls deep, 50 each way, started
+    // from either side, with a pool of 2 workers and in serial mode.
+    for host in [down_host().workers(2), down_host().serial()] {
+        let out = run_with(&host, "from tether import host\nimport tether\n@tether.export\ndef up(n):\n    return 0 if n == 0 else host.down(n - 1) + 1\nassert host.down(100) == 100\nprint('ok')").unwrap();
+        assert_ok(&out);
+        let child = host.spawn(plugin()).unwrap();
+        assert_eq!(child.call::<i64>("up", (100,)).unwrap(), 100);
+    }
+}
+
+#[test]
+fn map_with_calls_back_into_the_script() {
+    run_ok(
+        r#"
+import tether
+from tether import host
+@tether.export
+def square(x):
+    return x * x
+assert host.map_with("square", [1, 2, 3]) == [1, 4, 9]
+assert host.map_with("square", []) == []
+"#,
+    );
+}
+
+#[test]
+fn a_timed_out_call_is_cancelled_in_the_script_and_the_next_call_works() {
+    let child = host().spawn(plugin()).unwrap();
+    let started = Instant::now();
+    match child.call_timeout::<String>("slow", (5.0,), Duration::from_millis(200)) {
+        Err(Error::Timeout { method, .. }) => assert_eq!(method, "slow"),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The late "cancelled" answer to slow() must not reach this call.
+    assert_eq!(child.call::<i64>("square", (9,)).unwrap(), 81);
+    let seen: Vec<String> = child.call("seen", ()).unwrap();
+    assert_eq!(seen, vec!["slow cancelled"]);
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn an_async_export_is_cancelled_when_the_host_gives_up() {
+    let code = r#"
+import asyncio, tether
+log = []
+@tether.export
+async def wait_long():
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        log.append("cancelled")
+        raise
+@tether.export
+async def history():
+    return log
+asyncio.run(tether.aio.serve())
+"#;
+    let child = host()
+        .spawn(Script::new(script(code)).stderr(Stdio::Capture))
+        .unwrap();
+    assert!(matches!(
+        child.call_timeout::<()>("wait_long", (), Duration::from_millis(200)),
+        Err(Error::Timeout { .. })
+    ));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        child.call::<Vec<String>>("history", ()).unwrap(),
+        vec!["cancelled"]
+    );
+    let outcome = child.shutdown(Duration::from_secs(5)).unwrap();
+    assert!(outcome.success(), "{outcome:?}");
+}
+
+#[test]
+fn cancelling_an_asyncio_task_mid_call_leaves_the_channel_usable() {
+    run_ok(
+        r#"
+import asyncio, tether
+async def main():
+    task = asyncio.ensure_future(tether.aio.host.sleep(1.0))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    else:
+        raise SystemExit("not cancelled")
+    assert await tether.aio.host.add(1, 2) == 3
+    assert tether.host.add(2, 2) == 4
+asyncio.run(main())
+"#,
+    );
+}
+
+#[test]
+fn a_thousand_concurrent_asyncio_calls() {
+    let out = run_ok(
+        r#"
+import asyncio, time, tether
+async def main():
+    n = 1000
+    t = time.perf_counter()
+    got = await asyncio.gather(*(tether.aio.host.add(i, 1) for i in range(n)))
+    elapsed = time.perf_counter() - t
+    assert got == [i + 1 for i in range(n)]
+    print("asyncio %d calls/s" % (n / elapsed))
+asyncio.run(main())
+"#,
+    );
+    eprintln!("{}", stdout(&out).trim());
+}
+
+#[test]
+fn eight_threads_times_ten_thousand_calls_get_their_own_answers() {
+    let out = run_ok(
+        r#"
+import threading, time
+from tether import host
+errors = []
+def work(k):
+    for i in range(10000):
+        if host.add(k * 100000, i) != k * 100000 + i:
+            errors.append((k, i))
+t = time.perf_counter()
+threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+for th in threads: th.start()
+for th in threads: th.join()
+elapsed = time.perf_counter() - t
+assert not errors, errors[:5]
+print("threads %d calls/s" % (80000 / elapsed))
+"#,
+    );
+    assert_eq!(out.calls(), 80_000);
+    eprintln!("{}", stdout(&out).trim());
+}
+
+#[test]
+fn shutdown_stops_a_script_stuck_in_a_busy_loop_within_the_grace_period() {
+    let child = host()
+        .spawn(script(
+            "from tether import host\nhost.add(1, 2)\nwhile True:\n    pass\n",
+        ))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let outcome = child.shutdown(Duration::from_secs(1)).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(outcome.signal(), Some(15));
+
+    // A script that ignores SIGTERM gets SIGKILL when the grace runs out.
+    let child = host()
+        .spawn(script(
+            "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass\n",
+        ))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let outcome = child.shutdown(Duration::from_millis(600)).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(outcome.signal(), Some(9));
+}
+
+#[test]
+fn two_children_at_once_one_crashes_the_other_keeps_working() {
+    let host = host();
+    let steady = host
+        .spawn(script(
+            "from tether import host\nfor i in range(3000):\n    assert host.add(i, 1) == i + 1\n",
+        ))
+        .unwrap();
+    let crashing = host
+        .spawn(script("import os\nfrom tether import host\nfor i in range(50):\n    host.add(i, 1)\nos.kill(os.getpid(), 9)\n"))
+        .unwrap();
+    let crashed = crashing.wait().unwrap();
+    assert_eq!(crashed.signal(), Some(9));
+    let outcome = steady.wait().unwrap();
+    assert!(outcome.success());
+    assert_eq!(outcome.calls(), 3000);
+}
+
+#[test]
+fn notifications_both_ways_and_serial_order() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let host = host()
+        .serial()
+        .function("record(x)", move |x: i64| sink.lock().unwrap().push(x));
+    let child = host
+        .spawn(Script::new(script(
+            r#"
+import tether
+events = []
+@tether.export
+def on_event(name):
+    events.append(name)
+@tether.export
+def seen():
+    return events
+for i in range(200):
+    tether.notify("record", i)
+tether.serve()
+"#,
+        )))
+        .unwrap();
+    child.notify("on_event", ("first",)).unwrap();
+    child.notify("on_event", ("second",)).unwrap();
+    assert_eq!(
+        child.call::<Vec<String>>("seen", ()).unwrap(),
+        vec!["first", "second"]
+    );
+    let outcome = child.shutdown(Duration::from_secs(5)).unwrap();
+    assert!(outcome.success());
+    assert_eq!(*seen.lock().unwrap(), (0..200).collect::<Vec<i64>>());
+}
+
+#[test]
+fn a_call_to_a_script_that_ended_fails_at_once() {
+    let child = host().spawn(script("pass")).unwrap();
+    let peer = child.peer();
+    let outcome = child.wait().unwrap();
+    assert!(outcome.success());
+    let started = Instant::now();
+    assert!(matches!(
+        peer.call::<i64>("square", (1,)),
+        Err(Error::Closed(_))
+    ));
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn stdout_and_stderr_lines_reach_callbacks() {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (out, err) = (Arc::clone(&lines), Arc::clone(&lines));
+    let outcome = host()
+        .run(
+            Script::new(script(
+                "import sys\nprint('one')\nprint('two')\nsys.stderr.write('E' * 1000000 + '\\n')\nsys.stdout.write('tail')\n",
+            ))
+            .on_stdout_line(move |l| out.lock().unwrap().push(format!("out:{l}")))
+            .on_stderr_line(move |l| err.lock().unwrap().push(format!("err:{}", l.len()))),
+        )
+        .unwrap();
+    assert!(outcome.success());
+    let mut got = lines.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, vec!["err:1000000", "out:one", "out:tail", "out:two"]);
+}
+
+#[test]
+fn python_logging_and_warnings_become_tracing_events() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Clone, Default)]
+    struct Events(Arc<Mutex<Vec<String>>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if event.metadata().target() != "tether::script" {
+                return;
+            }
+            struct Fields(String);
+            impl tracing::field::Visit for Fields {
+                fn record_debug(
+                    &mut self,
+                    field: &tracing::field::Field,
+                    value: &dyn std::fmt::Debug,
+                ) {
+                    if field.name() != "pid" {
+                        self.0 += &format!("{}={:?} ", field.name(), value);
+                    }
+                }
+                fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                    self.0 += &format!("{}={} ", field.name(), value);
+                }
+            }
+            let mut fields = Fields(format!("{} ", event.metadata().level()));
+            event.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0.trim().to_owned());
+        }
+    }
+    // Events come from the thread that reads the script's pipe, so the
+    // subscriber must be global (this is the only test that sets one).
+    let events = Events::default();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(events.clone()))
+        .expect("no other global subscriber");
+    {
+        run_ok_with(
+            &host().forward_logs(),
+            r#"
+import logging, warnings
+from tether import host
+logging.getLogger("plugin").warning("disk %s", "full")
+logging.getLogger("plugin.db").error("lost")
+logging.getLogger("quiet").info("not shown: the root logger's level is WARNING")
+warnings.warn("old api")
+host.add(1, 2)
+"#,
+        );
+    }
+    let got = events.0.lock().unwrap().clone();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(got[0], "WARN message=disk full logger=plugin");
+    assert_eq!(got[1], "ERROR message=lost logger=plugin.db");
+    assert!(got[2].starts_with("WARN message="), "{}", got[2]);
+    assert!(got[2].ends_with("logger=py.warnings"), "{}", got[2]);
+    assert!(got[2].contains("UserWarning: old api"), "{}", got[2]);
+}
