@@ -5,6 +5,10 @@
 //!   4-byte length and 8 bytes, Rust answers the same);
 //! - `host.echo(i)` through tether's native protocol;
 //! - `tether.classic.call("echo", i)` through the classic protocol;
+//! - one call that nests one level (Python -> host -> Python -> back) beside a
+//!   plain call;
+//! - calls per second from one thread, from 8 threads, and from 1,000
+//!   concurrent asyncio calls;
 //! - the start-up of `python3 -c pass` beside a whole demo run.
 //!
 //! `cargo bench --bench roundtrip`; `TETHER_BENCH_CALLS` sets the number of
@@ -124,6 +128,93 @@ print((time.perf_counter() - t) / n * 1e6)
         .unwrap_or_else(|_| panic!("echo script said: {text}"))
 }
 
+/// Runs a script under a host with `echo`, `add` and `nest` (which calls the
+/// script's `ident` export), and returns the number it prints.
+fn measure(code: &str) -> f64 {
+    let host = Host::new()
+        .python(python())
+        .function("echo(value)", |v: Value| v)
+        .function("add(a, b)", |a: i64, b: i64| a + b)
+        .try_function("nest(x)", |x: Value| -> Result<Value, tether::Error> {
+            tether::Peer::current()
+                .expect("called by the script")
+                .call("ident", (x,))
+        });
+    let out = host
+        .run(Script::new(write_script("measure.py", code)).stdout(Stdio::Capture))
+        .unwrap();
+    let text = String::from_utf8_lossy(out.stdout().unwrap()).into_owned();
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("script said: {text}"))
+}
+
+fn nested_and_plain(n: usize) -> (f64, f64) {
+    let code = |call: &str| {
+        format!(
+            r#"
+import time, tether
+from tether import host
+@tether.export
+def ident(x):
+    return x
+f = {call}
+f(0)
+t = time.perf_counter()
+for i in range({n}):
+    f(i)
+print((time.perf_counter() - t) / {n} * 1e6)
+"#
+        )
+    };
+    (measure(&code("host.nest")), measure(&code("host.echo")))
+}
+
+fn throughput(n: usize) -> (f64, f64, f64) {
+    let per_thread = n / 8;
+    let threads = format!(
+        r#"
+import threading, time
+from tether import host
+host.add(0, 0)
+def work(k):
+    for i in range({per_thread}):
+        host.add(k, i)
+ts = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+t = time.perf_counter()
+for th in ts: th.start()
+for th in ts: th.join()
+print({per_thread} * 8 / (time.perf_counter() - t))
+"#
+    );
+    let sequential = format!(
+        r#"
+import time
+from tether import host
+host.add(0, 0)
+t = time.perf_counter()
+for i in range({n}):
+    host.add(i, 1)
+print({n} / (time.perf_counter() - t))
+"#
+    );
+    let rounds = (n / 1000).max(1);
+    let asyncio = format!(
+        r#"
+import asyncio, time, tether
+async def main():
+    add = tether.aio.host.add
+    await add(0, 0)
+    t = time.perf_counter()
+    for _ in range({rounds}):
+        await asyncio.gather(*(add(i, 1) for i in range(1000)))
+    print({rounds} * 1000 / (time.perf_counter() - t))
+asyncio.run(main())
+"#
+    );
+    (measure(&sequential), measure(&threads), measure(&asyncio))
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
@@ -169,6 +260,46 @@ fn main() {
         classic / bare
     );
 
+    let (nested, plain): (Vec<f64>, Vec<f64>) = (0..runs).map(|_| nested_and_plain(n / 4)).unzip();
+    let (nested, plain) = (median(nested), median(plain));
+    println!(
+        "\n{:<44} {:>10} {:>8}",
+        "nesting (mean of one call)", "µs", "ratio"
+    );
+    println!(
+        "{:<44} {:>10.2} {:>8.2}",
+        "plain call host.echo(i)", plain, 1.0
+    );
+    println!(
+        "{:<44} {:>10.2} {:>8.2}",
+        "nested: Python -> host -> Python -> back",
+        nested,
+        nested / plain
+    );
+
+    let mut seq = Vec::new();
+    let mut thr = Vec::new();
+    let mut aio = Vec::new();
+    for _ in 0..runs {
+        let (s, t, a) = throughput(n / 2);
+        seq.push(s);
+        thr.push(t);
+        aio.push(a);
+    }
+    let (seq, thr, aio) = (median(seq), median(thr), median(aio));
+    println!("\n{:<44} {:>10} {:>8}", "throughput", "calls/s", "ratio");
+    println!(
+        "{:<44} {:>10.0} {:>8.2}",
+        "one thread, sequential host.add", seq, 1.0
+    );
+    println!("{:<44} {:>10.0} {:>8.2}", "8 threads", thr, thr / seq);
+    println!(
+        "{:<44} {:>10.0} {:>8.2}",
+        "asyncio, 1000 concurrent calls",
+        aio,
+        aio / seq
+    );
+
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.py");
     let py = time_it(runs, || {
         assert!(Command::new(python())
@@ -184,7 +315,17 @@ fn main() {
         })
         .function("bar(arg)", |arg: Value| {
             format!("Bar was called with arg {arg}")
-        });
+        })
+        .try_function(
+            "map_with(name, values)",
+            |name: String, values: Vec<Value>| -> Result<Vec<Value>, tether::Error> {
+                let script = tether::Peer::current().expect("called by the script");
+                values
+                    .into_iter()
+                    .map(|v| script.call(&name, (v,)))
+                    .collect()
+            },
+        );
     let run = time_it(runs, || {
         host.run(Script::new(&demo).stdout(Stdio::Null)).unwrap();
     });
