@@ -93,6 +93,94 @@ class ClientTests(unittest.TestCase):
             self.conn.call("add", (1, 2), {})
 
 
+class ScriptedHost(threading.Thread):
+    """A fake host that calls the script's exports, then answers its calls."""
+
+    def __init__(self, requests):
+        super().__init__(daemon=True)
+        self.c_read, self.h_write = os.pipe()
+        self.h_read, self.c_write = os.pipe()
+        self.requests = requests
+        self.replies = {}
+        self.done = threading.Event()
+
+    def send(self, msg):
+        for piece in _framing.encode(msg):
+            os.write(self.h_write, piece)
+
+    def run(self):
+        d = _framing.FrameDecoder()
+        for msg in self.requests:
+            self.send(msg)
+        want = sum(1 for m in self.requests if "id" in m)
+        greeted = False
+        while len(self.replies) < want or not greeted:
+            body = d.next()
+            if body is None:
+                data = os.read(self.h_read, 65536)
+                if not data:
+                    break
+                d.feed(data)
+                continue
+            msg = _framing.decode(body)
+            if msg.get("method") == "rpc.hello":
+                self.send({"jsonrpc": "2.0", "id": 0, "result": {"protocol": 1, "version": "t", "functions": []}})
+                greeted = True
+            elif "method" not in msg:
+                self.replies[msg["id"]] = msg
+        self.done.set()
+        os.close(self.h_write)
+
+
+class ExportTests(unittest.TestCase):
+    def setUp(self):
+        _connection.EXPORTS.clear()
+
+        @tether.export
+        def double(x):
+            return 2 * x
+
+        @tether.export("explode")
+        def boom():
+            raise KeyError("nope")
+
+        @tether.export
+        async def later(x):
+            return x + 1
+
+    def test_serve_answers_exports_and_reports_errors(self):
+        fake = ScriptedHost([
+            {"jsonrpc": "2.0", "id": 1, "method": "double", "params": [21]},
+            {"jsonrpc": "2.0", "id": 2, "method": "explode"},
+            {"jsonrpc": "2.0", "id": 3, "method": "missing"},
+            {"jsonrpc": "2.0", "id": 4, "method": "double", "params": [1, 2]},
+            {"jsonrpc": "2.0", "id": 5, "method": "later", "params": {"x": 1}},
+        ])
+        fake.start()
+        conn = _connection.Connection(fake.c_read, fake.c_write)
+        conn.handshake()
+        conn.serve()  # returns when the fake host closes the channel
+        self.assertTrue(fake.done.wait(5))
+        r = fake.replies
+        self.assertEqual(r[1]["result"], 42)
+        self.assertEqual(r[2]["error"]["data"]["kind"], "KeyError")
+        self.assertIn("raise KeyError", r[2]["error"]["data"]["traceback"])
+        self.assertEqual(r[3]["error"]["code"], -32601)
+        self.assertIn("double, explode, later", r[3]["error"]["message"])
+        self.assertEqual(r[4]["error"]["code"], -32602)
+        self.assertEqual(r[5]["result"], 2)
+        conn.close()
+
+    def test_stop_ends_serve(self):
+        fake = ScriptedHost([{"jsonrpc": "2.0", "method": "rpc.stop"}])
+        fake.start()
+        conn = _connection.Connection(fake.c_read, fake.c_write)
+        conn.handshake()
+        conn.serve()
+        self.assertTrue(conn.stop_requested)
+        conn.close()
+
+
 class NoHost(unittest.TestCase):
     def test_first_call_says_no_host_started_this_script(self):
         saved = {k: os.environ.pop(k, None) for k in ("TETHER_READ_FD", "TETHER_WRITE_FD")}
