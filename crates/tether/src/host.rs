@@ -382,8 +382,7 @@ impl Child {
     ///
     /// As for [`Host::run`].
     pub fn shutdown(mut self, grace: Duration) -> Result<Outcome, Error> {
-        let _ = self.peer.request_stop();
-        self.peer.shared.close_writer();
+        self.peer.shared.stop_without_waiting();
         let half = grace / 2;
         if let Some(result) = self.try_join(half) {
             return result;

@@ -119,6 +119,25 @@ impl Shared {
         lock(&self.writer).close();
     }
 
+    /// Asks the script to stop and closes the host's end of the channel, but
+    /// only if that needs no waiting: a writer blocked on a script that does
+    /// not read must not hold up a shutdown, which goes on with signals.
+    pub fn stop_without_waiting(&self) {
+        let Ok(mut writer) = self.writer.try_lock() else {
+            return;
+        };
+        let stop = Message::Call {
+            id: None,
+            method: STOP.to_owned(),
+            params: Params::Positional(Vec::new()),
+        };
+        if let Ok(enc) = stop.encode(self.max_frame) {
+            writer.send_now_and_close(&enc.to_vec());
+        } else {
+            writer.close();
+        }
+    }
+
     /// Delivers a reply from the script. `Err` when it answers a call the
     /// host never made (a late answer to a call that timed out is dropped).
     pub fn deliver(&self, id: Option<Id>, outcome: Result<Value, RpcError>) -> Result<(), String> {
@@ -334,13 +353,6 @@ impl Peer {
     /// arguments cannot be sent.
     pub fn notify(&self, method: &str, args: impl Serialize) -> Result<(), Error> {
         self.shared.notify_value(method, params(args)?)
-    }
-
-    /// Asks the script to stop (`tether.serve()` returns, and
-    /// `tether.stop_requested()` becomes true).
-    pub(crate) fn request_stop(&self) -> Result<(), Error> {
-        self.shared
-            .notify_value(STOP, Params::Positional(Vec::new()))
     }
 }
 

@@ -180,6 +180,18 @@ impl Writer {
         self.fd = None;
     }
 
+    /// Writes a small frame only if the pipe takes it at once, and then
+    /// closes the host's end; never waits. Frames up to `PIPE_BUF` (4096
+    /// bytes) are written whole or not at all, so the stream stays intact.
+    pub fn send_now_and_close(&mut self, frame: &[u8]) {
+        if let Some(fd) = &self.fd {
+            if frame.len() <= 4096 {
+                let _ = rustix::io::write(fd, frame);
+            }
+        }
+        self.fd = None;
+    }
+
     /// Writes `parts` as one contiguous stream of bytes.
     ///
     /// # Errors

@@ -431,3 +431,28 @@ host.add(1, 2)
     assert!(got[2].ends_with("logger=py.warnings"), "{}", got[2]);
     assert!(got[2].contains("UserWarning: old api"), "{}", got[2]);
 }
+
+#[test]
+fn shutdown_is_not_held_up_by_a_writer_blocked_on_a_script_that_does_not_read() {
+    let child = host()
+        .spawn(script(
+            r#"
+import time
+from tether import _connection, _framing
+conn = _connection.connection()
+# Ask for 10 MB and never read it: the host's answer fills the pipe and blocks.
+conn._send(_framing.encode(_framing.request(99, "make", [10_000_000])))
+time.sleep(60)
+"#,
+        ))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let outcome = child.shutdown(Duration::from_secs(1)).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(outcome.signal(), Some(15));
+}
