@@ -30,6 +30,7 @@ from ._errors import (
     ProtocolError,
     RemoteError,
     VersionMismatch,
+    error_class,
 )
 from ._version import PROTOCOL_VERSION, __version__
 
@@ -52,12 +53,15 @@ _CHUNK = 64 * 1024
 class Function:
     """What the host said about one of its functions."""
 
-    __slots__ = ("name", "params", "signature")
+    __slots__ = ("name", "params", "signature", "annotations", "returns", "doc")
 
-    def __init__(self, name: str, params: Optional[List[str]], signature: str) -> None:
-        self.name = name
-        self.params = params
-        self.signature = signature
+    def __init__(self, description: Dict[str, Any]) -> None:
+        self.name: str = description["name"]
+        self.params: Optional[List[str]] = description.get("params")
+        self.signature: str = description.get("signature", self.name)
+        self.annotations: List[str] = list(description.get("annotations") or [])
+        self.returns: str = description.get("returns") or "Any"
+        self.doc: Optional[str] = description.get("doc")
 
 
 class Export:
@@ -597,7 +601,8 @@ class Connection:
         self.max_frame = int(result.get("max_frame", self.max_frame))
         self._decoder.max_frame = self.max_frame
         for f in result.get("functions", []):
-            self.functions[f["name"]] = Function(f["name"], f.get("params"), f.get("signature", f["name"]))
+            self.functions[f["name"]] = Function(f)
+        self.types: Dict[str, List[List[str]]] = dict(result.get("types") or {})
 
     def _params(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         for a in args:
@@ -687,6 +692,9 @@ def _remote_error(error: Dict[str, Any]) -> RemoteError:
         return MethodNotFound(code, message, data)
     if code == INVALID_PARAMS:
         return InvalidParams(code, message, data)
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if isinstance(kind, str) and kind.isidentifier():
+        return error_class(kind)(code, message, data)
     return RemoteError(code, message, data)
 
 

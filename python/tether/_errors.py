@@ -1,6 +1,7 @@
 """The exception tree: one base class, local and remote errors apart."""
 
-from typing import Any, Optional
+import threading
+from typing import Any, Dict, Optional, Type
 
 
 class Error(Exception):
@@ -60,3 +61,33 @@ class MethodNotFound(RemoteError):
 
 class InvalidParams(RemoteError):
     """Wrong number or types of arguments; the message names the function and what it expects."""
+
+
+_classes: Dict[str, Type[RemoteError]] = {"MethodNotFound": MethodNotFound, "InvalidParams": InvalidParams}
+_classes_lock = threading.Lock()
+
+
+def error_class(kind: str) -> Type[RemoteError]:
+    """The exception class for errors of ``kind``: a subclass of RemoteError named so.
+
+    The same class every time, so ``except host.errors.NotFound`` catches the
+    errors the host reports with kind ``"NotFound"``.
+    """
+    with _classes_lock:
+        cls = _classes.get(kind)
+        if cls is None:
+            cls = type(kind, (RemoteError,), {"__module__": "tether.errors", "__doc__": "Host errors of kind %r." % kind})
+            _classes[kind] = cls
+        return cls
+
+
+class Errors:
+    """``host.errors.KIND``: the exception class for errors of that kind."""
+
+    def __getattr__(self, kind: str) -> Type[RemoteError]:
+        if kind.startswith("__"):
+            raise AttributeError(kind)
+        return error_class(kind)
+
+    def __repr__(self) -> str:
+        return "<tether host errors>"

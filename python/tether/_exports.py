@@ -2,7 +2,7 @@
 
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
-from ._connection import CURRENT_CALL, EXPORTS, Export, connection
+from ._connection import CURRENT_CALL, EXPORTS, Connection, Export, connection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,10 +73,10 @@ def stop_requested() -> bool:
     if conn is None:
         return False
     conn.pump()
-    return conn.stop_requested
+    return bool(conn.stop_requested)
 
 
-def _connection_now() -> Any:
+def _connection_now() -> "Optional[Connection]":
     from . import _connection as module
 
     return module._connection

@@ -215,7 +215,7 @@ class FrameDecoder:
         buf = self._buf
         if len(buf) < 4:
             return 4 - len(buf)
-        (length,) = HEADER.unpack_from(buf, 0)
+        length: int = HEADER.unpack_from(buf, 0)[0]
         return max(1, 4 + length - len(buf))
 
 

@@ -1,47 +1,115 @@
-"""``tether.host``: the host's functions as attributes."""
+"""``tether.host``: the host's functions as attributes, with their signatures and docs."""
 
-from typing import Any, Dict, List
+import keyword
+import typing
+from typing import Any, Callable, Dict, List, Optional
 
-from ._connection import connection
+from ._connection import Function, connection
+from ._errors import Errors
+
+_TYPING_NAMES: Dict[str, Any] = {
+    name: getattr(typing, name)
+    for name in ("Any", "Dict", "List", "Literal", "Optional", "Tuple", "Type", "TypedDict", "Union")
+}
 
 
-class HostFunction:
-    """One host function; calling it calls the host."""
+def _evaluate(annotation: str, namespace: Dict[str, Any]) -> Any:
+    """The typing object an annotation string names, or the string when it cannot be built."""
+    try:
+        return eval(annotation, {"__builtins__": {"None": None, "int": int, "float": float, "str": str,
+                                                  "bytes": bytes, "bool": bool}}, namespace)
+    except Exception:
+        return annotation
 
-    __slots__ = ("_name",)
 
-    def __init__(self, name: str) -> None:
-        self._name = name
+def _namespace() -> Dict[str, Any]:
+    """Typing names plus a TypedDict for every struct the host described."""
+    conn = connection()
+    ns = dict(_TYPING_NAMES)
+    for name, fields in getattr(conn, "types", {}).items():
+        try:
+            ns[name] = typing.TypedDict(name, {f: _evaluate(a, ns) for f, a in fields})  # type: ignore[operator]
+        except Exception:
+            ns[name] = dict
+    return ns
 
-    @property
-    def __name__(self) -> str:  # type: ignore[override]
-        return self._name
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return connection().call(self._name, args, kwargs)
+def _optional_tail(annotations: List[str]) -> int:
+    """Index of the first of the trailing parameters that may be left out."""
+    i = len(annotations)
+    while i > 0 and annotations[i - 1].startswith("Optional["):
+        i -= 1
+    return i
 
-    def __repr__(self) -> str:
-        f = connection().functions.get(self._name)
-        return "<host function %s>" % (f.signature if f else self._name)
+
+def build(description: Optional[Function], name: str, is_async: bool) -> Callable[..., Any]:
+    """A real Python function that calls host function ``name``.
+
+    With parameter names it has the host's exact signature, so Python itself
+    rejects a wrong keyword with its usual message, and ``help()`` and
+    ``inspect.signature`` show names, types and the doc.
+    """
+    params = description.params if description is not None else None
+    usable = params is not None and all(p.isidentifier() and not keyword.iskeyword(p) for p in params)
+    ns: Dict[str, Any] = {"_connection": connection}
+    if usable and name.isidentifier() and not keyword.iskeyword(name):
+        assert params is not None and description is not None
+        tail = _optional_tail(description.annotations[: len(params)])
+        header = ", ".join(p + ("=None" if i >= tail else "") for i, p in enumerate(params))
+        packed = "({}{})".format(", ".join(params), "," if len(params) == 1 else "")
+        body = "connection().acall" if is_async else "connection().call"
+        src = "{}def {}({}):\n    return {}{}({!r}, {}, {{}})\n".format(
+            "async " if is_async else "", name, header, "await " if is_async else "", body, name, packed
+        )
+        src = src.replace("connection()", "_connection()")
+        exec(src, ns)
+        fn: Callable[..., Any] = ns[name]
+        types = _namespace()
+        fn.__annotations__ = {p: _evaluate(a, types) for p, a in zip(params, description.annotations)}
+        fn.__annotations__["return"] = _evaluate(description.returns, types)
+    elif is_async:
+
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            return await connection().acall(name, args, kwargs)
+
+        fn = call_async
+    else:
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return connection().call(name, args, kwargs)
+
+        fn = call
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = "tether.host"
+    if description is not None:
+        doc = description.doc or ""
+        fn.__doc__ = "{}\n\nHost function {}.".format(doc, description.signature).strip()
+    return fn
 
 
 class Host:
     """The functions of the host that started this script.
 
     ``host.NAME(*args, **kwargs)`` calls the host's function NAME and returns
-    its result; ``dir(host)`` lists the host's functions. Nothing connects
-    until the first call, so importing tether never fails.
+    its result; ``dir(host)`` lists the host's functions, ``help(host.NAME)``
+    shows one, and ``host.errors.KIND`` is the exception class for the host's
+    errors of that kind. Nothing connects until first use, so importing tether
+    never fails.
     """
 
-    def __init__(self) -> None:
-        self._functions: Dict[str, HostFunction] = {}
+    errors = Errors()
 
-    def __getattr__(self, name: str) -> HostFunction:
+    def __init__(self, is_async: bool = False) -> None:
+        self._is_async = is_async
+        self._functions: Dict[str, Callable[..., Any]] = {}
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         f = self._functions.get(name)
         if f is None:
-            f = self._functions[name] = HostFunction(name)
+            f = self._functions[name] = build(connection().functions.get(name), name, self._is_async)
         return f
 
     def __dir__(self) -> List[str]:

@@ -6,45 +6,11 @@ that awaits a call tells the host and leaves the channel usable. Exports may be
 running loop.
 """
 
-from typing import Any, Dict, List
-
 from ._connection import connection
+from ._host import Host
 
 
-class AsyncHostFunction:
-    """One host function; awaiting a call to it calls the host."""
-
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return await connection().acall(self._name, args, kwargs)
-
-    def __repr__(self) -> str:
-        return "<async host function %s>" % self._name
-
-
-class AsyncHost:
-    """The host's functions, as coroutines."""
-
-    def __init__(self) -> None:
-        self._functions: Dict[str, AsyncHostFunction] = {}
-
-    def __getattr__(self, name: str) -> AsyncHostFunction:
-        if name.startswith("__") and name.endswith("__"):
-            raise AttributeError(name)
-        f = self._functions.get(name)
-        if f is None:
-            f = self._functions[name] = AsyncHostFunction(name)
-        return f
-
-    def __dir__(self) -> List[str]:
-        return sorted(connection().functions)
-
-
-host = AsyncHost()
+host = Host(is_async=True)
 
 
 async def serve() -> None:
@@ -55,4 +21,4 @@ async def serve() -> None:
     await connection().aserve()
 
 
-__all__ = ["AsyncHost", "host", "serve"]
+__all__ = ["host", "serve"]

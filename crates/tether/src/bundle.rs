@@ -54,7 +54,7 @@ fn client_dir_in(base: &Path) -> io::Result<PathBuf> {
     }
 }
 
-fn write_tree(root: &Path) -> io::Result<()> {
+pub(crate) fn write_tree(root: &Path) -> io::Result<()> {
     for (rel, contents) in CLIENT_FILES {
         let path = root.join(rel);
         if let Some(parent) = path.parent() {

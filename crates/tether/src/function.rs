@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::protocol::message::{code, Params, RpcError};
+use crate::pytypes::{self, Types};
 use crate::value::{Map, Value};
 use crate::{from_value, to_value, FunctionError};
 
@@ -39,6 +40,14 @@ pub(crate) struct Function {
     pub params: Option<Vec<String>>,
     /// Rust type of each parameter, shortened (`i64`, `String`, `Value`).
     pub types: Vec<String>,
+    /// Each parameter's traced annotation (`None` when it cannot be traced).
+    pub arg_annotations: Vec<Option<String>>,
+    /// The full name of the type the function returns on success.
+    pub return_type: &'static str,
+    /// Structs and enums the parameter types use.
+    pub types_used: Types,
+    /// What the function does, for `help()` and the stubs.
+    pub doc: Option<String>,
     invoke: Arc<Invoke>,
 }
 
@@ -49,6 +58,8 @@ pub(crate) struct Function {
 pub trait IntoFunction<Args, R>: Send + Sync + 'static {
     #[doc(hidden)]
     fn arg_types() -> Vec<&'static str>;
+    #[doc(hidden)]
+    fn trace_args(types: &mut Types) -> Vec<Option<String>>;
     #[doc(hidden)]
     fn invoke(&self, args: Vec<Value>) -> Result<R, (usize, String)>;
 }
@@ -62,6 +73,11 @@ macro_rules! impl_into_function {
         {
             fn arg_types() -> Vec<&'static str> {
                 vec![$(std::any::type_name::<$arg>()),*]
+            }
+
+            #[allow(unused_variables)]
+            fn trace_args(types: &mut Types) -> Vec<Option<String>> {
+                vec![$(pytypes::trace::<$arg>(types)),*]
             }
 
             #[allow(unused_mut, unused_variables, non_snake_case)]
@@ -94,7 +110,7 @@ impl Function {
         F: IntoFunction<A, R>,
         R: Serialize,
     {
-        Function::build::<F, A, R>(signature, move |args| {
+        Function::build::<F, A, R>(signature, std::any::type_name::<R>(), move |args| {
             let r = f.invoke(args).map_err(arg_failure)?;
             to_value(&r).map_err(|e| Failure::Result(e.to_string()))
         })
@@ -107,7 +123,7 @@ impl Function {
         T: Serialize,
         E: Display + 'static,
     {
-        Function::build::<F, A, Result<T, E>>(signature, move |args| {
+        Function::build::<F, A, Result<T, E>>(signature, std::any::type_name::<T>(), move |args| {
             match f.invoke(args).map_err(arg_failure)? {
                 Ok(r) => to_value(&r).map_err(|e| Failure::Result(e.to_string())),
                 Err(e) => Err(Failure::Function(function_error(e))),
@@ -117,6 +133,7 @@ impl Function {
 
     fn build<F, A, R>(
         signature: &str,
+        return_type: &'static str,
         invoke: impl Fn(Vec<Value>) -> Result<Value, Failure> + Send + Sync + 'static,
     ) -> Result<Function, String>
     where
@@ -133,12 +150,33 @@ impl Function {
                 ));
             }
         }
+        let mut types_used = Types::default();
+        let arg_annotations = F::trace_args(&mut types_used);
         Ok(Function {
             name,
             params,
             types,
+            arg_annotations,
+            return_type,
+            types_used,
+            doc: None,
             invoke: Arc::new(invoke),
         })
+    }
+
+    /// Python annotations of the parameters and of the result, resolved
+    /// against `known` (all the structs and enums the host knows).
+    pub fn annotations(&self, known: &Types) -> (Vec<String>, String) {
+        let params = self
+            .arg_annotations
+            .iter()
+            .zip(&self.types)
+            .map(|(traced, rust)| match traced {
+                Some(annotation) => annotation.clone(),
+                None => pytypes::from_type_name(rust, known),
+            })
+            .collect();
+        (params, pytypes::from_type_name(self.return_type, known))
     }
 
     /// The signature as the script's author should read it: `add(a: i64, b: i64)`.
@@ -322,7 +360,7 @@ fn parse_signature(signature: &str) -> Result<(String, Option<Vec<String>>), Str
     };
     if !is_identifier(name) {
         return Err(format!(
-            "function name {name:?} is not an identifier (letters, digits and _, not starting with a digit)"
+            "function name {name:?} is not an identifier (letters, digits and _, not starting with a digit, not a Python keyword)"
         ));
     }
     Ok((name.to_owned(), params))
@@ -332,6 +370,7 @@ fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
         && chars.all(|c| c == '_' || c.is_alphanumeric())
+        && !pytypes::KEYWORDS.contains(&s)
 }
 
 /// `alloc::vec::Vec<alloc::string::String>` → `Vec<String>`.

@@ -15,6 +15,7 @@ use crate::child::Killer;
 use crate::function::{Function, IntoFunction};
 use crate::pool::Pool;
 use crate::protocol::DEFAULT_MAX_FRAME;
+use crate::pytypes::Types;
 use crate::{session, Error, Peer, Script};
 
 /// Default number of worker threads for host functions.
@@ -63,6 +64,10 @@ pub struct Host {
     pub(crate) serial: bool,
     pub(crate) forward_logs: bool,
     workers: usize,
+    /// The function registered last, which `doc` describes.
+    last: Option<String>,
+    /// Types described with `describe_type`, for return annotations.
+    types: Arc<Types>,
     /// The worker pool, shared by every clone of this host and started on
     /// first use.
     pool: Arc<OnceLock<Arc<Pool>>>,
@@ -87,6 +92,8 @@ impl Host {
             serial: false,
             forward_logs: false,
             workers: DEFAULT_WORKERS,
+            last: None,
+            types: Arc::new(Types::default()),
             pool: Arc::new(OnceLock::new()),
         }
     }
@@ -140,6 +147,65 @@ impl Host {
         self.register(Function::fallible(signature, f))
     }
 
+    /// Documents the function registered last: the script sees the text in
+    /// `help(host.NAME)`, in `host.NAME.__doc__` and in the type stubs.
+    ///
+    /// ```
+    /// let host = tether::Host::new()
+    ///     .function("add(a, b)", |a: i64, b: i64| a + b)
+    ///     .doc("Adds two integers.");
+    /// # let _ = host;
+    /// ```
+    pub fn doc(mut self, text: &str) -> Host {
+        match self
+            .last
+            .as_ref()
+            .and_then(|n| Arc::make_mut(&mut self.functions).get_mut(n))
+        {
+            Some(f) => f.doc = Some(text.to_owned()),
+            None => self.config_errors.push(format!(
+                "doc({text:?}) comes before any function it could describe"
+            )),
+        }
+        self
+    }
+
+    /// Describes a serde type so that functions *returning* it are typed in
+    /// `help()` and the stubs (argument types are described automatically).
+    /// A struct becomes a `TypedDict` of its fields.
+    pub fn describe_type<T: DeserializeOwned>(mut self) -> Host {
+        let mut found = Types::default();
+        if crate::pytypes::trace::<T>(&mut found).is_none() {
+            tracing::debug!(
+                "{} cannot be traced; it is typed as Any",
+                std::any::type_name::<T>()
+            );
+        }
+        Arc::make_mut(&mut self.types).extend(&found);
+        self
+    }
+
+    /// Writes type stubs for this host's functions into `dir/tether/` (a copy
+    /// of the client package plus `__init__.pyi` and `aio.pyi`) and returns
+    /// that directory. Point a type checker at `dir` (`MYPYPATH=dir`) and it
+    /// checks a script's calls to the host.
+    ///
+    /// # Errors
+    ///
+    /// When the files cannot be written.
+    pub fn write_stubs(&self, dir: impl AsRef<std::path::Path>) -> std::io::Result<PathBuf> {
+        crate::stubs::write(self, dir.as_ref())
+    }
+
+    /// Every struct and enum the functions' types use.
+    pub(crate) fn type_registry(&self) -> Types {
+        let mut known = (*self.types).clone();
+        for f in self.functions.values() {
+            known.extend(&f.types_used);
+        }
+        known
+    }
+
     fn register(mut self, function: Result<Function, String>) -> Host {
         match function {
             Ok(f) => {
@@ -147,6 +213,7 @@ impl Host {
                     self.config_errors
                         .push(format!("function {:?} is registered twice", f.name));
                 } else {
+                    self.last = Some(f.name.clone());
                     Arc::make_mut(&mut self.functions).insert(f.name.clone(), f);
                 }
             }

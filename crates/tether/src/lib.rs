@@ -22,8 +22,10 @@ mod host;
 mod peer;
 mod pool;
 pub mod protocol;
+mod pytypes;
 mod script;
 mod session;
+mod stubs;
 mod transport;
 mod value;
 
@@ -35,6 +37,12 @@ pub use peer::Peer;
 pub use protocol::PROTOCOL_VERSION;
 pub use script::{Script, Stdio};
 pub use value::{from_value, to_value, Map, Value};
+
+/// Implementation details that public traits mention; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::pytypes::Types;
+}
 
 /// The version of this crate, which is also the version of the Python client
 /// it bundles.

@@ -263,29 +263,48 @@ impl Session {
             }));
         }
         self.greeted = true;
+        let registry = self.host.type_registry();
+        let strings =
+            |items: &[String]| Value::List(items.iter().map(|s| Value::Str(s.clone())).collect());
         let functions = self
             .host
             .functions
             .values()
             .map(|f| {
+                let (annotations, returns) = f.annotations(&registry);
                 let mut m = Map::new();
                 m.insert("name".into(), Value::Str(f.name.clone()));
                 m.insert(
                     "params".into(),
-                    f.params.as_ref().map_or(Value::Null, |names| {
-                        Value::List(names.iter().map(|n| Value::Str(n.clone())).collect())
-                    }),
+                    f.params.as_deref().map_or(Value::Null, strings),
                 );
                 m.insert("signature".into(), Value::Str(f.signature()));
+                m.insert("annotations".into(), strings(&annotations));
+                m.insert("returns".into(), Value::Str(returns));
+                m.insert("doc".into(), f.doc.clone().map_or(Value::Null, Value::Str));
                 Value::Map(m)
             })
             .collect();
+        let types = registry
+            .structs
+            .iter()
+            .map(|(name, fields)| {
+                let fields = fields
+                    .iter()
+                    .map(|(field, ann)| {
+                        Value::List(vec![Value::from(field.as_str()), Value::from(ann.as_str())])
+                    })
+                    .collect();
+                (name.clone(), Value::List(fields))
+            })
+            .collect::<Map>();
         let mut result = Map::new();
         result.insert("protocol".into(), Value::from(PROTOCOL_VERSION));
         result.insert("version".into(), Value::from(bundle::CLIENT_VERSION));
         result.insert("max_frame".into(), Value::from(self.host.max_frame));
         result.insert("logs".into(), Value::Bool(self.host.forward_logs));
         result.insert("functions".into(), Value::List(functions));
+        result.insert("types".into(), Value::Map(types));
         reply(&self.peer.shared, id, Ok(Value::Map(result))).map_err(End::Fatal)
     }
 

@@ -1,0 +1,353 @@
+//! Rust types as Python type annotations, for `help()`, `inspect.signature`
+//! and the `.pyi` stubs a host writes.
+//!
+//! Argument types are traced through their `Deserialize` implementation
+//! (serde-reflection), which also yields the fields of serde structs: those
+//! become `TypedDict`s. Return types only promise `Serialize`, which cannot be
+//! traced without a value, so they are read from the type's name; a struct
+//! named there is typed when it is also an argument type or was described
+//! with [`Host::describe_type`](crate::Host::describe_type), and `Any`
+//! otherwise.
+//!
+//! | Rust | Python |
+//! |---|---|
+//! | `bool` | `bool` |
+//! | `i8`…`i64`, `u8`…`u64`, `isize`, `usize` | `int` |
+//! | `f32`, `f64` | `float` |
+//! | `String`, `&str`, `char` | `str` |
+//! | `tether::Bytes`, `serde_bytes::ByteBuf` | `bytes` |
+//! | `Vec<u8>` argument | `bytes` (a list of ints is accepted too) |
+//! | `Vec<T>`, `VecDeque<T>`, sets, slices | `List[T]` |
+//! | `(A, B)` | `Tuple[A, B]` |
+//! | `Option<T>` | `Optional[T]` (trailing ones may be left out) |
+//! | `HashMap<K, V>`, `BTreeMap<K, V>` | `Dict[str, V]` |
+//! | `()` | `None` |
+//! | `tether::Value` | `Any` |
+//! | serde struct | `TypedDict` of its fields |
+//! | enum of unit variants | `Literal["A", "B"]` |
+//! | other enums | `Any` |
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::de::DeserializeOwned;
+use serde_reflection::{
+    ContainerFormat, Format, FormatHolder, Tracer, TracerConfig, VariantFormat,
+};
+
+use crate::function::short_type_name;
+
+/// Named container formats (structs and enums) found while tracing.
+type Registry = BTreeMap<String, ContainerFormat>;
+
+/// What tracing found, in a form that can cross threads: each named type's
+/// annotation, and each struct's fields.
+#[derive(Debug, Clone, Default)]
+pub struct Types {
+    /// Rust type name → Python annotation.
+    pub(crate) named: BTreeMap<String, String>,
+    /// Python struct name → (field, annotation).
+    pub(crate) structs: BTreeMap<String, Vec<(String, String)>>,
+}
+
+impl Types {
+    /// Adds what `other` knows.
+    pub(crate) fn extend(&mut self, other: &Types) {
+        self.named
+            .extend(other.named.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.structs
+            .extend(other.structs.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+}
+
+/// Traces `T`'s shape and returns its annotation, adding the structs and
+/// enums it uses to `types`; `None` when the type cannot be traced (it
+/// decides its shape at run time, as `tether::Value` does).
+pub(crate) fn trace<T: DeserializeOwned>(types: &mut Types) -> Option<String> {
+    let mut tracer = Tracer::new(TracerConfig::default());
+    let (mut format, _) = tracer.trace_simple_type::<T>().ok()?;
+    format.normalize().ok()?;
+    let registry = tracer.registry().ok()?;
+    for (name, container) in &registry {
+        types.named.insert(
+            name.clone(),
+            from_format(&Format::TypeName(name.clone()), &registry),
+        );
+        if let ContainerFormat::Struct(fields) = container {
+            types.structs.insert(
+                py_name(name),
+                fields
+                    .iter()
+                    .map(|f| (f.name.clone(), from_format(&f.value, &registry)))
+                    .collect(),
+            );
+        }
+    }
+    Some(from_format(&format, &registry))
+}
+
+/// The annotation for a traced format.
+fn from_format(format: &Format, registry: &Registry) -> String {
+    match format {
+        Format::Variable(_) => "Any".into(),
+        Format::TypeName(name) => match registry.get(name) {
+            Some(ContainerFormat::Struct(_)) => py_name(name),
+            Some(ContainerFormat::NewTypeStruct(inner)) => from_format(inner, registry),
+            Some(ContainerFormat::TupleStruct(items)) => tuple(items, registry),
+            Some(ContainerFormat::UnitStruct) => "None".into(),
+            Some(ContainerFormat::Enum(variants)) => enum_annotation(variants),
+            None => "Any".into(),
+        },
+        Format::Unit => "None".into(),
+        Format::Bool => "bool".into(),
+        Format::I8
+        | Format::I16
+        | Format::I32
+        | Format::I64
+        | Format::I128
+        | Format::U8
+        | Format::U16
+        | Format::U32
+        | Format::U64
+        | Format::U128 => "int".into(),
+        Format::F32 | Format::F64 => "float".into(),
+        Format::Char | Format::Str => "str".into(),
+        Format::Bytes => "bytes".into(),
+        Format::Option(inner) => format!("Optional[{}]", from_format(inner, registry)),
+        Format::Seq(inner) if **inner == Format::U8 => "bytes".into(),
+        Format::Seq(inner) => format!("List[{}]", from_format(inner, registry)),
+        Format::Map { value, .. } => format!("Dict[str, {}]", from_format(value, registry)),
+        Format::Tuple(items) => tuple(items, registry),
+        Format::TupleArray { content, .. } => format!("List[{}]", from_format(content, registry)),
+    }
+}
+
+fn tuple(items: &[Format], registry: &Registry) -> String {
+    if items.is_empty() {
+        return "Tuple[()]".into();
+    }
+    let inner: Vec<String> = items.iter().map(|f| from_format(f, registry)).collect();
+    format!("Tuple[{}]", inner.join(", "))
+}
+
+fn enum_annotation(variants: &BTreeMap<u32, serde_reflection::Named<VariantFormat>>) -> String {
+    if variants
+        .values()
+        .all(|v| matches!(v.value, VariantFormat::Unit))
+    {
+        let names: Vec<String> = variants.values().map(|v| format!("{:?}", v.name)).collect();
+        format!("Literal[{}]", names.join(", "))
+    } else {
+        "Any".into()
+    }
+}
+
+/// The annotation for a type known only by its name (a return type).
+pub(crate) fn from_type_name(full: &str, types: &Types) -> String {
+    annotate(&short_type_name(full), types)
+}
+
+fn annotate(name: &str, registry: &Types) -> String {
+    let name = name.trim();
+    if let Some(inner) = name.strip_prefix('&') {
+        return annotate(inner.trim_start_matches("mut "), registry);
+    }
+    if let Some(inner) = name.strip_prefix('(').and_then(|n| n.strip_suffix(')')) {
+        if inner.trim().is_empty() {
+            return "None".into();
+        }
+        let items: Vec<String> = split_args(inner)
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| annotate(s, registry))
+            .collect();
+        return format!("Tuple[{}]", items.join(", "));
+    }
+    if let Some(inner) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        let element = inner.split(';').next().unwrap_or(inner);
+        return format!("List[{}]", annotate(element, registry));
+    }
+    let (base, args) = match name.split_once('<') {
+        Some((base, rest)) => (base, split_args(rest.strip_suffix('>').unwrap_or(rest))),
+        None => (name, Vec::new()),
+    };
+    let arg = |i: usize| {
+        args.get(i)
+            .map_or_else(|| "Any".to_owned(), |a| annotate(a, registry))
+    };
+    match base {
+        "bool" => "bool".into(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "u8" | "u16" | "u32" | "u64" | "u128"
+        | "usize" | "NonZeroU32" | "NonZeroU64" | "NonZeroUsize" => "int".into(),
+        "f32" | "f64" => "float".into(),
+        "String" | "str" | "char" | "Cow" | "Box<str>" => "str".into(),
+        "Bytes" | "BytesMut" | "ByteBuf" | "ByteArray" => "bytes".into(),
+        "Value" => "Any".into(),
+        "Vec" | "VecDeque" | "HashSet" | "BTreeSet" | "IndexSet" | "LinkedList" => {
+            format!("List[{}]", arg(0))
+        }
+        "Box" | "Rc" | "Arc" => arg(0),
+        "Option" => format!("Optional[{}]", arg(0)),
+        "Result" => arg(0),
+        "HashMap" | "BTreeMap" | "IndexMap" => format!("Dict[str, {}]", arg(1)),
+        "Map" => "Dict[str, Any]".into(),
+        other => registry
+            .named
+            .get(other)
+            .cloned()
+            .unwrap_or_else(|| "Any".into()),
+    }
+}
+
+/// Splits `A, B<C, D>, E` at the top-level commas.
+fn split_args(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut current = String::new();
+    for c in s.chars() {
+        match c {
+            '<' | '(' | '[' => depth += 1,
+            '>' | ')' | ']' => depth -= 1,
+            _ => {}
+        }
+        if c == ',' && depth == 0 {
+            out.push(std::mem::take(&mut current).trim().to_owned());
+        } else {
+            current.push(c);
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_owned());
+    }
+    out
+}
+
+/// A struct's name as a Python identifier that cannot clash with the stub's
+/// own names.
+pub(crate) fn py_name(name: &str) -> String {
+    const TAKEN: &[&str] = &[
+        "Any",
+        "Dict",
+        "List",
+        "Literal",
+        "Optional",
+        "Tuple",
+        "Type",
+        "TypedDict",
+        "host",
+        "errors",
+    ];
+    let mut ident: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if TAKEN.contains(&ident.as_str()) || ident.starts_with(|c: char| c.is_ascii_digit()) {
+        ident.insert(0, '_');
+    }
+    ident
+}
+
+/// `Name = TypedDict("Name", {"field": type, ...})` for every struct in the
+/// registry.
+pub(crate) fn typed_dicts(types: &Types) -> String {
+    let mut out = String::new();
+    for (name, fields) in &types.structs {
+        let fields: Vec<String> = fields
+            .iter()
+            .map(|(field, ann)| format!("{field:?}: {ann}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{name} = TypedDict({name:?}, {{{}}})",
+            fields.join(", ")
+        );
+    }
+    out
+}
+
+/// Python's reserved words, which cannot name a parameter or a function a
+/// script calls as `host.NAME`.
+pub(crate) const KEYWORDS: &[&str] = &[
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
+    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
+    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
+    "with", "yield",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use std::collections::HashMap;
+
+    #[allow(dead_code)]
+    #[derive(Deserialize)]
+    struct Point {
+        x: f64,
+        #[serde(rename = "y-coord")]
+        y: Option<f64>,
+        tags: Vec<String>,
+    }
+
+    #[allow(dead_code)]
+    #[derive(Deserialize)]
+    enum Color {
+        Red,
+        Green,
+    }
+
+    fn traced<T: DeserializeOwned>() -> (String, Types) {
+        let mut types = Types::default();
+        let annotation = trace::<T>(&mut types).expect("traceable");
+        (annotation, types)
+    }
+
+    #[test]
+    fn traced_argument_types() {
+        assert_eq!(traced::<i64>().0, "int");
+        assert_eq!(traced::<Option<String>>().0, "Optional[str]");
+        assert_eq!(traced::<Vec<u8>>().0, "bytes");
+        assert_eq!(
+            traced::<HashMap<String, Vec<f64>>>().0,
+            "Dict[str, List[float]]"
+        );
+        assert_eq!(traced::<(bool, u8)>().0, "Tuple[bool, int]");
+        assert_eq!(traced::<Color>().0, "Literal[\"Red\", \"Green\"]");
+        let (annotation, registry) = traced::<Point>();
+        assert_eq!(annotation, "Point");
+        assert_eq!(
+            typed_dicts(&registry),
+            "Point = TypedDict(\"Point\", {\"x\": float, \"y-coord\": Optional[float], \"tags\": List[str]})\n"
+        );
+        assert!(trace::<crate::Value>(&mut Types::default()).is_none());
+    }
+
+    #[test]
+    fn return_types_from_their_names() {
+        let registry = traced::<Point>().1;
+        let ann = |t: &str| from_type_name(t, &registry);
+        assert_eq!(ann("i64"), "int");
+        assert_eq!(ann("()"), "None");
+        assert_eq!(ann("alloc::string::String"), "str");
+        assert_eq!(
+            ann("alloc::vec::Vec<core::option::Option<f64>>"),
+            "List[Optional[float]]"
+        );
+        assert_eq!(
+            ann("std::collections::hash::map::HashMap<alloc::string::String, i32>"),
+            "Dict[str, int]"
+        );
+        assert_eq!(ann("(i32, &str)"), "Tuple[int, str]");
+        assert_eq!(ann("tether::value::Value"), "Any");
+        assert_eq!(ann("bytes::bytes::Bytes"), "bytes");
+        assert_eq!(ann("my_crate::Point"), "Point");
+        assert_eq!(ann("my_crate::Unknown"), "Any");
+        assert_eq!(ann("[u8; 4]"), "List[int]");
+    }
+}
