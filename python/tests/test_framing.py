@@ -68,6 +68,36 @@ class Decoder(unittest.TestCase):
         d.feed(b"")
         self.assertIsNone(d.next())
 
+    def test_large_frames_are_read_in_place(self):
+        body = bytes(range(256)) * 1000
+        msg = {"jsonrpc": "2.0", "id": 1, "result": [b"small", body]}
+        wire = joined(_framing.encode(msg)) + _framing.HEADER.pack(3) + b"end"
+        d = _framing.FrameDecoder()
+        pos = 0
+        frames = []
+        while pos < len(wire):
+            target = d.target()
+            if target is not None:
+                n = min(len(target), 7000, len(wire) - pos)
+                target[:n] = wire[pos : pos + n]
+                d.advance(n)
+            else:
+                n = min(5000, len(wire) - pos)
+                d.feed(wire[pos : pos + n])
+            pos += n
+            while True:
+                f = d.next()
+                if f is None:
+                    break
+                frames.append(f)
+        self.assertEqual(len(frames), 2)
+        self.assertIsInstance(frames[0], memoryview)
+        self.assertTrue(frames[0].readonly)
+        result = _framing.decode(frames[0])["result"]
+        self.assertIsInstance(result[1], memoryview)
+        self.assertEqual(result, [b"small", body])
+        self.assertEqual(bytes(frames[1]), b"end")
+
     def test_oversized_prefix_raises_before_the_body(self):
         d = _framing.FrameDecoder(max_frame=16)
         d.feed(_framing.HEADER.pack(17))

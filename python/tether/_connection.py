@@ -350,7 +350,18 @@ class Connection:
             if got:
                 return requests
             try:
-                data = os.read(self._rfd, max(_CHUNK, decoder.missing()))
+                target = decoder.target()
+                if target is not None:
+                    n = os.readv(self._rfd, [target])
+                    decoder.advance(n)
+                    if n == 0:
+                        self._lose(ConnectionLost("the host closed the channel in the middle of a frame"))
+                        return requests
+                    continue
+                data = os.read(self._rfd, _CHUNK)
+            except Error as e:
+                self._lose(e)
+                return requests
             except BlockingIOError:
                 if not block:
                     return requests

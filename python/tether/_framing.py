@@ -134,6 +134,9 @@ def _encode_with_bytes(message: Dict[str, Any]) -> Tuple[bytes, List[Buffer], in
 def decode(body: Buffer) -> Dict[str, Any]:
     """Decode one frame body (without its length prefix) into a message dict.
 
+    Bytes values are ``bytes``, except in a body that is a memoryview (a large
+    frame read in place), where they are read-only memoryviews into it.
+
     Raises:
         ProtocolError: the body is not a valid native message.
     """
@@ -149,6 +152,8 @@ def decode(body: Buffer) -> Dict[str, Any]:
             message = _DECODER.decode(text.decode("utf-8"))
         else:
             blobs = memoryview(body)[end:]
+            # Values from a large frame stay views into it: no copy.
+            keep_view = isinstance(body, memoryview)
 
             def resolve(obj: Dict[str, Any]) -> Any:
                 if len(obj) == 1 and BYTES_KEY in obj:
@@ -159,7 +164,8 @@ def decode(body: Buffer) -> Dict[str, Any]:
                         and all(type(x) is int and x >= 0 for x in ref)
                         and ref[0] + ref[1] <= len(blobs)
                     ):
-                        return bytes(blobs[ref[0] : ref[0] + ref[1]])
+                        view = blobs[ref[0] : ref[0] + ref[1]]
+                        return view if keep_view else bytes(view)
                     raise ProtocolError("bad bytes reference %r" % (ref,))
                 return obj
 
@@ -171,18 +177,54 @@ def decode(body: Buffer) -> Dict[str, Any]:
     return message
 
 
+LARGE = 64 * 1024
+
+
 class FrameDecoder:
     """Incremental frame splitter: ``feed`` bytes, then take frames with ``next``.
 
     ``feed(b"")`` means end of file: from then on, ``next`` raises if the stream
     ended inside a frame. A length prefix over ``max_frame`` raises at once,
     before the frame's bytes are read.
+
+    A frame larger than 64 KiB is read in place: ``target()`` gives the rest of
+    its own buffer to read into (``os.readv``), ``advance(n)`` counts what
+    arrived, and ``next`` returns it as a read-only memoryview, without a copy.
     """
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
         self._buf = bytearray()
         self._eof = False
+        self._large: Optional[bytearray] = None
+        self._have = 0
+
+    def target(self) -> Optional[memoryview]:
+        """Where the rest of a large frame should be read to, or None for small reads.
+
+        Raises:
+            FrameTooLarge: the next frame's length prefix exceeds the limit.
+        """
+        if self._large is None:
+            buf = self._buf
+            if len(buf) < 4:
+                return None
+            length: int = HEADER.unpack_from(buf, 0)[0]
+            if length > self.max_frame:
+                raise FrameTooLarge("frame of %d bytes exceeds the limit of %d bytes" % (length, self.max_frame))
+            if length <= LARGE or len(buf) >= 4 + length:
+                return None
+            self._large = bytearray(length)
+            self._have = len(buf) - 4
+            self._large[: self._have] = buf[4:]
+            del buf[:]
+        return memoryview(self._large)[self._have :]
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` bytes read into ``target()``; 0 means end of file."""
+        if n == 0:
+            self._eof = True
+        self._have += n
 
     def feed(self, data: Buffer) -> None:
         if not data:
@@ -190,13 +232,21 @@ class FrameDecoder:
         else:
             self._buf += data
 
-    def next(self) -> Optional[bytes]:
+    def next(self) -> Optional[Buffer]:
         """The next frame body, or None when more bytes are needed.
 
         Raises:
             FrameTooLarge: the next frame's length prefix exceeds the limit.
             ProtocolError: end of file inside a frame.
         """
+        large = self._large
+        if large is not None:
+            if self._have < len(large):
+                if self._eof:
+                    raise ProtocolError("stream ended inside a frame (%d of %d bytes)" % (self._have, len(large)))
+                return None
+            self._large = None
+            return memoryview(large).toreadonly()
         buf = self._buf
         if len(buf) >= 4:
             (length,) = HEADER.unpack_from(buf, 0)
@@ -212,6 +262,8 @@ class FrameDecoder:
 
     def missing(self) -> int:
         """How many more bytes the current frame needs (at least 1)."""
+        if self._large is not None:
+            return max(1, len(self._large) - self._have)
         buf = self._buf
         if len(buf) < 4:
             return 4 - len(buf)
