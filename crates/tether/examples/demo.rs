@@ -21,22 +21,33 @@ use tether::{FunctionError, Host, Peer, Script, Value};
 
 fn host() -> Host {
     Host::new()
-        .function("foo(arg)", |arg: Value| format!("Foo was called with arg {arg}"))
+        .function("foo(arg)", |arg: Value| {
+            format!("Foo was called with arg {arg}")
+        })
         .doc("The seed's first function: says how it was called.")
-        .function("bar(arg)", |arg: Value| format!("Bar was called with arg {arg}"))
+        .function("bar(arg)", |arg: Value| {
+            format!("Bar was called with arg {arg}")
+        })
         .doc("The seed's second function.")
         .function("echo(value)", |value: Value| value)
         .doc("Returns its argument unchanged (bytes included).")
-        .try_function("fail(message)", |message: String| -> Result<(), FunctionError> {
-            Err(FunctionError::new("DemoFailure", message))
-        })
+        .try_function(
+            "fail(message)",
+            |message: String| -> Result<(), FunctionError> {
+                Err(FunctionError::new("DemoFailure", message))
+            },
+        )
         .doc("Always fails: raises host.errors.DemoFailure with the message.")
-        .try_function("sleep(seconds)", |seconds: f64| -> Result<(), FunctionError> {
-            let d = Duration::try_from_secs_f64(seconds)
-                .map_err(|e| FunctionError::new("ValueError", format!("sleep({seconds}): {e}")))?;
-            std::thread::sleep(d);
-            Ok(())
-        })
+        .try_function(
+            "sleep(seconds)",
+            |seconds: f64| -> Result<(), FunctionError> {
+                let d = Duration::try_from_secs_f64(seconds).map_err(|e| {
+                    FunctionError::new("ValueError", format!("sleep({seconds}): {e}"))
+                })?;
+                std::thread::sleep(d);
+                Ok(())
+            },
+        )
         .doc("Sleeps on the host for that many seconds.")
         .try_function("map_with(name, values)", map_with)
         .doc("Calls the script's export `name` on each value and returns the results.")
@@ -45,7 +56,10 @@ fn host() -> Host {
 /// Calls back into the script that called us, once per value.
 fn map_with(name: String, values: Vec<Value>) -> Result<Vec<Value>, tether::Error> {
     let script = Peer::current().expect("host functions run on behalf of a script");
-    values.into_iter().map(|v| script.call(&name, (v,))).collect()
+    values
+        .into_iter()
+        .map(|v| script.call(&name, (v,)))
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -74,15 +88,26 @@ fn main() -> ExitCode {
     let script = match args.split_first() {
         Some((path, rest)) => Script::new(path).args(rest),
         None => {
-            let name = if classic { "demo_classic.py" } else { "demo.py" };
-            Script::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples").join(name))
+            let name = if classic {
+                "demo_classic.py"
+            } else {
+                "demo.py"
+            };
+            Script::new(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("examples")
+                    .join(name),
+            )
         }
     };
     match host.run(script) {
         Ok(outcome) => match (outcome.code(), outcome.signal()) {
             (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             (None, signal) => {
-                eprintln!("demo: the script was killed by signal {}", signal.unwrap_or(0));
+                eprintln!(
+                    "demo: the script was killed by signal {}",
+                    signal.unwrap_or(0)
+                );
                 ExitCode::from(128 + u8::try_from(signal.unwrap_or(0)).unwrap_or(0))
             }
         },
