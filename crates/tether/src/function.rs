@@ -48,6 +48,8 @@ pub(crate) struct Function {
     pub types_used: Types,
     /// What the function does, for `help()` and the stubs.
     pub doc: Option<String>,
+    /// Takes any number of positional arguments (a dynamic function).
+    pub variadic: bool,
     invoke: Arc<Invoke>,
 }
 
@@ -160,7 +162,32 @@ impl Function {
             return_type,
             types_used,
             doc: None,
+            variadic: false,
             invoke: Arc::new(invoke),
+        })
+    }
+
+    /// Wraps a function of all its positional arguments, however many.
+    pub fn dynamic<F>(name: &str, f: F) -> Result<Function, String>
+    where
+        F: Fn(Vec<Value>) -> Result<Value, FunctionError> + Send + Sync + 'static,
+    {
+        let (name, params) = parse_signature(name)?;
+        if params.is_some() {
+            return Err(format!(
+                "dynamic function {name:?} takes its arguments as a list: give its name only"
+            ));
+        }
+        Ok(Function {
+            name,
+            params: None,
+            types: Vec::new(),
+            arg_annotations: Vec::new(),
+            return_type: "tether::value::Value",
+            types_used: Types::default(),
+            doc: None,
+            variadic: true,
+            invoke: Arc::new(move |args| f(args).map_err(Failure::Function)),
         })
     }
 
@@ -181,6 +208,9 @@ impl Function {
 
     /// The signature as the script's author should read it: `add(a: i64, b: i64)`.
     pub fn signature(&self) -> String {
+        if self.variadic {
+            return format!("{}(*args)", self.name);
+        }
         let args: Vec<String> = match &self.params {
             Some(names) => names
                 .iter()
@@ -246,6 +276,7 @@ impl Function {
     fn bind(&self, params: Params) -> Result<Vec<Option<Value>>, RpcError> {
         let arity = self.types.len();
         match params {
+            Params::Positional(items) if self.variadic => Ok(items.into_iter().map(Some).collect()),
             Params::Positional(items) => {
                 if items.len() > arity {
                     return Err(self.invalid_params(format!(

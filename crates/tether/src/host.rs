@@ -147,6 +147,27 @@ impl Host {
         self.register(Function::fallible(signature, f))
     }
 
+    /// Registers a function that takes any number of positional arguments
+    /// as a list of [`Value`](crate::Value)s: for hosts whose functions are
+    /// not typed Rust closures (bindings for other languages, proxies).
+    ///
+    /// ```
+    /// use tether::{FunctionError, Value};
+    /// let host = tether::Host::new().dynamic_function("count", |args: Vec<Value>| {
+    ///     Ok::<_, FunctionError>(Value::from(args.len() as i64))
+    /// });
+    /// # let _ = host;
+    /// ```
+    pub fn dynamic_function<F>(self, name: &str, f: F) -> Host
+    where
+        F: Fn(Vec<crate::Value>) -> Result<crate::Value, crate::FunctionError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.register(Function::dynamic(name, f))
+    }
+
     /// Documents the function registered last: the script sees the text in
     /// `help(host.NAME)`, in `host.NAME.__doc__` and in the type stubs.
     ///

@@ -79,6 +79,10 @@ fn aio_stub(host: &Host, registry: &Types) -> String {
 
 /// One typed method; trailing optional parameters may be left out.
 fn method(out: &mut String, f: &Function, registry: &Types, def: &str) {
+    if f.variadic {
+        let _ = writeln!(out, "    {def} {}(self, *args: Any) -> Any: ...", f.name);
+        return;
+    }
     let (params, returns) = f.annotations(registry);
     let names: Vec<String> = match &f.params {
         Some(names) => names.clone(),

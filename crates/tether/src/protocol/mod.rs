@@ -22,6 +22,8 @@ pub mod frame;
 pub mod message;
 mod wire;
 
+pub use wire::{decode_value, encode_value};
+
 use std::fmt;
 
 /// Version of the native protocol; host and client must agree on it.

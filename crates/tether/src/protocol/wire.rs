@@ -197,3 +197,35 @@ fn resolve(reference: &Value, blobs: &Bytes) -> Result<Value, String> {
     }
     Ok(Value::Bytes(blobs.slice(start..end)))
 }
+
+/// A value as wire JSON text plus its attachment area (the `{"$bytes":[offset,
+/// length]}` form of `docs/protocol.md`), outside any message: for bindings
+/// that hand values to other languages.
+///
+/// # Errors
+///
+/// When the value cannot be sent (NaN, a reserved `$bytes` map).
+pub fn encode_value(value: &Value) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let att = RefCell::new(Attachments::default());
+    let json = serde_json::to_vec(&Wire { value, att: &att }).map_err(|e| e.to_string())?;
+    let att = att.into_inner();
+    let mut area = Vec::with_capacity(att.len);
+    for part in &att.parts {
+        area.extend_from_slice(part);
+    }
+    Ok((json, area))
+}
+
+/// The inverse of [`encode_value`]: wire JSON text and its attachment area
+/// back into a value.
+///
+/// # Errors
+///
+/// When the text is not JSON, or a bytes reference points outside `area`.
+pub fn decode_value(json: &[u8], area: &Bytes) -> Result<Value, String> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let value = DeserializeSeed::deserialize(WireSeed { blobs: area }, &mut de)
+        .map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(value)
+}

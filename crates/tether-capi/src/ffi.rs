@@ -1,0 +1,129 @@
+//! The helpers every exported function uses: the panic boundary, pointer
+//! checks, C strings, and the thread's last error message.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr};
+
+use crate::tether_result;
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Records `message` as this thread's last error and returns `code`.
+pub(crate) fn fail(code: tether_result, message: impl Into<String>) -> tether_result {
+    let message = message.into();
+    LAST_ERROR.with(|e| *e.borrow_mut() = message);
+    code
+}
+
+/// Clears the last error (a call succeeded).
+pub(crate) fn ok() -> tether_result {
+    LAST_ERROR.with(|e| e.borrow_mut().clear());
+    tether_result::Ok
+}
+
+/// Copies the last error into `buf` (NUL-terminated, truncated to `len`) and
+/// returns its full length.
+pub(crate) fn last_error(buf: *mut c_char, len: usize) -> usize {
+    LAST_ERROR.with(|e| {
+        let message = e.borrow();
+        if !buf.is_null() && len > 0 {
+            let n = message.len().min(len - 1);
+            // SAFETY: the caller promises `buf` has room for `len` bytes, and
+            // `n + 1 <= len`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(message.as_ptr(), buf.cast::<u8>(), n);
+                *buf.add(n) = 0;
+            }
+        }
+        message.len()
+    })
+}
+
+/// Runs `body`, turning a panic into `TETHER_RESULT_PANIC`: no unwinding
+/// crosses into C.
+pub(crate) fn boundary(body: impl FnOnce() -> tether_result) -> tether_result {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(code) => code,
+        Err(_) => fail(
+            tether_result::Panic,
+            "tether panicked (a bug in tether; please report it)",
+        ),
+    }
+}
+
+/// A NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+///
+/// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
+pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, tether_result> {
+    if ptr.is_null() {
+        return Err(fail(tether_result::NullArgument, format!("{what} is NULL")));
+    }
+    // SAFETY: checked non-NULL above; the caller promises NUL termination.
+    unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|_| {
+        fail(
+            tether_result::InvalidArgument,
+            format!("{what} is not valid UTF-8"),
+        )
+    })
+}
+
+/// A byte buffer argument: pointer and length (NULL is fine for length 0).
+///
+/// # Safety
+///
+/// `ptr` is NULL or points to `len` readable bytes that outlive `'a`.
+pub(crate) unsafe fn bytes_arg<'a>(
+    ptr: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], tether_result> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(fail(tether_result::NullArgument, format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL, and the caller promises `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Writes `value` through an output pointer, or fails when it is NULL.
+///
+/// # Safety
+///
+/// `out` is NULL or valid for writing a `T`.
+pub(crate) unsafe fn write_out<T>(out: *mut T, value: T, what: &str) -> Result<(), tether_result> {
+    if out.is_null() {
+        return Err(fail(tether_result::NullArgument, format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL, and the caller promises it is writable.
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+/// Borrows an opaque object from its pointer.
+///
+/// # Safety
+///
+/// `ptr` is NULL or a live pointer returned by this library.
+pub(crate) unsafe fn obj<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, tether_result> {
+    // SAFETY: the caller promises a live object or NULL, which as_ref checks.
+    unsafe { ptr.as_ref() }
+        .ok_or_else(|| fail(tether_result::NullArgument, format!("{what} is NULL")))
+}
+
+/// Mutably borrows an opaque object from its pointer.
+///
+/// # Safety
+///
+/// `ptr` is NULL or a live pointer returned by this library, not used
+/// elsewhere at the same time.
+pub(crate) unsafe fn obj_mut<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, tether_result> {
+    // SAFETY: the caller promises a live, unaliased object or NULL.
+    unsafe { ptr.as_mut() }
+        .ok_or_else(|| fail(tether_result::NullArgument, format!("{what} is NULL")))
+}

@@ -1,0 +1,116 @@
+//! Builds the C and C++ examples against the static library with the
+//! system's compilers, runs them, and runs them again under valgrind: the
+//! C API must report misuse with status codes, never crash, and leak nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `target/debug` (or wherever cargo put this test), which holds libtether_c.a.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_owned()
+}
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn build(compiler: &str, source: &str, name: &str) -> PathBuf {
+    let out_dir = std::env::temp_dir().join(format!("tether-capi-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let exe = out_dir.join(name);
+    let lib = target_dir().join("libtether_c.a");
+    assert!(
+        lib.is_file(),
+        "{} is missing: cargo builds it with this crate",
+        lib.display()
+    );
+    let status = Command::new(compiler)
+        .args(["-Wall", "-Wextra", "-Werror", "-g", "-I"])
+        .arg(crate_dir().join("include"))
+        .arg(crate_dir().join(source))
+        .arg(&lib)
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe)
+        .status()
+        .unwrap_or_else(|e| panic!("this test needs a C/C++ compiler ({compiler}): {e}"));
+    assert!(status.success(), "{compiler} failed on {source}");
+    exe
+}
+
+fn run(exe: &Path, args: &[PathBuf], valgrind: bool) -> Output {
+    let mut cmd = if valgrind {
+        let mut c = Command::new("valgrind");
+        c.args([
+            "-q",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--error-exitcode=99",
+        ])
+        .arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    cmd.args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} (valgrind: {valgrind}): {e}", exe.display()))
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+fn hello_c_runs_and_reports_misuse_with_status_codes() {
+    let exe = build("cc", "examples/c/hello.c", "hello");
+    let args = [
+        crate_dir().join("examples/c/hello.py"),
+        crate_dir().join("examples/c/plugin.py"),
+    ];
+    for valgrind in [false, true] {
+        let out = run(&exe, &args, valgrind);
+        let text = text(&out);
+        assert!(out.status.success(), "valgrind={valgrind}:\n{text}");
+        for line in [
+            "add: 42",
+            "greet: Hello, world! (call 1)",
+            "checksum: {'length': 3000, 'sum': 5360512}",
+            "add error: TypeError add() takes two integers",
+            "hello.py ended with code 0 after 5 calls (2 greetings)",
+            "spawning twice: TETHER_RESULT_MISUSE",
+            "square(12) = 144",
+            "explode(): TETHER_RESULT_REMOTE: the script's RuntimeError: the plugin failed on purpose",
+            "calling after shutdown: TETHER_RESULT_MISUSE",
+            "NULL host: TETHER_RESULT_NULL_ARGUMENT",
+        ] {
+            assert!(text.contains(line), "valgrind={valgrind}: missing {line:?} in:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn the_seed_host_rebuilt_on_tether_runs_the_seeds_own_script() {
+    let exe = build("c++", "examples/cpp/seed_host.cpp", "seed_host");
+    // No argument: the seed's script beside the example (ported to Python 3
+    // bytes and nothing else), as the seed's program ran it.
+    let copy = exe.with_file_name("seed_main.py");
+    std::fs::copy(crate_dir().join("examples/cpp/seed_main.py"), &copy).unwrap();
+    let out = run(&exe, &[], true);
+    let text = text(&out);
+    assert!(out.status.success(), "{text}");
+    let mut want = String::from("Waiting for message from python...\nScript Starting\n");
+    for i in 0..10 {
+        for (name, arg) in [
+            ("foo", format!("{}", 100 - i)),
+            ("bar", format!("something {i}")),
+        ] {
+            want +=
+                &format!("apiName: {name}\napiArg:  {arg}\nWaiting for message from python...\n");
+            let api = if name == "foo" { "Foo" } else { "Bar" };
+            want += &format!("{i}  {name}:  b'{api} was called with arg {arg}'\n");
+        }
+    }
+    want += "EOF waiting for message, script ended\n";
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+}
