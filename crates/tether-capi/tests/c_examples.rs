@@ -15,16 +15,42 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `libtether_c.a`. `cargo test` builds only the rlib of this crate, so the
+/// static library is built here, by the same cargo, in the same profile and
+/// target directory (cargo releases its build lock before running tests).
+fn static_lib() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = target_dir();
+            let release = target.file_name().is_some_and(|n| n == "release");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--quiet", "-p", "tether-capi", "--lib"]);
+            if release {
+                cmd.arg("--release");
+            }
+            if let Some(dir) = target.parent() {
+                cmd.arg("--target-dir").arg(dir);
+            }
+            let status = cmd.status().expect("run cargo build for libtether_c.a");
+            assert!(status.success(), "cargo build -p tether-capi failed");
+            let lib = target.join("libtether_c.a");
+            assert!(
+                lib.is_file(),
+                "{} is missing after cargo build",
+                lib.display()
+            );
+            lib
+        })
+        .clone()
+}
+
 fn build(compiler: &str, source: &str, name: &str) -> PathBuf {
     let out_dir = std::env::temp_dir().join(format!("tether-capi-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     let exe = out_dir.join(name);
-    let lib = target_dir().join("libtether_c.a");
-    assert!(
-        lib.is_file(),
-        "{} is missing: cargo builds it with this crate",
-        lib.display()
-    );
+    let lib = static_lib();
     let status = Command::new(compiler)
         .args(["-Wall", "-Wextra", "-Werror", "-g", "-I"])
         .arg(crate_dir().join("include"))
