@@ -188,15 +188,8 @@ class Connection:
             ConnectionLost: the host went away.
             FrameTooLarge, TypeError, ValueError, OverflowError: the arguments cannot be sent.
         """
-        params = self._params(method, args, kwargs)
-        msg_id = next(self._ids)
         slot = _Slot()
-        self._register(msg_id, slot)
-        try:
-            self._send(_framing.encode(_framing.request(msg_id, method, params), self.max_frame))
-        except BaseException:
-            self._forget(msg_id)
-            raise
+        self._start(method, args, kwargs, slot)
         self._wait(slot)
         if slot.error is not None:
             raise slot.error
@@ -211,18 +204,11 @@ class Connection:
 
         loop = asyncio.get_running_loop()
         self._attach_loop(loop)
-        params = self._params(method, args, kwargs)
-        msg_id = next(self._ids)
         slot = _Slot()
         slot.future = loop.create_future()
         slot.loop = loop
         slot.loop_thread = threading.get_ident()
-        self._register(msg_id, slot)
-        try:
-            self._send(_framing.encode(_framing.request(msg_id, method, params), self.max_frame))
-        except BaseException:
-            self._forget(msg_id)
-            raise
+        msg_id = self._start(method, args, kwargs, slot)
         try:
             return await slot.future
         except asyncio.CancelledError:
@@ -287,6 +273,18 @@ class Connection:
         self.close()
 
     # -- the reader role --------------------------------------------------------
+
+    def _start(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], slot: _Slot) -> int:
+        """Send a request whose answer will land in ``slot``; returns its id."""
+        params = self._params(method, args, kwargs)
+        msg_id = next(self._ids)
+        self._register(msg_id, slot)
+        try:
+            self._send(_framing.encode(_framing.request(msg_id, method, params), self.max_frame))
+        except BaseException:
+            self._forget(msg_id)
+            raise
+        return msg_id
 
     def _register(self, msg_id: int, slot: _Slot) -> None:
         with self._cond:

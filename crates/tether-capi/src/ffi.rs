@@ -127,3 +127,46 @@ pub(crate) unsafe fn obj_mut<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T
     unsafe { ptr.as_mut() }
         .ok_or_else(|| fail(tether_result::NullArgument, format!("{what} is NULL")))
 }
+
+/// Runs `body` on the object behind `ptr` inside the panic boundary; an
+/// `Err(code)` from it (already recorded with `fail`) is the result.
+pub(crate) fn with<T>(
+    ptr: *const T,
+    what: &str,
+    body: impl FnOnce(&T) -> Result<(), tether_result>,
+) -> tether_result {
+    boundary(|| {
+        // SAFETY: every caller passes a pointer its C caller got from this
+        // library (or NULL, which obj rejects).
+        match unsafe { obj(ptr, what) }.and_then(body) {
+            Ok(()) => ok(),
+            Err(code) => code,
+        }
+    })
+}
+
+/// Writes a pointer and a length through two output pointers, both or
+/// neither.
+///
+/// # Safety
+///
+/// Each output pointer is NULL or valid for writing.
+pub(crate) unsafe fn write_parts<T>(
+    ptr_out: *mut *const T,
+    len_out: *mut usize,
+    ptr: *const T,
+    len: usize,
+) -> Result<(), tether_result> {
+    if ptr_out.is_null() || len_out.is_null() {
+        return Err(fail(
+            tether_result::NullArgument,
+            "an output pointer is NULL",
+        ));
+    }
+    // SAFETY: both checked non-NULL; the caller promises they are writable.
+    unsafe {
+        ptr_out.write(ptr);
+        len_out.write(len);
+    }
+    Ok(())
+}

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ffi::{boundary, bytes_arg, fail, obj, obj_mut, ok, str_arg, write_out};
+use ffi::{boundary, bytes_arg, fail, obj, obj_mut, ok, str_arg, with, write_out, write_parts};
 use tether::{Bytes, Error, FunctionError, Host, Script, Value};
 
 /// What a call returned.
@@ -575,22 +575,13 @@ pub extern "C" fn tether_child_call(
         };
         // SAFETY: the caller passes a NUL-terminated name and `args_len`
         // readable bytes.
-        let (name, args) = match unsafe {
-            (
-                str_arg(name, "name"),
-                bytes_arg(args_json.cast(), args_len, "args_json"),
-            )
-        } {
-            (Ok(n), Ok(a)) => (n, a),
-            (Err(code), _) | (_, Err(code)) => return code,
+        let (name, args) = match unsafe { name_and_args(name, args_json, args_len) } {
+            Ok(pair) => pair,
+            Err(code) => return code,
         };
         if out.is_null() {
             return fail(tether_result::NullArgument, "out is NULL");
         }
-        let args = match parse_json(args) {
-            Ok(v) => v,
-            Err(code) => return code,
-        };
         let child = c.child.as_ref().expect("checked by running()");
         let result: Result<Value, Error> = if timeout_ms == 0 {
             child.call(name, args)
@@ -628,17 +619,8 @@ pub extern "C" fn tether_child_notify(
             Err(code) => return code,
         };
         // SAFETY: as for tether_child_call.
-        let (name, args) = match unsafe {
-            (
-                str_arg(name, "name"),
-                bytes_arg(args_json.cast(), args_len, "args_json"),
-            )
-        } {
-            (Ok(n), Ok(a)) => (n, a),
-            (Err(code), _) | (_, Err(code)) => return code,
-        };
-        let args = match parse_json(args) {
-            Ok(v) => v,
+        let (name, args) = match unsafe { name_and_args(name, args_json, args_len) } {
+            Ok(pair) => pair,
             Err(code) => return code,
         };
         match c
@@ -651,6 +633,24 @@ pub extern "C" fn tether_child_notify(
             Err(e) => from_error(&e),
         }
     })
+}
+
+/// The export's name and its JSON arguments.
+///
+/// # Safety
+///
+/// `name` is NULL or NUL-terminated; `args_json` is NULL or has `args_len`
+/// readable bytes.
+unsafe fn name_and_args<'a>(
+    name: *const c_char,
+    args_json: *const c_char,
+    args_len: usize,
+) -> Result<(&'a str, Value), tether_result> {
+    // SAFETY: forwarded from the caller's promise.
+    let name = unsafe { str_arg(name, "name")? };
+    // SAFETY: forwarded from the caller's promise.
+    let args = unsafe { bytes_arg(args_json.cast(), args_len, "args_json")? };
+    Ok((name, parse_json(args)?))
 }
 
 /// Writes the script's process id to `*out`.
@@ -781,22 +781,9 @@ pub extern "C" fn tether_call_args_json(
     json: *mut *const c_char,
     len: *mut usize,
 ) -> tether_result {
-    boundary(|| {
-        // SAFETY: the caller passes the call it was given.
-        let c = match unsafe { obj(call, "call") } {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        // SAFETY: output pointers are checked for NULL.
-        match unsafe {
-            (
-                write_out(json, c.json.as_ptr().cast(), "json"),
-                write_out(len, c.json.len() - 1, "len"),
-            )
-        } {
-            (Ok(()), Ok(())) => ok(),
-            (Err(code), _) | (_, Err(code)) => code,
-        }
+    // SAFETY: output pointers are checked for NULL by write_parts.
+    with(call, "call", |c| unsafe {
+        write_parts(json, len, c.json.as_ptr().cast(), c.json.len() - 1)
     })
 }
 
@@ -808,22 +795,9 @@ pub extern "C" fn tether_call_attachments(
     data: *mut *const u8,
     len: *mut usize,
 ) -> tether_result {
-    boundary(|| {
-        // SAFETY: the caller passes the call it was given.
-        let c = match unsafe { obj(call, "call") } {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        // SAFETY: output pointers are checked for NULL.
-        match unsafe {
-            (
-                write_out(data, c.area.as_ptr(), "data"),
-                write_out(len, c.area.len(), "len"),
-            )
-        } {
-            (Ok(()), Ok(())) => ok(),
-            (Err(code), _) | (_, Err(code)) => code,
-        }
+    // SAFETY: output pointers are checked for NULL by write_parts.
+    with(call, "call", |c| unsafe {
+        write_parts(data, len, c.area.as_ptr(), c.area.len())
     })
 }
 
@@ -837,32 +811,16 @@ pub extern "C" fn tether_call_arg_string(
     text: *mut *const c_char,
     len: *mut usize,
 ) -> tether_result {
-    boundary(|| {
-        // SAFETY: the caller passes the call it was given.
-        let c = match unsafe { obj(call, "call") } {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        let arg = match c.arg(index) {
-            Ok(a) => a,
-            Err(code) => return code,
-        };
+    with(call, "call", |c| {
+        let arg = c.arg(index)?;
         let Some(Some(s)) = c.strings.get(index) else {
-            return fail(
+            return Err(fail(
                 tether_result::InvalidArgument,
                 format!("argument {index} is a {}, not a str", arg.type_name()),
-            );
+            ));
         };
-        // SAFETY: output pointers are checked for NULL.
-        match unsafe {
-            (
-                write_out(text, s.as_ptr().cast(), "text"),
-                write_out(len, s.len() - 1, "len"),
-            )
-        } {
-            (Ok(()), Ok(())) => ok(),
-            (Err(code), _) | (_, Err(code)) => code,
-        }
+        // SAFETY: output pointers are checked for NULL by write_parts.
+        unsafe { write_parts(text, len, s.as_ptr().cast(), s.len() - 1) }
     })
 }
 
@@ -873,24 +831,13 @@ pub extern "C" fn tether_call_arg_int(
     index: usize,
     out: *mut i64,
 ) -> tether_result {
-    boundary(|| {
-        // SAFETY: the caller passes the call it was given.
-        let c = match unsafe { obj(call, "call") } {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        match c.arg(index) {
-            // SAFETY: `out` is checked for NULL.
-            Ok(Value::Int(n)) => match unsafe { write_out(out, *n, "out") } {
-                Ok(()) => ok(),
-                Err(code) => code,
-            },
-            Ok(other) => fail(
-                tether_result::InvalidArgument,
-                format!("argument {index} is a {}, not an int", other.type_name()),
-            ),
-            Err(code) => code,
-        }
+    with(call, "call", |c| match c.arg(index)? {
+        // SAFETY: `out` is checked for NULL by write_out.
+        Value::Int(n) => unsafe { write_out(out, *n, "out") },
+        other => Err(fail(
+            tether_result::InvalidArgument,
+            format!("argument {index} is a {}, not an int", other.type_name()),
+        )),
     })
 }
 
@@ -901,28 +848,19 @@ pub extern "C" fn tether_call_arg_double(
     index: usize,
     out: *mut f64,
 ) -> tether_result {
-    boundary(|| {
-        // SAFETY: the caller passes the call it was given.
-        let c = match unsafe { obj(call, "call") } {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        let x = match c.arg(index) {
-            Ok(Value::Float(x)) => *x,
-            Ok(Value::Int(n)) => *n as f64,
-            Ok(other) => {
-                return fail(
+    with(call, "call", |c| {
+        let x = match c.arg(index)? {
+            Value::Float(x) => *x,
+            Value::Int(n) => *n as f64,
+            other => {
+                return Err(fail(
                     tether_result::InvalidArgument,
                     format!("argument {index} is a {}, not a float", other.type_name()),
-                )
+                ))
             }
-            Err(code) => return code,
         };
-        // SAFETY: `out` is checked for NULL.
-        match unsafe { write_out(out, x, "out") } {
-            Ok(()) => ok(),
-            Err(code) => code,
-        }
+        // SAFETY: `out` is checked for NULL by write_out.
+        unsafe { write_out(out, x, "out") }
     })
 }
 
@@ -935,29 +873,13 @@ pub extern "C" fn tether_call_arg_bytes(
     data: *mut *const u8,
     len: *mut usize,
 ) -> tether_result {
-    boundary(|| {
-        // SAFETY: the caller passes the call it was given.
-        let c = match unsafe { obj(call, "call") } {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        match c.arg(index) {
-            // SAFETY: output pointers are checked for NULL.
-            Ok(Value::Bytes(b)) => match unsafe {
-                (
-                    write_out(data, b.as_ptr(), "data"),
-                    write_out(len, b.len(), "len"),
-                )
-            } {
-                (Ok(()), Ok(())) => ok(),
-                (Err(code), _) | (_, Err(code)) => code,
-            },
-            Ok(other) => fail(
-                tether_result::InvalidArgument,
-                format!("argument {index} is a {}, not bytes", other.type_name()),
-            ),
-            Err(code) => code,
-        }
+    with(call, "call", |c| match c.arg(index)? {
+        // SAFETY: output pointers are checked for NULL by write_parts.
+        Value::Bytes(b) => unsafe { write_parts(data, len, b.as_ptr(), b.len()) },
+        other => Err(fail(
+            tether_result::InvalidArgument,
+            format!("argument {index} is a {}, not bytes", other.type_name()),
+        )),
     })
 }
 
@@ -1079,22 +1001,9 @@ pub extern "C" fn tether_value_json(
     json: *mut *const c_char,
     len: *mut usize,
 ) -> tether_result {
-    boundary(|| {
-        // SAFETY: the caller passes a live value from this library.
-        let v = match unsafe { obj(value, "value") } {
-            Ok(v) => v,
-            Err(code) => return code,
-        };
-        // SAFETY: output pointers are checked for NULL.
-        match unsafe {
-            (
-                write_out(json, v.json.as_ptr().cast(), "json"),
-                write_out(len, v.json.len() - 1, "len"),
-            )
-        } {
-            (Ok(()), Ok(())) => ok(),
-            (Err(code), _) | (_, Err(code)) => code,
-        }
+    // SAFETY: output pointers are checked for NULL by write_parts.
+    with(value, "value", |v| unsafe {
+        write_parts(json, len, v.json.as_ptr().cast(), v.json.len() - 1)
     })
 }
 
@@ -1106,22 +1015,9 @@ pub extern "C" fn tether_value_attachments(
     data: *mut *const u8,
     len: *mut usize,
 ) -> tether_result {
-    boundary(|| {
-        // SAFETY: the caller passes a live value from this library.
-        let v = match unsafe { obj(value, "value") } {
-            Ok(v) => v,
-            Err(code) => return code,
-        };
-        // SAFETY: output pointers are checked for NULL.
-        match unsafe {
-            (
-                write_out(data, v.area.as_ptr(), "data"),
-                write_out(len, v.area.len(), "len"),
-            )
-        } {
-            (Ok(()), Ok(())) => ok(),
-            (Err(code), _) | (_, Err(code)) => code,
-        }
+    // SAFETY: output pointers are checked for NULL by write_parts.
+    with(value, "value", |v| unsafe {
+        write_parts(data, len, v.area.as_ptr(), v.area.len())
     })
 }
 

@@ -76,7 +76,7 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<Child, Error> {
     let peer = Peer { shared };
     let killer = proc.killer();
     let session = Session {
-        host: host.clone(),
+        host: Arc::new(host.clone()),
         peer: peer.clone(),
         reader: Reader::new(channel.from_child, host.max_frame, watch),
         proc,
@@ -121,7 +121,9 @@ enum End {
 }
 
 struct Session {
-    host: Host,
+    /// Shared with the tasks that run this script's calls (cloned once per
+    /// script, not per call).
+    host: Arc<Host>,
     peer: Peer,
     reader: Reader,
     proc: Proc,
@@ -197,7 +199,7 @@ impl Session {
             _ => {}
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let host = self.host.clone();
+        let host = Arc::clone(&self.host);
         let peer = self.peer.clone();
         let task = move || {
             let outcome = Peer::scope(&peer, || match host.functions.get(&method) {
