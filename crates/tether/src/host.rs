@@ -63,6 +63,7 @@ pub struct Host {
     pub(crate) exit_grace: Duration,
     pub(crate) serial: bool,
     pub(crate) forward_logs: bool,
+    pub(crate) own_group: bool,
     workers: usize,
     /// The function registered last, which `doc` describes.
     last: Option<String>,
@@ -91,6 +92,7 @@ impl Host {
             exit_grace: Duration::from_secs(5),
             serial: false,
             forward_logs: false,
+            own_group: true,
             workers: DEFAULT_WORKERS,
             last: None,
             types: Arc::new(Types::default()),
@@ -296,6 +298,16 @@ impl Host {
     /// logger's name and the message).
     pub fn forward_logs(mut self) -> Host {
         self.forward_logs = true;
+        self
+    }
+
+    /// Whether each script runs in a process group of its own (default
+    /// true). Its children then end with it: when it is stopped, killed or
+    /// dropped, and when it exits while they still run (nothing a script
+    /// started outlives its run). Turn this off for scripts that must leave
+    /// daemons behind, or that expect terminal signals (Ctrl-C) directly.
+    pub fn process_group(mut self, own_group: bool) -> Host {
+        self.own_group = own_group;
         self
     }
 

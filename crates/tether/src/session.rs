@@ -64,6 +64,7 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<Child, Error> {
         vars,
         pythonpath: &client_dir,
         logs: host.forward_logs,
+        own_group: host.own_group,
     })?;
     let pid = proc.id();
     tracing::debug!(pid, script = %script.path().display(), "script started");
@@ -351,6 +352,9 @@ impl Session {
         let result = match end {
             End::Ended => match self.proc.wait_timeout(grace) {
                 Ok(Some(status)) => {
+                    // Whatever the script started ends with it (and stops
+                    // holding its output pipes open).
+                    self.proc.kill_group();
                     let (stdout, stderr) = self.proc.take_output(OUTPUT_GRACE);
                     Ok(Outcome {
                         status,

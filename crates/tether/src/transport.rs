@@ -186,7 +186,7 @@ impl Writer {
     pub fn send_now_and_close(&mut self, frame: &[u8]) {
         if let Some(fd) = &self.fd {
             if frame.len() <= 4096 {
-                let _ = rustix::io::write(fd, frame);
+                let _ = child::without_sigpipe(|| rustix::io::write(fd, frame));
             }
         }
         self.fd = None;
@@ -214,7 +214,7 @@ impl Writer {
                 .chain(parts[index + 1..].iter().copied())
                 .map(io::IoSlice::new)
                 .collect();
-            match rustix::io::writev(fd, &slices) {
+            match child::without_sigpipe(|| rustix::io::writev(fd, &slices)) {
                 Ok(mut n) => {
                     while n > 0 && index < parts.len() {
                         let left = parts[index].len() - offset;

@@ -144,6 +144,11 @@ except classic.BadApi:
         "boo: BadApi",
         "EOF waiting for message, script ended",
     ] {
-        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        assert!(
+            text.contains(line),
+            "missing {line:?} in:\n{text}\n--- stderr ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -25,7 +25,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub(crate) use unix::{set_nonblocking, wait, Killer};
+pub(crate) use unix::{set_nonblocking, wait, without_sigpipe, Killer};
 
 use crate::script::LineCallback;
 use crate::{Error, Script, Stdio};
@@ -46,6 +46,8 @@ pub(crate) struct Launch<'a> {
     pub pythonpath: &'a Path,
     /// Ask the client to forward `logging` records (`TETHER_LOGS=1`).
     pub logs: bool,
+    /// Run the script in a process group of its own, which is killed with it.
+    pub own_group: bool,
 }
 
 /// A running child and the host's ends of its channel.
@@ -55,6 +57,8 @@ pub(crate) struct Proc {
     status: Option<ExitStatus>,
     stdout: Option<Capture>,
     stderr: Option<Capture>,
+    /// The script leads a process group of its own.
+    own_group: bool,
 }
 
 /// The host's ends of the channel.
@@ -129,9 +133,13 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     };
     cmd.stdout(piped(script.stdout, &script.stdout_lines));
     cmd.stderr(piped(script.stderr, &script.stderr_lines));
-    unix::keep_only(&mut cmd, [child_read.as_raw_fd(), child_write.as_raw_fd()]);
+    unix::prepare(
+        &mut cmd,
+        [child_read.as_raw_fd(), child_write.as_raw_fd()],
+        launch.own_group,
+    );
 
-    let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+    let mut child = unix::spawn(cmd).map_err(|source| Error::Spawn {
         program: launch.python.to_owned(),
         source,
     })?;
@@ -154,6 +162,7 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
         status: None,
         stdout,
         stderr,
+        own_group: launch.own_group,
     };
     let channel = Channel {
         to_child: File::from(host_write),
@@ -188,7 +197,15 @@ impl Proc {
 
     /// A handle that can kill the child from another thread.
     pub fn killer(&self) -> Killer {
-        Killer::new(&self.child, self.exit_fd.as_ref())
+        Killer::new(&self.child, self.exit_fd.as_ref(), self.own_group)
+    }
+
+    /// Kills what is left of the script's process group (its children),
+    /// when it has one of its own.
+    pub fn kill_group(&self) {
+        if self.own_group {
+            unix::kill_group(self.child.id(), rustix::process::Signal::KILL);
+        }
     }
 
     /// A descriptor that becomes readable when the child exits, if the
@@ -227,6 +244,7 @@ impl Proc {
 
     /// Kills the child (if it still runs) and reaps it.
     pub fn kill(&mut self) -> io::Result<ExitStatus> {
+        self.kill_group();
         if let Some(status) = self.try_status()? {
             return Ok(status);
         }

@@ -19,14 +19,39 @@ use rustix::process::{pidfd_open, Pid, PidfdFlags};
 /// library). Marking them close-on-exec instead of closing them keeps the
 /// standard library's own exec-error pipe working, so a missing interpreter
 /// is still reported as a spawn error.
-pub(super) fn keep_only(cmd: &mut Command, keep: [RawFd; 2]) {
+///
+/// The child also gets its own process group when `own_group` is set (so
+/// stopping it can stop its children too), and a parent-death signal: when
+/// the host process dies, even by SIGKILL, the kernel kills the script. The
+/// signal is tied to the thread that forks, which is why every spawn happens
+/// on one long-lived thread ([`spawn`]).
+pub(super) fn prepare(cmd: &mut Command, keep: [RawFd; 2], own_group: bool) {
     let mut keep = keep;
     keep.sort_unstable();
+    let parent = rustix::process::getpid().as_raw_nonzero().get();
     // SAFETY: the closure runs in the child between fork and exec. It calls
-    // only fcntl, close_range and getrlimit, which are async-signal-safe, and
-    // it neither allocates nor takes locks.
+    // only setpgid, prctl, getppid, fcntl, close_range and getrlimit, which
+    // are async-signal-safe, and it neither allocates nor takes locks.
     unsafe {
         cmd.pre_exec(move || {
+            if own_group && libc::setpgid(0, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) == -1
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // The host may have died between fork and prctl: then nobody
+            // would send the signal.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
             for fd in keep {
                 if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
                     return Err(io::Error::last_os_error());
@@ -147,24 +172,67 @@ pub(crate) fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Sends SIGKILL to a child that may run on another thread's watch, without
+/// Spawns `cmd` on the one thread that forks every script.
+///
+/// A parent-death signal fires when the *thread* that forked the child ends,
+/// not the process; spawning from the caller's thread would kill a script as
+/// soon as, say, a worker thread that started it finished. The spawner
+/// thread lives as long as the process.
+pub(super) fn spawn(cmd: Command) -> io::Result<Child> {
+    type Job = (Command, std::sync::mpsc::Sender<io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let started = std::thread::Builder::new()
+            .name("tether-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            });
+        if let Err(e) = started {
+            tracing::error!("cannot start the spawner thread: {e}");
+        }
+        std::sync::Mutex::new(tx)
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sent = spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((cmd, tx));
+    match sent {
+        Ok(()) => rx
+            .recv()
+            .unwrap_or_else(|_| Err(io::Error::other("the spawner thread is gone"))),
+        Err(_) => Err(io::Error::other("the spawner thread is gone")),
+    }
+}
+
+/// Sends signals to a child that may run on another thread's watch, without
 /// the risk of hitting a recycled pid: through a pidfd when there is one.
 #[derive(Debug)]
 pub(crate) struct Killer {
     pidfd: Option<OwnedFd>,
     pid: u32,
+    group: bool,
 }
 
 impl Killer {
-    pub(super) fn new(child: &Child, pidfd: Option<&OwnedFd>) -> Killer {
+    pub(super) fn new(child: &Child, pidfd: Option<&OwnedFd>, group: bool) -> Killer {
         Killer {
             pidfd: pidfd.and_then(|fd| rustix::io::fcntl_dupfd_cloexec(fd, 3).ok()),
             pid: child.id(),
+            group,
         }
     }
 
-    /// Sends `signal` to the child. A child that already exited is not an error.
+    /// Sends `signal` to the child, and to its process group when it has
+    /// one. A child that already exited is not an error.
     pub(crate) fn signal(&self, signal: rustix::process::Signal) -> io::Result<()> {
+        if self.group {
+            kill_group(self.pid, signal);
+        }
         let sent = match &self.pidfd {
             Some(fd) => rustix::process::pidfd_send_signal(fd, signal),
             // Without pidfds (Linux < 5.3) the pid may in theory be reused
@@ -178,5 +246,56 @@ impl Killer {
             Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Sends `signal` to the process group `pgid` (the script's own); a group
+/// that no longer exists is not an error.
+pub(crate) fn kill_group(pgid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = Pid::from_raw(pgid as i32) {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
+}
+
+/// Runs `write` so that a broken pipe is an `EPIPE` error and never a
+/// SIGPIPE that kills the host. Rust programs ignore SIGPIPE already; a C or
+/// C++ host usually does not, so there the signal is blocked for this thread
+/// around the write, and one raised by it is consumed before unblocking.
+pub(crate) fn without_sigpipe<T>(write: impl FnOnce() -> T) -> T {
+    static IGNORED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ignored = *IGNORED.get_or_init(|| {
+        // SAFETY: sigaction with a NULL new action only reads the current
+        // disposition into `old`, which we own.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
+        }
+    });
+    if ignored {
+        return write();
+    }
+    // SAFETY: the signal sets are ours and initialised by sigemptyset;
+    // pthread_sigmask and sigtimedwait only read and write them.
+    unsafe {
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut previous);
+        let result = write();
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        if libc::sigismember(&pending, libc::SIGPIPE) == 1
+            && libc::sigismember(&previous, libc::SIGPIPE) == 0
+        {
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            libc::sigtimedwait(&pipe, std::ptr::null_mut(), &zero);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        result
     }
 }
