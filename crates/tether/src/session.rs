@@ -20,6 +20,7 @@ use crate::host::{Child, Mode, Outcome};
 use crate::peer::{Peer, Shared, CANCEL};
 use crate::pool::Pool;
 use crate::protocol::classic::{self, Pairing};
+use crate::protocol::handshake::{self, Hello};
 use crate::protocol::message::{code, EncodeError, Id, Message, Params, RpcError};
 use crate::protocol::PROTOCOL_VERSION;
 use crate::transport::{ExitWatch, Incoming, ReadError, Reader, Writer};
@@ -29,8 +30,6 @@ use crate::{bundle, Error, Host, Script};
 /// How long to wait for capture threads after the script exited.
 const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 
-/// The method of the handshake request.
-pub(crate) const HELLO: &str = "rpc.hello";
 /// The method of a log record forwarded by the script.
 pub(crate) const LOG: &str = "rpc.log";
 
@@ -168,6 +167,10 @@ impl Session {
 
     fn native(&mut self, frame: &bytes::Bytes) -> Result<(), End> {
         let msg = Message::decode(frame).map_err(|e| End::Fatal(protocol(e.to_string())))?;
+        if !self.greeted {
+            let hello = handshake::hello(msg).map_err(|e| End::Fatal(protocol(e.to_string())))?;
+            return self.hello(hello);
+        }
         let (id, method, params) = match msg {
             Message::Call { id, method, params } => (id, method, params),
             Message::Reply { id, outcome } => {
@@ -178,14 +181,6 @@ impl Session {
                     .map_err(|detail| End::Fatal(protocol(detail)));
             }
         };
-        if !self.greeted {
-            return match (method.as_str(), id) {
-                (HELLO, Some(id)) => self.hello(id, params),
-                (_, _) => Err(End::Fatal(protocol(format!(
-                    "expected the {HELLO} handshake first, got a call to {method:?}"
-                )))),
-            };
-        }
         match (method.as_str(), &id) {
             (LOG, None) => {
                 forward_log(self.peer.id(), params);
@@ -230,18 +225,12 @@ impl Session {
 
     /// Checks the client's protocol version and answers with the host's
     /// description: version, frame limit, functions.
-    fn hello(&mut self, id: Id, params: Params) -> Result<(), End> {
-        let Params::Named(info) = params else {
-            return Err(End::Fatal(protocol(format!(
-                "{HELLO} params must be an object"
-            ))));
-        };
-        let client = info.get("protocol").and_then(Value::as_i64).unwrap_or(-1);
-        let client_version = info
-            .get("version")
-            .and_then(Value::as_str)
-            .unwrap_or("(unknown)")
-            .to_owned();
+    fn hello(&mut self, hello: Hello) -> Result<(), End> {
+        let Hello {
+            id,
+            protocol: client,
+            version: client_version,
+        } = hello;
         if client != i64::from(PROTOCOL_VERSION) {
             let mut data = Map::new();
             data.insert("kind".into(), Value::from("VersionMismatch"));

@@ -19,6 +19,7 @@
 
 pub mod classic;
 pub mod frame;
+pub mod handshake;
 pub mod message;
 mod wire;
 
