@@ -55,6 +55,17 @@ pub enum Error {
     /// Arguments could not be sent, or a result did not fit the type asked
     /// for.
     Value(ValueError),
+    /// The script exited with an error code or was killed by a signal
+    /// (from [`Outcome::check`](crate::Outcome::check)).
+    ScriptFailed {
+        /// How it ended.
+        status: ExitStatus,
+        /// What else is known: calls in flight, the last lines of stderr.
+        report: String,
+    },
+    /// A limit set on the host ran out (deadline, idle timeout, nesting
+    /// depth); the message says which.
+    Limit(String),
     /// The script's `tether` client speaks another protocol version.
     VersionMismatch {
         /// The host's protocol version.
@@ -77,9 +88,12 @@ impl fmt::Display for Error {
             Error::Protocol { detail, status } => {
                 write!(f, "script broke the protocol: {detail}")?;
                 if let Some(status) = status {
-                    write!(f, " (script stopped, {status})")?;
+                    write!(f, " (script stopped: {})", describe_status(status))?;
                 }
                 Ok(())
+            }
+            Error::ScriptFailed { status, report } => {
+                write!(f, "the script failed: {}{report}", describe_status(status))
             }
             Error::Remote(e) => write!(f, "the script's {e}"),
             Error::Timeout { method, after } => {
@@ -87,6 +101,7 @@ impl fmt::Display for Error {
             }
             Error::Closed(why) => write!(f, "the script is gone: {why}"),
             Error::Value(e) => write!(f, "{e}"),
+            Error::Limit(what) => write!(f, "limit reached: {what}"),
             Error::VersionMismatch {
                 host,
                 client,
@@ -236,3 +251,25 @@ impl fmt::Display for FunctionError {
 }
 
 impl std::error::Error for FunctionError {}
+
+/// How a script ended, in words, with a hint where the cause is usually
+/// somewhere else: SIGKILL (the out-of-memory killer) and SIGSEGV (a crash
+/// in native code).
+pub(crate) fn describe_status(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exit code {code}");
+    }
+    match status.signal() {
+        Some(9) => "killed by signal 9 (SIGKILL); if nobody killed it on purpose, it was most \
+                    likely the kernel's out-of-memory killer (see `dmesg` or `journalctl -k`)"
+            .to_owned(),
+        Some(11) => "killed by signal 11 (SIGSEGV): the interpreter crashed, usually in a C \
+                     extension module; run the script alone with `python3 -X faulthandler` to see where"
+            .to_owned(),
+        Some(6) => "killed by signal 6 (SIGABRT): the interpreter or an extension aborted".to_owned(),
+        Some(15) => "killed by signal 15 (SIGTERM)".to_owned(),
+        Some(sig) => format!("killed by signal {sig}"),
+        None => status.to_string(),
+    }
+}

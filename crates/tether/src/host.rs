@@ -64,6 +64,11 @@ pub struct Host {
     pub(crate) serial: bool,
     pub(crate) forward_logs: bool,
     pub(crate) own_group: bool,
+    pub(crate) max_in_flight: usize,
+    pub(crate) capture_limit: usize,
+    pub(crate) max_depth: usize,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
     workers: usize,
     /// The function registered last, which `doc` describes.
     last: Option<String>,
@@ -93,6 +98,11 @@ impl Host {
             serial: false,
             forward_logs: false,
             own_group: true,
+            max_in_flight: 1024,
+            capture_limit: 16 * 1024 * 1024,
+            max_depth: 128,
+            deadline: None,
+            idle_timeout: None,
             workers: DEFAULT_WORKERS,
             last: None,
             types: Arc::new(Types::default()),
@@ -298,6 +308,48 @@ impl Host {
     /// logger's name and the message).
     pub fn forward_logs(mut self) -> Host {
         self.forward_logs = true;
+        self
+    }
+
+    /// How much captured output to keep per stream (default 16 MiB): a
+    /// script that writes more keeps only its last `bytes` bytes in
+    /// [`Outcome::stdout`] / [`Outcome::stderr`], and the host's memory stays
+    /// bounded however much it writes.
+    pub fn capture_limit(mut self, bytes: usize) -> Host {
+        self.capture_limit = bytes;
+        self
+    }
+
+    /// How many of one script's calls may run on the host at once (default
+    /// 1024). A call beyond it is answered at once with an error of kind
+    /// `Limit` (a notification is dropped), and a `tracing` warning is
+    /// emitted (target `tether::limits`); the script is not stopped.
+    pub fn max_in_flight(mut self, calls: usize) -> Host {
+        self.max_in_flight = calls.max(1);
+        self
+    }
+
+    /// How many calls from host functions into a script may be pending at
+    /// once, which bounds how deep host and script calls nest (default 128).
+    /// A call beyond it fails with [`Error::Limit`] in the host function,
+    /// which the script sees as that function's error.
+    pub fn max_depth(mut self, depth: usize) -> Host {
+        self.max_depth = depth.max(1);
+        self
+    }
+
+    /// Stops a script that runs longer than `deadline` in all: it is killed
+    /// and the run ends with [`Error::Limit`].
+    pub fn deadline(mut self, deadline: Duration) -> Host {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Stops a script that sends nothing for `idle`: it is killed and the
+    /// run ends with [`Error::Limit`]. Off by default (a script may compute
+    /// quietly for as long as it likes).
+    pub fn idle_timeout(mut self, idle: Duration) -> Host {
+        self.idle_timeout = Some(idle);
         self
     }
 
@@ -544,6 +596,8 @@ pub struct Outcome {
     pub(crate) stdout: Option<Vec<u8>>,
     pub(crate) stderr: Option<Vec<u8>>,
     pub(crate) calls: u64,
+    /// The script's calls that were running on the host when it ended.
+    pub(crate) in_flight: Vec<String>,
 }
 
 impl Outcome {
@@ -581,5 +635,29 @@ impl Outcome {
     /// How many calls the script made to the host.
     pub fn calls(&self) -> u64 {
         self.calls
+    }
+
+    /// The script's calls that were still running on the host when it ended
+    /// (a script that dies mid-call leaves them behind).
+    pub fn calls_in_flight(&self) -> &[String] {
+        &self.in_flight
+    }
+
+    /// `Ok(self)` when the script exited with code 0, else
+    /// [`Error::ScriptFailed`] saying how it ended (with a hint for SIGKILL
+    /// and SIGSEGV), which calls were in flight, and the last lines of stderr
+    /// when it was captured.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ScriptFailed`] when the script did not succeed.
+    pub fn check(self) -> Result<Outcome, Error> {
+        if self.success() {
+            return Ok(self);
+        }
+        Err(Error::ScriptFailed {
+            status: self.status,
+            report: crate::session::report(&self.in_flight, self.stderr.as_deref()),
+        })
     }
 }

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,9 @@ thread_local! {
 pub(crate) struct Shared {
     pub pid: u32,
     pub max_frame: u32,
+    /// Calls into the script made by host functions serving it, pending now.
+    nested: AtomicUsize,
+    max_depth: usize,
     writer: Mutex<Writer>,
     next_id: AtomicI64,
     pending: Mutex<Pending>,
@@ -86,10 +89,12 @@ impl Slot {
 }
 
 impl Shared {
-    pub fn new(pid: u32, max_frame: u32, writer: Writer) -> Shared {
+    pub fn new(pid: u32, max_frame: u32, max_depth: usize, writer: Writer) -> Shared {
         Shared {
             pid,
             max_frame,
+            nested: AtomicUsize::new(0),
+            max_depth,
             writer: Mutex::new(writer),
             next_id: AtomicI64::new(1),
             pending: Mutex::new(Pending {
@@ -175,11 +180,29 @@ impl Shared {
     }
 
     fn call(
-        &self,
+        self: &Arc<Self>,
         method: &str,
         params: Params,
         timeout: Option<Duration>,
     ) -> Result<Value, Error> {
+        // A call made by a host function that serves this same script nests
+        // inside the script's call; bound how deep that goes.
+        let nested = Peer::current().is_some_and(|p| Arc::ptr_eq(&p.shared, self));
+        let _depth = if nested {
+            let depth = self.nested.fetch_add(1, Ordering::AcqRel) + 1;
+            let guard = Depth(&self.nested);
+            if depth > self.max_depth {
+                let what = format!(
+                    "calls between host and script nested deeper than {} levels; {method}() was refused",
+                    self.max_depth
+                );
+                tracing::warn!(target: "tether::limits", pid = self.pid, "{what}");
+                return Err(Error::Limit(what));
+            }
+            Some(guard)
+        } else {
+            None
+        };
         let id = self.next_id.fetch_add(1, Ordering::AcqRel);
         let pool = pool::current();
         let slot = Arc::new(Slot {
@@ -275,6 +298,15 @@ impl Shared {
         } else {
             Err(Error::Closed(format!("script {} is gone", self.pid)))
         }
+    }
+}
+
+/// Counts one nested call as pending until dropped.
+struct Depth<'a>(&'a AtomicUsize);
+
+impl Drop for Depth<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -11,7 +11,7 @@
 //! ```
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use crate::protocol::classic::{self, Pairing};
 use crate::protocol::handshake::{self, Hello};
 use crate::protocol::message::{code, EncodeError, Id, Message, Params, RpcError};
 use crate::protocol::PROTOCOL_VERSION;
-use crate::transport::{ExitWatch, Incoming, ReadError, Reader, Writer};
+use crate::transport::{ExitWatch, Incoming, Limits, ReadError, Reader, Writer};
 use crate::value::{Map, Value};
 use crate::{bundle, Error, Host, Script};
 
@@ -64,6 +64,7 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<Child, Error> {
         pythonpath: &client_dir,
         logs: host.forward_logs,
         own_group: host.own_group,
+        capture_limit: host.capture_limit,
     })?;
     let pid = proc.id();
     tracing::debug!(pid, script = %script.path().display(), "script started");
@@ -71,6 +72,7 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<Child, Error> {
     let shared = Arc::new(Shared::new(
         pid,
         host.max_frame,
+        host.max_depth,
         Writer::new(channel.to_child, watch.clone()),
     ));
     let peer = Peer { shared };
@@ -78,11 +80,21 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<Child, Error> {
     let session = Session {
         host: Arc::new(host.clone()),
         peer: peer.clone(),
-        reader: Reader::new(channel.from_child, host.max_frame, watch),
+        reader: Reader::new(
+            channel.from_child,
+            host.max_frame,
+            watch,
+            Limits {
+                deadline: host.deadline.map(|d| (std::time::Instant::now() + d, d)),
+                idle: host.idle_timeout,
+            },
+        ),
         proc,
         greeted: false,
         pairing: Pairing::default(),
         calls: Arc::new(AtomicU64::new(0)),
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        running: Arc::new(std::sync::Mutex::new(Vec::new())),
         dispatch,
     };
     let (tx, rx) = mpsc::channel();
@@ -120,6 +132,45 @@ enum End {
     Fatal(Error),
 }
 
+/// Counts one of the script's calls as running until dropped, and remembers
+/// its name for crash reports.
+struct InFlight {
+    count: Arc<AtomicUsize>,
+    names: Arc<std::sync::Mutex<Vec<(u64, String)>>>,
+    serial: u64,
+}
+
+impl InFlight {
+    fn start(
+        count: &Arc<AtomicUsize>,
+        names: &Arc<std::sync::Mutex<Vec<(u64, String)>>>,
+        method: &str,
+    ) -> InFlight {
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        count.fetch_add(1, Ordering::AcqRel);
+        names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((serial, method.to_owned()));
+        InFlight {
+            count: Arc::clone(count),
+            names: Arc::clone(names),
+            serial,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = names.iter().position(|(s, _)| *s == self.serial) {
+            names.swap_remove(i);
+        }
+    }
+}
+
 struct Session {
     /// Shared with the tasks that run this script's calls (cloned once per
     /// script, not per call).
@@ -130,6 +181,9 @@ struct Session {
     greeted: bool,
     pairing: Pairing,
     calls: Arc<AtomicU64>,
+    /// The script's calls running on the host now, and their names.
+    in_flight: Arc<AtomicUsize>,
+    running: Arc<std::sync::Mutex<Vec<(u64, String)>>>,
     dispatch: Dispatch,
 }
 
@@ -148,6 +202,10 @@ impl Session {
             };
             let frame = match incoming {
                 Incoming::Frame(frame) => frame,
+                Incoming::Expired(what) => {
+                    tracing::warn!(target: "tether::limits", pid = self.peer.id(), "{what}");
+                    return End::Fatal(Error::Limit(what));
+                }
                 Incoming::Closed | Incoming::Exited => {
                     return match self.pairing.finish() {
                         Ok(()) => End::Ended,
@@ -195,9 +253,30 @@ impl Session {
             _ => {}
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.in_flight.load(Ordering::Acquire) >= self.host.max_in_flight {
+            let what = format!(
+                "the script has {} calls running on the host already (the limit); {method}() was refused",
+                self.host.max_in_flight
+            );
+            tracing::warn!(target: "tether::limits", pid = self.peer.id(), "{what}");
+            if let Some(id) = id {
+                let mut data = Map::new();
+                data.insert("kind".into(), Value::from("Limit"));
+                data.insert("function".into(), Value::Str(method));
+                let refusal = Err(RpcError {
+                    code: code::LIMIT,
+                    message: what,
+                    data: Some(Value::Map(data)),
+                });
+                reply(&self.peer.shared, id, refusal).map_err(End::Fatal)?;
+            }
+            return Ok(());
+        }
+        let running = InFlight::start(&self.in_flight, &self.running, &method);
         let host = Arc::clone(&self.host);
         let peer = self.peer.clone();
         let task = move || {
+            let _running = running;
             let outcome = Peer::scope(&peer, || match host.functions.get(&method) {
                 Some(f) => f.call(params),
                 None => Err(method_not_found(&host, &method)),
@@ -350,6 +429,7 @@ impl Session {
                         stdout,
                         stderr,
                         calls: self.calls.load(Ordering::Relaxed),
+                        in_flight: self.running_names(),
                     })
                 }
                 Ok(None) => Err(Error::Protocol {
@@ -368,8 +448,14 @@ impl Session {
                     let _ = self.proc.wait_timeout(grace);
                 }
                 let status = self.proc.kill().ok();
+                let (_, stderr) = self.proc.take_output(OUTPUT_GRACE);
+                let report = report(&self.running_names(), stderr.as_deref());
                 Err(match err {
-                    Error::Protocol { detail, .. } => Error::Protocol { detail, status },
+                    Error::Protocol { detail, .. } => Error::Protocol {
+                        detail: detail + &report,
+                        status,
+                    },
+                    Error::Limit(what) => Error::Limit(what + &report),
                     other => other,
                 })
             }
@@ -389,6 +475,34 @@ impl Session {
         }
         result
     }
+}
+
+impl Session {
+    fn running_names(&self) -> Vec<String> {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+}
+
+/// What a failure report adds to how the script ended: the calls in flight
+/// and the last lines of captured stderr.
+pub(crate) fn report(in_flight: &[String], stderr: Option<&[u8]>) -> String {
+    const LINES: usize = 20;
+    let mut out = String::new();
+    if !in_flight.is_empty() {
+        out += &format!("; calls in flight: {}", in_flight.join(", "));
+    }
+    if let Some(stderr) = stderr.filter(|s| !s.is_empty()) {
+        let text = String::from_utf8_lossy(stderr);
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(LINES)..];
+        out += &format!("; last lines of stderr:\n{}", tail.join("\n"));
+    }
+    out
 }
 
 /// Sends the answer to one call, replacing a result that cannot be sent

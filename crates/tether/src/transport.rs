@@ -14,7 +14,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rustix::io::Errno;
@@ -54,9 +54,17 @@ impl ExitWatch {
     }
 
     /// Waits until `fd` is ready or the child exits; returns whether it exited.
-    fn wait(&self, fd: std::os::fd::BorrowedFd<'_>, write: bool) -> io::Result<bool> {
+    fn wait(
+        &self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        write: bool,
+        limit: Option<Duration>,
+    ) -> io::Result<bool> {
         let pidfd = self.pidfd.as_deref().map(AsFd::as_fd);
-        let timeout = pidfd.is_none().then_some(EXIT_POLL);
+        let timeout = match (pidfd.is_none().then_some(EXIT_POLL), limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let ready = child::wait(fd, write, pidfd, timeout)?;
         if ready.exited {
             self.mark_exited();
@@ -74,6 +82,17 @@ pub(crate) enum Incoming {
     Closed,
     /// The child exited and everything it had written was read.
     Exited,
+    /// A time limit ran out (the message says which).
+    Expired(String),
+}
+
+/// Time limits on reading.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Limits {
+    /// When the whole script must have ended.
+    pub deadline: Option<(Instant, Duration)>,
+    /// How long the script may stay silent.
+    pub idle: Option<Duration>,
 }
 
 /// Why reading stopped.
@@ -95,16 +114,39 @@ pub(crate) struct Reader {
     /// likely empty: wait before reading instead of paying for a read that
     /// fails with EAGAIN (one system call less per message).
     drained: bool,
+    limits: Limits,
+    /// When bytes last arrived.
+    last_heard: Instant,
 }
 
 impl Reader {
-    pub fn new(fd: File, max_frame: u32, watch: ExitWatch) -> Reader {
+    pub fn new(fd: File, max_frame: u32, watch: ExitWatch, limits: Limits) -> Reader {
         Reader {
             fd,
             frames: FrameReader::new(max_frame),
             watch,
             exited: false,
             drained: false,
+            limits,
+            last_heard: Instant::now(),
+        }
+    }
+
+    /// The earliest time limit: when it falls, and what it is.
+    fn next_limit(&self) -> Option<(Instant, String)> {
+        let deadline = self
+            .limits
+            .deadline
+            .map(|(at, d)| (at, format!("the script ran past its deadline of {d:?}")));
+        let idle = self.limits.idle.map(|d| {
+            (
+                self.last_heard + d,
+                format!("the script sent nothing for {d:?} (idle timeout)"),
+            )
+        });
+        match (deadline, idle) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
         }
     }
 
@@ -115,7 +157,14 @@ impl Reader {
                 return Ok(Incoming::Frame(frame));
             }
             if self.drained && !self.exited {
-                self.wait(proc).map_err(ReadError::Io)?;
+                let limit = self.next_limit();
+                if let Some((at, what)) = &limit {
+                    if Instant::now() >= *at {
+                        return Ok(Incoming::Expired(what.clone()));
+                    }
+                }
+                self.wait(proc, limit.map(|(at, _)| at))
+                    .map_err(ReadError::Io)?;
             }
             let fd = &self.fd;
             let mut short = false;
@@ -125,6 +174,9 @@ impl Reader {
                 Ok(n)
             });
             self.drained = short;
+            if matches!(read, Ok(n) if n > 0) {
+                self.last_heard = Instant::now();
+            }
             match read {
                 Ok(0) => {
                     self.frames.finish().map_err(ReadError::Decode)?;
@@ -147,8 +199,9 @@ impl Reader {
         }
     }
 
-    fn wait(&mut self, proc: &mut Proc) -> io::Result<()> {
-        let exited = self.watch.wait(self.fd.as_fd(), false)?;
+    fn wait(&mut self, proc: &mut Proc, until: Option<Instant>) -> io::Result<()> {
+        let timeout = until.map(|at| at.saturating_duration_since(Instant::now()));
+        let exited = self.watch.wait(self.fd.as_fd(), false, timeout)?;
         if exited || (self.watch.pidfd.is_none() && proc.try_status()?.is_some()) {
             self.watch.mark_exited();
             self.exited = true;
@@ -231,7 +284,7 @@ impl Writer {
                 Err(Errno::INTR) => {}
                 Err(Errno::PIPE) => return Ok(Err(Gone)),
                 Err(Errno::AGAIN) => {
-                    if self.watch.wait(fd.as_fd(), true)? {
+                    if self.watch.wait(fd.as_fd(), true, None)? {
                         return Ok(Err(Gone));
                     }
                 }

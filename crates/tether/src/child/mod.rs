@@ -48,6 +48,8 @@ pub(crate) struct Launch<'a> {
     pub logs: bool,
     /// Run the script in a process group of its own, which is killed with it.
     pub own_group: bool,
+    /// At most this many bytes of each captured stream are kept (the last).
+    pub capture_limit: usize,
 }
 
 /// A running child and the host's ends of its channel.
@@ -151,11 +153,11 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     let stdout = child
         .stdout
         .take()
-        .map(|s| Capture::start(s, script.stdout_lines.clone()));
+        .map(|s| Capture::start(s, script.stdout_lines.clone(), launch.capture_limit));
     let stderr = child
         .stderr
         .take()
-        .map(|s| Capture::start(s, script.stderr_lines.clone()));
+        .map(|s| Capture::start(s, script.stderr_lines.clone(), launch.capture_limit));
     let proc = Proc {
         child,
         exit_fd,
@@ -284,11 +286,16 @@ impl Drop for Proc {
 struct Capture {
     data: Arc<Mutex<Vec<u8>>>,
     lines: bool,
+    limit: usize,
     done: mpsc::Receiver<()>,
 }
 
 impl Capture {
-    fn start(stream: impl Read + Send + 'static, lines: Option<LineCallback>) -> Capture {
+    fn start(
+        stream: impl Read + Send + 'static,
+        lines: Option<LineCallback>,
+        limit: usize,
+    ) -> Capture {
         let data = Arc::new(Mutex::new(Vec::new()));
         let (tx, done) = mpsc::channel();
         let sink = Arc::clone(&data);
@@ -298,7 +305,7 @@ impl Capture {
             .spawn(move || {
                 match lines {
                     Some(callback) => deliver_lines(stream, &callback),
-                    None => collect(stream, &sink),
+                    None => collect(stream, &sink, limit),
                 }
                 let _ = tx.send(());
             })
@@ -307,6 +314,7 @@ impl Capture {
         Capture {
             data,
             lines: line_mode,
+            limit,
             done,
         }
     }
@@ -316,16 +324,32 @@ impl Capture {
     fn finish(self, deadline: Instant) -> Option<Vec<u8>> {
         let left = deadline.saturating_duration_since(Instant::now());
         let _ = self.done.recv_timeout(left);
-        (!self.lines).then(|| std::mem::take(&mut *lock(&self.data)))
+        (!self.lines).then(|| {
+            let mut data = std::mem::take(&mut *lock(&self.data));
+            if data.len() > self.limit {
+                data.drain(..data.len() - self.limit);
+            }
+            data
+        })
     }
 }
 
-fn collect(mut stream: impl Read, sink: &Mutex<Vec<u8>>) {
+/// Drains `stream` into `sink`, keeping only its last `limit` bytes, so a
+/// script that writes gigabytes cannot exhaust the host's memory.
+fn collect(mut stream: impl Read, sink: &Mutex<Vec<u8>>, limit: usize) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match stream.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => lock(sink).extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                let mut data = lock(sink);
+                data.extend_from_slice(&buf[..n]);
+                // Trim in batches: memory stays under twice the limit.
+                if data.len() > limit.saturating_mul(2).max(limit + buf.len()) {
+                    let excess = data.len() - limit;
+                    data.drain(..excess);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }

@@ -38,6 +38,8 @@ pub mod code {
     pub const VERSION_MISMATCH: i64 = -32001;
     /// A message would exceed the frame size limit.
     pub const TOO_LARGE: i64 = -32002;
+    /// A limit refused the call (too many calls in flight, nesting too deep).
+    pub const LIMIT: i64 = -32003;
 }
 
 /// A request or notification id.
