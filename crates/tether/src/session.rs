@@ -22,7 +22,7 @@ use crate::pool::Pool;
 use crate::protocol::classic::{self, Pairing};
 use crate::protocol::handshake::{self, Hello};
 use crate::protocol::message::{code, EncodeError, Id, Message, Params, RpcError};
-use crate::protocol::PROTOCOL_VERSION;
+use crate::protocol::{DecodeError, PROTOCOL_VERSION};
 use crate::transport::{ExitWatch, Incoming, Limits, ReadError, Reader, Writer};
 use crate::value::{Map, Value};
 use crate::{bundle, Error, Host, Script};
@@ -197,6 +197,12 @@ impl Session {
         loop {
             let incoming = match self.reader.next(&mut self.proc) {
                 Ok(incoming) => incoming,
+                // A script the host itself killed may leave a frame cut short.
+                Err(ReadError::Decode(DecodeError::Truncated { .. }))
+                    if self.proc.signalled_by_host() =>
+                {
+                    return End::Ended
+                }
                 Err(ReadError::Decode(e)) => return End::Fatal(protocol(e.to_string())),
                 Err(ReadError::Io(e)) => return End::Fatal(io_error("reading from the script", e)),
             };

@@ -61,6 +61,8 @@ pub(crate) struct Proc {
     stderr: Option<Capture>,
     /// The script leads a process group of its own.
     own_group: bool,
+    /// The host signalled the script on purpose (kill, shutdown).
+    signalled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The host's ends of the channel.
@@ -165,6 +167,7 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
         stdout,
         stderr,
         own_group: launch.own_group,
+        signalled: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
     let channel = Channel {
         to_child: File::from(host_write),
@@ -199,7 +202,18 @@ impl Proc {
 
     /// A handle that can kill the child from another thread.
     pub fn killer(&self) -> Killer {
-        Killer::new(&self.child, self.exit_fd.as_ref(), self.own_group)
+        Killer::new(
+            &self.child,
+            self.exit_fd.as_ref(),
+            self.own_group,
+            Arc::clone(&self.signalled),
+        )
+    }
+
+    /// Whether the host signalled the script on purpose: then a frame cut
+    /// short by its death is the host's doing, not a protocol violation.
+    pub fn signalled_by_host(&self) -> bool {
+        self.signalled.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Kills what is left of the script's process group (its children),

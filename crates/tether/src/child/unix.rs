@@ -216,20 +216,30 @@ pub(crate) struct Killer {
     pidfd: Option<OwnedFd>,
     pid: u32,
     group: bool,
+    /// Set once the host signalled the child on purpose.
+    signalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Killer {
-    pub(super) fn new(child: &Child, pidfd: Option<&OwnedFd>, group: bool) -> Killer {
+    pub(super) fn new(
+        child: &Child,
+        pidfd: Option<&OwnedFd>,
+        group: bool,
+        signalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Killer {
         Killer {
             pidfd: pidfd.and_then(|fd| rustix::io::fcntl_dupfd_cloexec(fd, 3).ok()),
             pid: child.id(),
             group,
+            signalled,
         }
     }
 
     /// Sends `signal` to the child, and to its process group when it has
     /// one. A child that already exited is not an error.
     pub(crate) fn signal(&self, signal: rustix::process::Signal) -> io::Result<()> {
+        self.signalled
+            .store(true, std::sync::atomic::Ordering::Release);
         if self.group {
             kill_group(self.pid, signal);
         }
