@@ -341,3 +341,43 @@ fn failures_explain_themselves() {
     assert!(text.contains("calls in flight: sleep"), "{text}");
     assert!(text.contains("about to crash"), "{text}");
 }
+
+#[test]
+fn two_hundred_megabytes_on_inherited_stdout_and_stderr() {
+    if std::env::var_os("TETHER_TEST_INHERIT_MODE").is_some() {
+        return; // handled by inherited_output_helper
+    }
+    // The script inherits the host's stdout and stderr: run the host as a
+    // child of this test with both sent to /dev/null, and give it a minute.
+    let started = Instant::now();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "inherited_output_helper", "--nocapture"])
+        .env("TETHER_TEST_INHERIT_MODE", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the host with inherited output failed: {status}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn inherited_output_helper() {
+    if std::env::var_os("TETHER_TEST_INHERIT_MODE").is_none() {
+        return; // only does something when run by the test above
+    }
+    let outcome = hostile_host()
+        .run(Script::new(script(
+            "import sys\nfrom tether import host\nchunk = ('x' * 1023 + '\\n') * 1024\nfor i in range(200):\n    sys.stdout.write(chunk)\n    sys.stderr.write(chunk)\n    assert host.add(i, 1) == i + 1\n",
+        )))
+        .unwrap();
+    assert!(outcome.success());
+    assert_eq!(outcome.calls(), 200);
+}
