@@ -71,7 +71,7 @@ fn run_one(
         )
         .unwrap();
     if kill {
-        std::thread::sleep(Duration::from_millis(50 + next(seed) % 400));
+        std::thread::sleep(Duration::from_millis(20 + next(seed) % 200));
         child.kill().unwrap();
     }
     let outcome = child.wait().unwrap();
@@ -126,7 +126,7 @@ fn fifty_in_turn_and_eight_at_once_with_random_kills() {
         started.elapsed()
     );
     assert_eq!(t.scripts, 59);
-    assert!(t.killed >= 5, "{t:?}");
+    assert!(t.killed >= 6, "{t:?}");
     assert!(fds1 <= fds0, "descriptors {fds0} -> {fds1}");
     assert!(threads1 <= threads0, "threads {threads0} -> {threads1}");
     // The allocator may keep some freed memory; a leak of the data moved
