@@ -15,35 +15,6 @@ use tether::{Error, Host, Script, Stdio};
 
 const FRAME_LIMIT: u32 = 8 * 1024 * 1024;
 
-fn status_field(name: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn children() -> Vec<String> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let after = stat.rsplit_once(')')?.1.to_owned();
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            (fields.get(1) == Some(&me.as_str()))
-                .then(|| format!("{} {}", e.file_name().to_string_lossy(), fields[0]))
-        })
-        .collect()
-}
-
 fn hostile_host() -> Host {
     host()
         .max_frame_size(FRAME_LIMIT)

@@ -11,10 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use tether::{Host, Script};
 
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }

@@ -5,29 +5,6 @@ mod common;
 
 use common::*;
 
-fn children() -> Vec<String> {
-    let me = std::process::id().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...
-        let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest.to_owned()) else {
-            continue;
-        };
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        if fields.get(1) == Some(&me.as_str()) {
-            found.push(format!(
-                "{} state {}",
-                entry.file_name().to_string_lossy(),
-                fields[0]
-            ));
-        }
-    }
-    found
-}
-
 #[test]
 fn no_child_or_zombie_is_left_after_many_runs() {
     let host = host().exit_grace(std::time::Duration::from_millis(200));

@@ -25,20 +25,6 @@ for i in range(int(sys.argv[2])):
         sys.exit("call %d: wrong answer (%d bytes sent, %d back)" % (i, len(value), len(back)))
 "#;
 
-fn status_field(name: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
 /// A tiny deterministic generator (no dependency needed for test noise).
 fn next(seed: &AtomicU64) -> u64 {
     let x = seed.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);

@@ -125,3 +125,35 @@ pub fn stdout(outcome: &Outcome) -> String {
 pub fn stderr(outcome: &Outcome) -> String {
     String::from_utf8_lossy(outcome.stderr().unwrap_or_default()).into_owned()
 }
+
+/// A number from this process's `/proc/self/status` (`"Threads:"`, `"VmRSS:"`…).
+pub fn status_field(name: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// How many descriptors this process has open.
+pub fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// This process's children (pid and state), zombies included.
+pub fn children() -> Vec<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let after = stat.rsplit_once(')')?.1.to_owned();
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            (fields.get(1) == Some(&me.as_str()))
+                .then(|| format!("{} state {}", e.file_name().to_string_lossy(), fields[0]))
+        })
+        .collect()
+}
