@@ -84,6 +84,106 @@ sys.stderr.write("%f\n" % ((time.perf_counter() - t) / n * 1e6))
         .unwrap_or_else(|_| panic!("bare pipe script said: {err}"))
 }
 
+/// The same exchange with both sides spinning on non-blocking reads: the
+/// floor a pipe allows when no process ever sleeps.
+fn bare_spin(n: usize) -> f64 {
+    let code = format!(
+        r#"
+import os, struct, sys, time
+os.set_blocking(0, False)
+msg = struct.pack("<I", 8) + b"12345678"
+n = {n}
+t = time.perf_counter()
+for _ in range(n):
+    os.write(1, msg)
+    got = b""
+    while len(got) < 12:
+        try:
+            got += os.read(0, 12 - len(got))
+        except BlockingIOError:
+            pass
+sys.stderr.write("%f\n" % ((time.perf_counter() - t) / n * 1e6))
+"#
+    );
+    let mut child = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .stdin(StdStdio::piped())
+        .stdout(StdStdio::piped())
+        .stderr(StdStdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to = child.stdin.take().unwrap();
+    let from = child.stdout.take().unwrap();
+    let flags = rustix::fs::fcntl_getfl(&from).unwrap();
+    rustix::fs::fcntl_setfl(&from, flags | rustix::fs::OFlags::NONBLOCK).unwrap();
+    let mut buf = [0u8; 12];
+    for _ in 0..n {
+        let mut got = 0;
+        while got < 12 {
+            match rustix::io::read(&from, &mut buf[got..]) {
+                Ok(k) => got += k,
+                Err(rustix::io::Errno::AGAIN) => std::hint::spin_loop(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        to.write_all(&buf).unwrap();
+    }
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    child.wait().unwrap();
+    err.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("spinning script said: {err}"))
+}
+
+/// The seed's own program: its C++ host (built here with `c++`) and its
+/// Python client ported to Python 3, timing `foo` calls. `None` without a
+/// C++ compiler.
+fn seed_program(n: usize) -> Option<f64> {
+    let dir = std::env::temp_dir().join(format!("tether-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let exe = dir.join("seed_host");
+    if !exe.exists() {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/seed/seed_host.cpp");
+        let built = Command::new("c++")
+            .args(["-O2", "-o"])
+            .arg(&exe)
+            .arg(source)
+            .status()
+            .ok()?;
+        if !built.success() {
+            return None;
+        }
+    }
+    let result = dir.join("seed_result.txt");
+    let client = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tether-capi/examples/cpp/seed_main.py"),
+    )
+    .ok()?;
+    // The seed's client as it is, with a timing loop instead of its demo main.
+    let client = client.split("\ndef main():").next()?.to_owned()
+        + &format!(
+            "\nimport time\nt = time.perf_counter()\nfor i in range({n}):\n    foo(i)\nopen({:?}, 'w').write(str((time.perf_counter() - t) / {n} * 1e6))\n",
+            result.to_string_lossy()
+        );
+    let script = write_script("seed_client.py", &client);
+    let status = Command::new(&exe)
+        .arg(&script)
+        .stdout(StdStdio::null())
+        .status()
+        .ok()?;
+    if !status.success() {
+        return None;
+    }
+    std::fs::read_to_string(&result).ok()?.trim().parse().ok()
+}
+
 fn tether_echo(n: usize, classic: bool) -> f64 {
     let code = if classic {
         format!(
@@ -232,73 +332,129 @@ fn time_it(runs: usize, mut f: impl FnMut()) -> f64 {
     )
 }
 
+/// One printed table.
+struct Table {
+    title: &'static str,
+    unit: &'static str,
+    rows: Vec<(String, f64)>,
+}
+
+impl Table {
+    fn print(&self) {
+        let base = self.rows[0].1;
+        println!("\n{:<44} {:>10} {:>8}", self.title, self.unit, "ratio");
+        for (label, value) in &self.rows {
+            let decimals = if self.unit == "µs" {
+                2
+            } else if self.unit == "ms" {
+                1
+            } else {
+                0
+            };
+            println!("{label:<44} {value:>10.decimals$} {:>8.2}", value / base);
+        }
+    }
+
+    fn markdown(&self, out: &mut String) {
+        let base = self.rows[0].1;
+        out.push_str(&format!(
+            "\n| {} | {} | ratio |\n|---|---:|---:|\n",
+            self.title, self.unit
+        ));
+        for (label, value) in &self.rows {
+            out.push_str(&format!("| {label} | {value:.2} | {:.2} |\n", value / base));
+        }
+    }
+}
+
+/// Horizontal bars for the small-call table: one look instead of reading.
+fn svg(table: &Table) -> String {
+    let max = table.rows.iter().map(|r| r.1).fold(0.0, f64::max).max(1e-9);
+    let (width, bar_left, row) = (760.0, 330.0, 28.0);
+    let height = 40.0 + row * table.rows.len() as f64;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"13\">\n<text x=\"10\" y=\"20\" font-weight=\"bold\">{} ({}, shorter is better)</text>\n",
+        table.title, table.unit
+    );
+    for (i, (label, value)) in table.rows.iter().enumerate() {
+        let y = 34.0 + row * i as f64;
+        let w = (width - bar_left - 80.0) * value / max;
+        out += &format!(
+            "<text x=\"10\" y=\"{:.0}\">{}</text><rect x=\"{bar_left}\" y=\"{y:.0}\" width=\"{w:.1}\" height=\"18\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.0}\">{value:.2}</text>\n",
+            y + 14.0,
+            label.replace('<', "&lt;").replace('>', "&gt;"),
+            if label.starts_with("tether") { "#3572a5" } else { "#999999" },
+            bar_left + w + 6.0,
+            y + 14.0
+        );
+    }
+    out + "</svg>\n"
+}
+
 fn main() {
     let n = calls();
     let runs = 5;
-    println!("tether round-trip benchmark: {n} calls per run, median of {runs} runs\n");
-    let bare = median((0..runs).map(|_| bare_pipe(n)).collect());
-    let echo = median((0..runs).map(|_| tether_echo(n, false)).collect());
-    let classic = median((0..runs).map(|_| tether_echo(n, true)).collect());
-    println!(
-        "{:<44} {:>10} {:>8}",
-        "small call (mean of one round trip)", "µs", "ratio"
-    );
-    println!(
-        "{:<44} {:>10.2} {:>8.2}",
-        "bare pipe round trip, Rust <-> Python", bare, 1.0
-    );
-    println!(
-        "{:<44} {:>10.2} {:>8.2}",
-        "tether host.echo(i), native",
-        echo,
-        echo / bare
-    );
-    println!(
-        "{:<44} {:>10.2} {:>8.2}",
-        "tether classic.call('echo', i)",
-        classic,
-        classic / bare
-    );
+    println!("tether round-trip benchmark: {n} calls per run, median of {runs} runs");
+    let each = |f: &dyn Fn() -> f64| median((0..runs).map(|_| f()).collect());
+    let mut small = Table {
+        title: "small call (mean of one round trip)",
+        unit: "µs",
+        rows: vec![
+            (
+                "bare pipe round trip, Rust <-> Python".into(),
+                each(&|| bare_pipe(n)),
+            ),
+            (
+                "bare pipe round trip, both sides spinning".into(),
+                each(&|| bare_spin(n)),
+            ),
+        ],
+    };
+    let seed: Vec<f64> = (0..runs).filter_map(|_| seed_program(n / 4)).collect();
+    if !seed.is_empty() {
+        small.rows.push((
+            "the seed's program (C++ host, its client)".into(),
+            median(seed),
+        ));
+    }
+    small.rows.push((
+        "tether host.echo(i), native".into(),
+        each(&|| tether_echo(n, false)),
+    ));
+    small.rows.push((
+        "tether classic.call('echo', i)".into(),
+        each(&|| tether_echo(n, true)),
+    ));
 
     let (nested, plain): (Vec<f64>, Vec<f64>) = (0..runs).map(|_| nested_and_plain(n / 4)).unzip();
-    let (nested, plain) = (median(nested), median(plain));
-    println!(
-        "\n{:<44} {:>10} {:>8}",
-        "nesting (mean of one call)", "µs", "ratio"
-    );
-    println!(
-        "{:<44} {:>10.2} {:>8.2}",
-        "plain call host.echo(i)", plain, 1.0
-    );
-    println!(
-        "{:<44} {:>10.2} {:>8.2}",
-        "nested: Python -> host -> Python -> back",
-        nested,
-        nested / plain
-    );
+    let nesting = Table {
+        title: "nesting (mean of one call)",
+        unit: "µs",
+        rows: vec![
+            ("plain call host.echo(i)".into(), median(plain)),
+            (
+                "nested: Python -> host -> Python -> back".into(),
+                median(nested),
+            ),
+        ],
+    };
 
-    let mut seq = Vec::new();
-    let mut thr = Vec::new();
-    let mut aio = Vec::new();
+    let (mut seq, mut thr, mut aio) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let (s, t, a) = throughput(n / 2);
         seq.push(s);
         thr.push(t);
         aio.push(a);
     }
-    let (seq, thr, aio) = (median(seq), median(thr), median(aio));
-    println!("\n{:<44} {:>10} {:>8}", "throughput", "calls/s", "ratio");
-    println!(
-        "{:<44} {:>10.0} {:>8.2}",
-        "one thread, sequential host.add", seq, 1.0
-    );
-    println!("{:<44} {:>10.0} {:>8.2}", "8 threads", thr, thr / seq);
-    println!(
-        "{:<44} {:>10.0} {:>8.2}",
-        "asyncio, 1000 concurrent calls",
-        aio,
-        aio / seq
-    );
+    let throughput = Table {
+        title: "throughput",
+        unit: "calls/s",
+        rows: vec![
+            ("one thread, sequential host.add".into(), median(seq)),
+            ("8 threads".into(), median(thr)),
+            ("asyncio, 1000 concurrent calls".into(), median(aio)),
+        ],
+    };
 
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.py");
     let py = time_it(runs, || {
@@ -329,15 +485,34 @@ fn main() {
     let run = time_it(runs, || {
         host.run(Script::new(&demo).stdout(Stdio::Null)).unwrap();
     });
-    println!(
-        "\n{:<44} {:>10} {:>8}",
-        "start-up (wall time)", "ms", "ratio"
-    );
-    println!("{:<44} {:>10.1} {:>8.2}", "python3 -c pass", py, 1.0);
-    println!(
-        "{:<44} {:>10.1} {:>8.2}",
-        "demo script served by a tether host",
-        run,
-        run / py
-    );
+    let startup = Table {
+        title: "start-up (wall time)",
+        unit: "ms",
+        rows: vec![
+            ("python3 -c pass".into(), py),
+            ("demo script served by a tether host".into(), run),
+        ],
+    };
+
+    let tables = [small, nesting, throughput, startup];
+    for t in &tables {
+        t.print();
+    }
+    // `TETHER_BENCH_REPORT=docs/performance.md` writes the tables there and
+    // the small-call chart beside it (`performance.svg`).
+    if let Some(report) = std::env::var_os("TETHER_BENCH_REPORT") {
+        let report = PathBuf::from(report);
+        let mut md = format!(
+            "# Performance\n\nWritten by `TETHER_BENCH_REPORT=docs/performance.md cargo bench --bench roundtrip` \
+             ({n} calls per run, median of {runs} runs, ratios against the first row of each table, \
+             all measured in the same run on a 2-vCPU machine; shared and noisy, so compare ratios, not \
+             absolute figures).\n\n![small calls](performance.svg)\n"
+        );
+        for t in &tables {
+            t.markdown(&mut md);
+        }
+        std::fs::write(&report, md).unwrap();
+        std::fs::write(report.with_file_name("performance.svg"), svg(&tables[0])).unwrap();
+        println!("\nwrote {}", report.display());
+    }
 }
