@@ -501,7 +501,10 @@ fn main() {
     // `TETHER_BENCH_REPORT=docs/performance.md` writes the tables there and
     // the small-call chart beside it (`performance.svg`).
     if let Some(report) = std::env::var_os("TETHER_BENCH_REPORT") {
-        let report = PathBuf::from(report);
+        // Relative to the workspace root (cargo runs benches in the package's directory).
+        let report = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(report);
         let mut md = format!(
             "# Performance\n\nWritten by `TETHER_BENCH_REPORT=docs/performance.md cargo bench --bench roundtrip` \
              ({n} calls per run, median of {runs} runs, ratios against the first row of each table, \
@@ -511,8 +514,11 @@ fn main() {
         for t in &tables {
             t.markdown(&mut md);
         }
-        std::fs::write(&report, md).unwrap();
-        std::fs::write(report.with_file_name("performance.svg"), svg(&tables[0])).unwrap();
+        let svg_path = report.with_file_name("performance.svg");
+        std::fs::write(&report, md)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", report.display()));
+        std::fs::write(&svg_path, svg(&tables[0]))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", svg_path.display()));
         println!("\nwrote {}", report.display());
     }
 }
