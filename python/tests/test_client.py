@@ -171,6 +171,28 @@ class ExportTests(unittest.TestCase):
         self.assertEqual(r[5]["result"], 2)
         conn.close()
 
+    def test_a_call_cancelled_before_it_starts_is_not_run(self):
+        ran = []
+
+        @tether.export
+        def side_effect():
+            ran.append(1)
+
+        fake = ScriptedHost([
+            {"jsonrpc": "2.0", "method": "rpc.cancel", "params": {"id": 7}},
+            {"jsonrpc": "2.0", "id": 7, "method": "side_effect"},
+            {"jsonrpc": "2.0", "id": 8, "method": "double", "params": [2]},
+        ])
+        fake.start()
+        conn = _connection.Connection(fake.c_read, fake.c_write)
+        conn.handshake()
+        conn.serve()
+        self.assertTrue(fake.done.wait(5))
+        self.assertEqual(ran, [])
+        self.assertEqual(fake.replies[7]["error"]["data"]["kind"], "CancelledError")
+        self.assertEqual(fake.replies[8]["result"], 4)
+        conn.close()
+
     def test_stop_ends_serve(self):
         fake = ScriptedHost([{"jsonrpc": "2.0", "method": "rpc.stop"}])
         fake.start()

@@ -1,5 +1,7 @@
 """``python -m tether --version``: the versions this client knows."""
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys

@@ -11,6 +11,8 @@ with one thread therefore never hands a call over to another thread; with many
 threads, one reads while the others sleep until their answer is there.
 """
 
+from __future__ import annotations
+
 import itertools
 import os
 import select
@@ -128,6 +130,9 @@ class Connection:
         self._ids = itertools.count(1)
         self._pending: Dict[int, _Slot] = {}
         self._running: Dict[Any, CallContext] = {}
+        # Ids the host cancelled before their call started (kept in order,
+        # bounded): those calls are not run at all.
+        self._cancelled_early: Dict[Any, None] = {}
         self._reader: Optional[int] = None
         self._lost: Optional[Error] = None
         self._closed = False
@@ -437,17 +442,27 @@ class Connection:
         msg_id = msg.get("id")
         params = msg.get("params", [])
         if method == CANCEL:
-            ctx = self._running.get(params.get("id") if isinstance(params, dict) else None)
+            target = params.get("id") if isinstance(params, dict) else None
+            ctx = self._running.get(target)
             if ctx is not None:
                 ctx.cancelled = True
                 if ctx.task is not None:
                     ctx.loop.call_soon_threadsafe(ctx.task.cancel)
+            elif target is not None:
+                # The call has not started yet (it may still be in the pipe).
+                self._cancelled_early[target] = None
+                while len(self._cancelled_early) > 4096:
+                    del self._cancelled_early[next(iter(self._cancelled_early))]
             return
         if method == STOP:
             with self._cond:
                 self.stop_requested = True
                 self._cond.notify_all()
             self._release_serve_waiters()
+            return
+        if msg_id is not None and self._cancelled_early.pop(msg_id, 0) is None:
+            self._reply_error(msg_id, FUNCTION_ERROR, "%s() was cancelled before it started" % method,
+                              {"kind": "CancelledError", "function": method})
             return
         export = EXPORTS.get(method) if isinstance(method, str) else None
         if export is None:

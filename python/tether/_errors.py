@@ -1,5 +1,7 @@
 """The exception tree: one base class, local and remote errors apart."""
 
+from __future__ import annotations
+
 import threading
 from typing import Any, Dict, Optional, Type
 

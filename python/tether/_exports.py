@@ -1,5 +1,7 @@
 """The script's side of calls from the host: exports, serving, cancellation."""
 
+from __future__ import annotations
+
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
 from ._connection import CURRENT_CALL, EXPORTS, Connection, Export, connection

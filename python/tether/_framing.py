@@ -6,6 +6,8 @@ attachment area: every bytes value travels there raw, and the JSON holds
 ``{"$bytes": [offset, length]}`` in its place. See docs/protocol.md.
 """
 
+from __future__ import annotations
+
 import json
 import struct
 from typing import Any, Dict, List, Optional, Tuple, Union

@@ -1,5 +1,7 @@
 """``tether.host``: the host's functions as attributes, with their signatures and docs."""
 
+from __future__ import annotations
+
 import keyword
 import typing
 from typing import Any, Callable, Dict, List, Optional

@@ -3,28 +3,14 @@
 A host that wants them sets ``TETHER_LOGS=1`` in the script's environment;
 ``import tether`` then installs a handler on the root logger and routes
 warnings through logging. The handler connects on the first record, so records
-logged before the script's first call reach the host too.
+logged before the script's first call reach the host too. Without the variable
+nothing is imported here (``logging`` costs start-up time).
 """
 
-import logging
 import os
 
 LOGS_VAR = "TETHER_LOGS"
 _installed = False
-
-
-class HostHandler(logging.Handler):
-    """Sends each record to the host as an ``rpc.log`` notification."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        from ._connection import connection
-
-        try:
-            message = self.format(record)
-            connection().notify("rpc.log", (), {"level": record.levelno, "logger": record.name, "message": message})
-        except Exception:
-            # Logging must never break the script; a lost host is reported by calls.
-            pass
 
 
 def install_if_requested() -> None:
@@ -33,5 +19,22 @@ def install_if_requested() -> None:
     if _installed or os.environ.get(LOGS_VAR) != "1":
         return
     _installed = True
+    import logging
+
+    class HostHandler(logging.Handler):
+        """Sends each record to the host as an ``rpc.log`` notification."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            from ._connection import connection
+
+            try:
+                message = self.format(record)
+                connection().notify(
+                    "rpc.log", (), {"level": record.levelno, "logger": record.name, "message": message}
+                )
+            except Exception:
+                # Logging must never break the script; a lost host is reported by calls.
+                pass
+
     logging.getLogger().addHandler(HostHandler())
     logging.captureWarnings(True)

@@ -6,6 +6,8 @@ that awaits a call tells the host and leaves the channel usable. Exports may be
 running loop.
 """
 
+from __future__ import annotations
+
 from ._connection import connection
 from ._host import Host
 

@@ -7,6 +7,8 @@ response ``[u32 len][result]``, little-endian, over the descriptors in
 and against the seed's own C++ program.
 """
 
+from __future__ import annotations
+
 import os
 import struct
 import threading

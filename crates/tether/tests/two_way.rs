@@ -152,6 +152,9 @@ assert host.map_with("square", []) == []
 #[test]
 fn a_timed_out_call_is_cancelled_in_the_script_and_the_next_call_works() {
     let child = host().spawn(plugin()).unwrap();
+    // Once this answers, the script is serving: slow() starts at once below
+    // (a call cancelled before it starts is not run at all).
+    assert_eq!(child.call::<i64>("square", (2,)).unwrap(), 4);
     let started = Instant::now();
     match child.call_timeout::<String>("slow", (5.0,), Duration::from_millis(200)) {
         Err(Error::Timeout { method, .. }) => assert_eq!(method, "slow"),
@@ -192,6 +195,12 @@ asyncio.run(tether.aio.serve())
     let child = host()
         .spawn(Script::new(script(code)).stderr(Stdio::Capture))
         .unwrap();
+    // Once this answers, the script's loop is serving: wait_long() starts at
+    // once below (a call cancelled before it starts is not run at all).
+    assert_eq!(
+        child.call::<Vec<String>>("history", ()).unwrap(),
+        Vec::<String>::new()
+    );
     assert!(matches!(
         child.call_timeout::<()>("wait_long", (), Duration::from_millis(200)),
         Err(Error::Timeout { .. })
