@@ -41,10 +41,18 @@ fn write_script(name: &str, code: &str) -> PathBuf {
 }
 
 /// Python writes 12 bytes and reads 12 back; this process echoes them.
-fn bare_pipe(n: usize) -> f64 {
+/// With `spin`, both sides poll non-blocking reads instead of sleeping in
+/// them: the floor a pipe allows when no process ever sleeps.
+fn bare_round_trip(n: usize, spin: bool) -> f64 {
+    let read = if spin {
+        "os.set_blocking(0, False)\ndef read(k):\n    while True:\n        try:\n            return os.read(0, k)\n        except BlockingIOError:\n            pass\n"
+    } else {
+        "def read(k):\n    return os.read(0, k)\n"
+    };
     let code = format!(
         r#"
 import os, struct, sys, time
+{read}
 msg = struct.pack("<I", 8) + b"12345678"
 n = {n}
 t = time.perf_counter()
@@ -52,56 +60,7 @@ for _ in range(n):
     os.write(1, msg)
     got = 0
     while got < 12:
-        got += len(os.read(0, 12 - got))
-sys.stderr.write("%f\n" % ((time.perf_counter() - t) / n * 1e6))
-"#
-    );
-    let mut child = Command::new(python())
-        .arg("-c")
-        .arg(code)
-        .stdin(StdStdio::piped())
-        .stdout(StdStdio::piped())
-        .stderr(StdStdio::piped())
-        .spawn()
-        .unwrap();
-    let mut to = child.stdin.take().unwrap();
-    let mut from = child.stdout.take().unwrap();
-    let mut buf = [0u8; 12];
-    for _ in 0..n {
-        from.read_exact(&mut buf).unwrap();
-        to.write_all(&buf).unwrap();
-    }
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    child.wait().unwrap();
-    err.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("bare pipe script said: {err}"))
-}
-
-/// The same exchange with both sides spinning on non-blocking reads: the
-/// floor a pipe allows when no process ever sleeps.
-fn bare_spin(n: usize) -> f64 {
-    let code = format!(
-        r#"
-import os, struct, sys, time
-os.set_blocking(0, False)
-msg = struct.pack("<I", 8) + b"12345678"
-n = {n}
-t = time.perf_counter()
-for _ in range(n):
-    os.write(1, msg)
-    got = b""
-    while len(got) < 12:
-        try:
-            got += os.read(0, 12 - len(got))
-        except BlockingIOError:
-            pass
+        got += len(read(12 - got))
 sys.stderr.write("%f\n" % ((time.perf_counter() - t) / n * 1e6))
 "#
     );
@@ -115,8 +74,10 @@ sys.stderr.write("%f\n" % ((time.perf_counter() - t) / n * 1e6))
         .unwrap();
     let mut to = child.stdin.take().unwrap();
     let from = child.stdout.take().unwrap();
-    let flags = rustix::fs::fcntl_getfl(&from).unwrap();
-    rustix::fs::fcntl_setfl(&from, flags | rustix::fs::OFlags::NONBLOCK).unwrap();
+    if spin {
+        let flags = rustix::fs::fcntl_getfl(&from).unwrap();
+        rustix::fs::fcntl_setfl(&from, flags | rustix::fs::OFlags::NONBLOCK).unwrap();
+    }
     let mut buf = [0u8; 12];
     for _ in 0..n {
         let mut got = 0;
@@ -139,7 +100,7 @@ sys.stderr.write("%f\n" % ((time.perf_counter() - t) / n * 1e6))
     child.wait().unwrap();
     err.trim()
         .parse()
-        .unwrap_or_else(|_| panic!("spinning script said: {err}"))
+        .unwrap_or_else(|_| panic!("bare round-trip script said: {err}"))
 }
 
 /// The seed's own program: its C++ host (built here with `c++`) and its
@@ -402,11 +363,11 @@ fn main() {
         rows: vec![
             (
                 "bare pipe round trip, Rust <-> Python".into(),
-                each(&|| bare_pipe(n)),
+                each(&|| bare_round_trip(n, false)),
             ),
             (
                 "bare pipe round trip, both sides spinning".into(),
-                each(&|| bare_spin(n)),
+                each(&|| bare_round_trip(n, true)),
             ),
         ],
     };
