@@ -19,6 +19,7 @@ import select
 import sys
 import threading
 import traceback
+from time import perf_counter as _clock
 from contextvars import ContextVar
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -50,6 +51,72 @@ STOP = "rpc.stop"
 LOG = "rpc.log"
 
 _CHUNK = 64 * 1024
+
+_yield = getattr(os, "sched_yield", lambda: None)
+
+
+def _spin_bound() -> float:
+    """How long a reader may spin, in seconds: ``TETHER_SPIN_US`` from the host, and 0 with one core."""
+    try:
+        micros = int(os.environ.get("TETHER_SPIN_US", "50"))
+    except ValueError:
+        micros = 50
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(micros, 0) / 1e6 if cores > 1 else 0.0
+
+
+class Spin:
+    """Adaptive spinning before sleeping in ``poll``; the same rule as the host's.
+
+    Waking a process that sleeps on another core costs tens of microseconds; an
+    answer that comes back within a few is caught far sooner by a reader that
+    keeps looking. The budget is bounded by ``max`` and adapts: a wait that
+    spinning caught keeps it (or raises it to twice that wait); a wait that it
+    missed halves it (answers are slow, or the cores are busy with other
+    processes); a missed wait that turned out short raises it to twice its length.
+    While it spins it yields the core to anything else that wants to run.
+    """
+
+    __slots__ = ("max", "budget")
+
+    FLOOR = 0.5e-6
+
+    def __init__(self, max_seconds: float) -> None:
+        self.max = max_seconds
+        self.budget = max_seconds
+
+    def wait(self, poller: Any) -> None:
+        """Return once the polled descriptor is readable."""
+        budget = self.budget
+        start = _clock()
+        if budget:
+            poll = poller.poll
+            end = start + budget
+            while True:
+                if poll(0):
+                    self.record(_clock() - start, True)
+                    return
+                if _clock() >= end:
+                    break
+                _yield()
+        poller.poll()
+        self.record(_clock() - start, False)
+
+    def record(self, waited: float, caught: bool) -> None:
+        maximum = self.max
+        if not maximum:
+            return
+        twice = min(waited * 2, maximum)
+        if caught:
+            budget = max(self.budget, twice)
+        elif waited <= maximum / 2:
+            budget = twice
+        else:
+            budget = self.budget / 2
+        self.budget = budget if budget >= self.FLOOR else 0.0
 
 
 class Function:
@@ -124,7 +191,12 @@ class Connection:
         os.set_blocking(read_fd, False)
         self._poller = select.poll()
         self._poller.register(read_fd, select.POLLIN)
-        self._cond = threading.Condition(threading.Lock())
+        self._spin = Spin(_spin_bound())
+        # The lock guards the reader role, the pending calls and the loss;
+        # threads that wait for the role or an answer sleep on the condition.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._sleepers = 0
         self._write_lock = threading.Lock()
         self._decoder = _framing.FrameDecoder()
         self._ids = itertools.count(1)
@@ -194,7 +266,24 @@ class Connection:
             FrameTooLarge, TypeError, ValueError, OverflowError: the arguments cannot be sent.
         """
         slot = _Slot()
-        self._start(method, args, kwargs, slot)
+        frame = None
+        if not kwargs:
+            msg_id = next(self._ids)
+            frame = _framing.encode_call(msg_id, method, args, self.max_frame)
+        if frame is not None:
+            # The common case, with less work: positional arguments that need
+            # no attachment area.
+            with self._lock:
+                if self._lost is not None:
+                    raise self._lost
+                self._pending[msg_id] = slot
+            try:
+                self._send_frame(frame)
+            except BaseException:
+                self._forget(msg_id)
+                raise
+        else:
+            self._start(method, args, kwargs, slot)
         self._wait(slot)
         if slot.error is not None:
             raise slot.error
@@ -251,7 +340,7 @@ class Connection:
 
     def pump(self) -> None:
         """Handle whatever the host has sent, without waiting (if no other thread reads)."""
-        with self._cond:
+        with self._lock:
             if self._reader is not None or self._lost is not None:
                 return
             self._reader = threading.get_ident()
@@ -260,7 +349,7 @@ class Connection:
 
     def close(self) -> None:
         """Close both descriptors; the host then sees end-of-file."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
@@ -292,30 +381,56 @@ class Connection:
         return msg_id
 
     def _register(self, msg_id: int, slot: _Slot) -> None:
-        with self._cond:
+        with self._lock:
             if self._lost is not None:
                 raise self._lost
             self._pending[msg_id] = slot
 
     def _forget(self, msg_id: int) -> bool:
-        with self._cond:
+        with self._lock:
             return self._pending.pop(msg_id, None) is not None
 
     def _take_reader_role(self, until: Callable[[], bool]) -> bool:
         """Become the reader; False (without the role) once ``until()`` holds."""
         me = threading.get_ident()
-        with self._cond:
+        with self._lock:
             while True:
                 if until():
                     return False
                 if self._reader is None:
                     self._reader = me
                     return True
-                self._cond.wait()
+                self._sleepers += 1
+                try:
+                    self._cond.wait()
+                finally:
+                    self._sleepers -= 1
 
     def _wait(self, slot: _Slot) -> None:
-        while self._take_reader_role(until=lambda: slot.done):
-            requests = self._read_as_reader(block=True)
+        lock = self._lock
+        me = threading.get_ident()
+        while True:
+            with lock:
+                if slot.done:
+                    return
+                if self._reader is None:
+                    self._reader = me
+                else:
+                    # Another thread reads: sleep until it hands over the
+                    # answer or the role.
+                    self._sleepers += 1
+                    try:
+                        self._cond.wait()
+                    finally:
+                        self._sleepers -= 1
+                    continue
+            try:
+                requests = self._read(True)
+            finally:
+                with lock:
+                    self._reader = None
+                    if self._sleepers:
+                        self._cond.notify_all()
             for msg in requests:
                 self._handle(msg)
 
@@ -328,20 +443,22 @@ class Connection:
         try:
             return self._read(block)
         finally:
-            with self._cond:
+            with self._lock:
                 self._reader = None
-                self._cond.notify_all()
+                if self._sleepers:
+                    self._cond.notify_all()
 
     def _read(self, block: bool) -> List[Dict[str, Any]]:
         requests: List[Dict[str, Any]] = []
         decoder = self._decoder
+        decode = _framing.decode
         got = False
         while True:
             try:
                 body = decoder.next()
                 if body is not None:
                     got = True
-                    msg = _framing.decode(body)
+                    msg = decode(body)
                     if "method" in msg:
                         requests.append(msg)
                     else:
@@ -352,6 +469,10 @@ class Connection:
                 return requests
             if got:
                 return requests
+            if block:
+                # Nothing buffered: wait for bytes (spinning first) instead of
+                # paying for a read that fails.
+                self._spin.wait(self._poller)
             try:
                 target = decoder.target()
                 if target is not None:
@@ -368,7 +489,6 @@ class Connection:
             except BlockingIOError:
                 if not block:
                     return requests
-                self._poller.poll()
                 continue
             except OSError as e:
                 self._lose(ConnectionLost("reading from the host failed: %s" % e))
@@ -379,8 +499,11 @@ class Connection:
             decoder.feed(data)
 
     def _deliver(self, msg: Dict[str, Any]) -> None:
-        msg_id, result, error = _framing.split_reply(msg)
-        with self._cond:
+        if "result" in msg and "error" not in msg and "id" in msg:
+            msg_id, result, error = msg["id"], msg["result"], None
+        else:
+            msg_id, result, error = _framing.split_reply(msg)
+        with self._lock:
             slot = self._pending.pop(msg_id, None)
             if slot is None:
                 # A late answer to a call that was cancelled: nobody wants it.
@@ -391,12 +514,13 @@ class Connection:
                 slot.result = result
             if slot.future is None:
                 slot.done = True
-                self._cond.notify_all()
+                if self._sleepers:
+                    self._cond.notify_all()
                 return
         _settle(slot)
 
     def _lose(self, error: Error) -> None:
-        with self._cond:
+        with self._lock:
             self._lose_locked(error)
         self._release_serve_waiters()
 
@@ -455,7 +579,7 @@ class Connection:
                     del self._cancelled_early[next(iter(self._cancelled_early))]
             return
         if method == STOP:
-            with self._cond:
+            with self._lock:
                 self.stop_requested = True
                 self._cond.notify_all()
             self._release_serve_waiters()
@@ -590,7 +714,7 @@ class Connection:
 
     def _on_readable(self, loop: Any) -> None:
         me = threading.get_ident()
-        with self._cond:
+        with self._lock:
             if self._reader is not None:
                 return  # another thread reads, and will settle our futures
             self._reader = me
@@ -658,6 +782,21 @@ class Connection:
                 raise TypeError("%s() got multiple values for argument %r" % (method, key))
             named[key] = value
         return named
+
+    def _send_frame(self, frame: bytes) -> None:
+        if self._closed:
+            raise ConnectionLost("the connection to the host was closed")
+        try:
+            with self._write_lock:
+                n = os.write(self._wfd, frame)
+                if n != len(frame):
+                    data = memoryview(frame)[n:]
+                    while data:
+                        data = data[os.write(self._wfd, data):]
+        except (BrokenPipeError, ConnectionResetError):
+            raise ConnectionLost("the host closed the channel (it exited or stopped serving)") from None
+        except OSError as e:
+            raise ConnectionLost("writing to the host failed: %s" % e) from None
 
     def _send(self, pieces: List[_framing.Buffer]) -> None:
         if self._closed:

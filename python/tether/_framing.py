@@ -113,6 +113,68 @@ def _no_bytes(obj: Any) -> Any:
 _OPTIONS: Dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":"), "allow_nan": False}
 _PLAIN = json.JSONEncoder(default=_no_bytes, **_OPTIONS)
 _DECODER = json.JSONDecoder()
+# The C scanner behind _DECODER: json.loads without its Python-level wrappers.
+_SCAN: Any = getattr(_DECODER, "scan_once")
+
+
+def _make_fast_encoder() -> Any:
+    """The C encoder ``JSONEncoder.encode`` builds on every call, built once.
+
+    No circular-reference check (``check_value`` has already walked the value).
+    None where the C accelerator is missing or differs: ``_PLAIN`` is used then.
+    """
+    try:
+        from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+
+        if c_make_encoder is None:
+            return None
+        enc = c_make_encoder(None, _no_bytes, encode_basestring, None, ":", ",", False, False, False)
+        if "".join(enc(["\u00e9", 1, 1.5, {"a": None}, True], 0)) != '["\u00e9",1,1.5,{"a":null},true]':
+            return None
+        return enc
+    except Exception:
+        return None
+
+
+_FAST = _make_fast_encoder()
+_METHOD_JSON: Dict[str, str] = {}
+_SCALARS = (str, float, bool, type(None))
+
+
+def encode_call(msg_id: int, method: str, args: Tuple[Any, ...], max_frame: int) -> Optional[bytes]:
+    """The frame of a request with positional arguments, or None when the
+    general :func:`encode` must make it (bytes values, an error to report, a
+    frame over the limit).
+
+    Raises:
+        TypeError, ValueError, OverflowError: an argument cannot be sent.
+    """
+    if _FAST is None:
+        return None
+    for a in args:
+        t = type(a)
+        if t is int:
+            if not _INT_MIN <= a <= _INT_MAX:
+                check_value(a)
+        elif t not in _SCALARS:
+            check_value(a)
+    name = _METHOD_JSON.get(method)
+    if name is None:
+        name = "".join(_FAST(method, 0))
+        if len(_METHOD_JSON) < 1024:
+            _METHOD_JSON[method] = name
+    try:
+        if args:
+            text = '{"jsonrpc":"2.0","id":%d,"method":%s,"params":%s}' % (msg_id, name, "".join(_FAST(args, 0)))
+        else:
+            text = '{"jsonrpc":"2.0","id":%d,"method":%s}' % (msg_id, name)
+        data = text.encode("utf-8")
+    except Exception:
+        return None
+    n = len(data)
+    if n + 4 > max_frame:
+        return None
+    return _HEADER2.pack(n + 4, n) + data
 
 
 def _encode_with_bytes(message: Dict[str, Any]) -> Tuple[bytes, List[Buffer], int]:
@@ -151,7 +213,14 @@ def decode(body: Buffer) -> Dict[str, Any]:
     text = bytes(body[4:end])
     try:
         if _BYTES_MARK not in text:
-            message = _DECODER.decode(text.decode("utf-8"))
+            string = text.decode("utf-8")
+            try:
+                message, stop = _SCAN(string, 0)
+            except StopIteration:
+                stop = -1
+            if stop != len(string):
+                # Leading or trailing whitespace, or an error to describe.
+                message = _DECODER.decode(string)
         else:
             blobs = memoryview(body)[end:]
             # Values from a large frame stay views into it: no copy.

@@ -352,110 +352,131 @@ fn svg(table: &Table) -> String {
     out + "</svg>\n"
 }
 
+/// Whether `TETHER_BENCH_ONLY` (a comma-separated list of sections) asks
+/// for `section`; all sections when it is unset.
+fn wanted(section: &str) -> bool {
+    std::env::var("TETHER_BENCH_ONLY")
+        .map_or(true, |only| only.split(',').any(|s| s.trim() == section))
+}
+
 fn main() {
     let n = calls();
     let runs = 5;
     println!("tether round-trip benchmark: {n} calls per run, median of {runs} runs");
     let each = |f: &dyn Fn() -> f64| median((0..runs).map(|_| f()).collect());
-    let mut small = Table {
-        title: "small call (mean of one round trip)",
-        unit: "µs",
-        rows: vec![
-            (
-                "bare pipe round trip, Rust <-> Python".into(),
-                each(&|| bare_round_trip(n, false)),
-            ),
-            (
-                "bare pipe round trip, both sides spinning".into(),
-                each(&|| bare_round_trip(n, true)),
-            ),
-        ],
-    };
-    let seed: Vec<f64> = (0..runs).filter_map(|_| seed_program(n / 4)).collect();
-    if !seed.is_empty() {
+    let mut tables = Vec::new();
+    if wanted("small") {
+        let mut small = Table {
+            title: "small call (mean of one round trip)",
+            unit: "µs",
+            rows: vec![
+                (
+                    "bare pipe round trip, Rust <-> Python".into(),
+                    each(&|| bare_round_trip(n, false)),
+                ),
+                (
+                    "bare pipe round trip, both sides spinning".into(),
+                    each(&|| bare_round_trip(n, true)),
+                ),
+            ],
+        };
+        let seed: Vec<f64> = (0..runs).filter_map(|_| seed_program(n / 4)).collect();
+        if !seed.is_empty() {
+            small.rows.push((
+                "the seed's program (C++ host, its client)".into(),
+                median(seed),
+            ));
+        }
         small.rows.push((
-            "the seed's program (C++ host, its client)".into(),
-            median(seed),
+            "tether host.echo(i), native".into(),
+            each(&|| tether_echo(n, false)),
         ));
+        small.rows.push((
+            "tether classic.call('echo', i)".into(),
+            each(&|| tether_echo(n, true)),
+        ));
+
+        tables.push(small);
     }
-    small.rows.push((
-        "tether host.echo(i), native".into(),
-        each(&|| tether_echo(n, false)),
-    ));
-    small.rows.push((
-        "tether classic.call('echo', i)".into(),
-        each(&|| tether_echo(n, true)),
-    ));
+    if wanted("nesting") {
+        let (nested, plain): (Vec<f64>, Vec<f64>) =
+            (0..runs).map(|_| nested_and_plain(n / 4)).unzip();
+        let nesting = Table {
+            title: "nesting (mean of one call)",
+            unit: "µs",
+            rows: vec![
+                ("plain call host.echo(i)".into(), median(plain)),
+                (
+                    "nested: Python -> host -> Python -> back".into(),
+                    median(nested),
+                ),
+            ],
+        };
 
-    let (nested, plain): (Vec<f64>, Vec<f64>) = (0..runs).map(|_| nested_and_plain(n / 4)).unzip();
-    let nesting = Table {
-        title: "nesting (mean of one call)",
-        unit: "µs",
-        rows: vec![
-            ("plain call host.echo(i)".into(), median(plain)),
-            (
-                "nested: Python -> host -> Python -> back".into(),
-                median(nested),
-            ),
-        ],
-    };
-
-    let (mut seq, mut thr, mut aio) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..runs {
-        let (s, t, a) = throughput(n / 2);
-        seq.push(s);
-        thr.push(t);
-        aio.push(a);
+        tables.push(nesting);
     }
-    let throughput = Table {
-        title: "throughput",
-        unit: "calls/s",
-        rows: vec![
-            ("one thread, sequential host.add".into(), median(seq)),
-            ("8 threads".into(), median(thr)),
-            ("asyncio, 1000 concurrent calls".into(), median(aio)),
-        ],
-    };
+    if wanted("throughput") {
+        let (mut seq, mut thr, mut aio) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (s, t, a) = throughput(n / 2);
+            seq.push(s);
+            thr.push(t);
+            aio.push(a);
+        }
+        let throughput = Table {
+            title: "throughput",
+            unit: "calls/s",
+            rows: vec![
+                ("one thread, sequential host.add".into(), median(seq)),
+                ("8 threads".into(), median(thr)),
+                ("asyncio, 1000 concurrent calls".into(), median(aio)),
+            ],
+        };
 
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.py");
-    let py = time_it(runs, || {
-        assert!(Command::new(python())
-            .args(["-c", "pass"])
-            .status()
-            .unwrap()
-            .success());
-    });
-    let host = Host::new()
-        .python(python())
-        .function("foo(arg)", |arg: Value| {
-            format!("Foo was called with arg {arg}")
-        })
-        .function("bar(arg)", |arg: Value| {
-            format!("Bar was called with arg {arg}")
-        })
-        .try_function(
-            "map_with(name, values)",
-            |name: String, values: Vec<Value>| -> Result<Vec<Value>, tether::Error> {
-                let script = tether::Peer::current().expect("called by the script");
-                values
-                    .into_iter()
-                    .map(|v| script.call(&name, (v,)))
-                    .collect()
-            },
-        );
-    let run = time_it(runs, || {
-        host.run(Script::new(&demo).stdout(Stdio::Null)).unwrap();
-    });
-    let startup = Table {
-        title: "start-up (wall time)",
-        unit: "ms",
-        rows: vec![
-            ("python3 -c pass".into(), py),
-            ("demo script served by a tether host".into(), run),
-        ],
-    };
+        tables.push(throughput);
+    }
+    if wanted("startup") {
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.py");
+        let py = time_it(runs, || {
+            assert!(Command::new(python())
+                .args(["-c", "pass"])
+                .status()
+                .unwrap()
+                .success());
+        });
+        let host = Host::new()
+            .python(python())
+            .function("foo(arg)", |arg: Value| {
+                format!("Foo was called with arg {arg}")
+            })
+            .function("bar(arg)", |arg: Value| {
+                format!("Bar was called with arg {arg}")
+            })
+            .try_function(
+                "map_with(name, values)",
+                |name: String, values: Vec<Value>| -> Result<Vec<Value>, tether::Error> {
+                    let script = tether::Peer::current().expect("called by the script");
+                    values
+                        .into_iter()
+                        .map(|v| script.call(&name, (v,)))
+                        .collect()
+                },
+            );
+        let run = time_it(runs, || {
+            host.run(Script::new(&demo).stdout(Stdio::Null)).unwrap();
+        });
+        let startup = Table {
+            title: "start-up (wall time)",
+            unit: "ms",
+            rows: vec![
+                ("python3 -c pass".into(), py),
+                ("demo script served by a tether host".into(), run),
+            ],
+        };
 
-    let tables = [small, nesting, throughput, startup];
+        tables.push(startup);
+    }
+
     for t in &tables {
         t.print();
     }

@@ -50,6 +50,9 @@ pub(crate) struct Function {
     pub doc: Option<String>,
     /// Takes any number of positional arguments (a dynamic function).
     pub variadic: bool,
+    /// Runs on the pool rather than on the reader's thread: it once blocked
+    /// or called back into the script while it ran there.
+    pub pooled: Arc<std::sync::atomic::AtomicBool>,
     invoke: Arc<Invoke>,
 }
 
@@ -163,6 +166,7 @@ impl Function {
             types_used,
             doc: None,
             variadic: false,
+            pooled: Arc::default(),
             invoke: Arc::new(invoke),
         })
     }
@@ -187,6 +191,7 @@ impl Function {
             types_used: Types::default(),
             doc: None,
             variadic: true,
+            pooled: Arc::default(),
             invoke: Arc::new(move |args| f(args).map_err(Failure::Function)),
         })
     }

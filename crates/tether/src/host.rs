@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -20,6 +21,10 @@ use crate::{session, Error, Peer, Script};
 
 /// Default number of worker threads for host functions.
 const DEFAULT_WORKERS: usize = 8;
+
+/// Default bound on spinning: long enough to catch a quick answer, short
+/// next to the cost of the wake-up it saves (see [`Host::spin`]).
+const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// Which wire protocol a host speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,6 +74,8 @@ pub struct Host {
     pub(crate) max_depth: usize,
     pub(crate) deadline: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
+    /// The longest a reader spins on an empty pipe (zero: never).
+    pub(crate) spin: Duration,
     workers: usize,
     /// The function registered last, which `doc` describes.
     last: Option<String>,
@@ -103,6 +110,7 @@ impl Host {
             max_depth: 128,
             deadline: None,
             idle_timeout: None,
+            spin: DEFAULT_SPIN,
             workers: DEFAULT_WORKERS,
             last: None,
             types: Arc::new(Types::default()),
@@ -296,6 +304,39 @@ impl Host {
         self
     }
 
+    /// How long a reader may spin on an empty pipe before it sleeps (default
+    /// 50 µs; `Duration::ZERO` switches spinning off), on both sides: the
+    /// host's reader and the script's client.
+    ///
+    /// Waking a sleeping process on another core costs tens of microseconds,
+    /// most of a small call's round trip; a reader that keeps looking for a
+    /// while catches a quick answer in a few. Spinning is bounded by this
+    /// value and adapts: it backs off when answers take longer than it
+    /// waits (a slow function, or more busy processes than cores), gives
+    /// the core away to anything else that wants to run while it spins, and
+    /// is off when the process may use only one core. The
+    /// `TETHER_SPIN_US` environment variable of the host process overrides
+    /// this value.
+    pub fn spin(mut self, max: Duration) -> Host {
+        self.spin = max;
+        self
+    }
+
+    /// The spin bound in force: the builder's, `TETHER_SPIN_US` over it,
+    /// and zero with one usable core.
+    pub(crate) fn spin_bound(&self) -> Duration {
+        let max = std::env::var("TETHER_SPIN_US")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(self.spin, Duration::from_micros);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        if cores < 2 {
+            Duration::ZERO
+        } else {
+            max
+        }
+    }
+
     /// Runs each script's calls one at a time, in the order they arrive
     /// (calls nested inside a running one still run, on its thread).
     pub fn serial(mut self) -> Host {
@@ -425,6 +466,10 @@ pub struct Child {
     killer: Killer,
     done: mpsc::Receiver<Result<Outcome, Error>>,
     thread: Option<JoinHandle<()>>,
+    /// The outcome has been sent.
+    finished: Arc<AtomicBool>,
+    /// Odd while the serving thread runs one of the script's calls.
+    busy: Arc<AtomicU64>,
 }
 
 impl Child {
@@ -433,12 +478,16 @@ impl Child {
         killer: Killer,
         done: mpsc::Receiver<Result<Outcome, Error>>,
         thread: JoinHandle<()>,
+        finished: Arc<AtomicBool>,
+        busy: Arc<AtomicU64>,
     ) -> Child {
         Child {
             peer,
             killer,
             done,
             thread: Some(thread),
+            finished,
+            busy,
         }
     }
 
@@ -491,7 +540,7 @@ impl Child {
 
     /// Whether the script has ended and its outcome is ready.
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+        self.thread.is_none() || self.finished.load(Ordering::Acquire)
     }
 
     /// Kills the script with SIGKILL; [`wait`](Child::wait) then reports it
@@ -550,9 +599,7 @@ impl Child {
     fn try_join(&mut self, timeout: Duration) -> Option<Result<Outcome, Error>> {
         match self.done.recv_timeout(timeout) {
             Ok(result) => {
-                if let Some(thread) = self.thread.take() {
-                    let _ = thread.join();
-                }
+                self.join_thread();
                 Some(result)
             }
             Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -567,10 +614,20 @@ impl Child {
                 source: std::io::Error::other("the serving thread ended without an outcome"),
             })
         });
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.join_thread();
         result
+    }
+
+    /// Joins the serving thread, unless it is inside a host function that
+    /// has not returned (it then ends on its own when the function returns:
+    /// host functions cannot be interrupted, and the outcome is already
+    /// known).
+    fn join_thread(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            if self.busy.load(Ordering::SeqCst).is_multiple_of(2) || thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
     }
 }
 

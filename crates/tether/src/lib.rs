@@ -28,6 +28,7 @@ mod session;
 mod stubs;
 mod transport;
 mod value;
+mod watchdog;
 
 pub use bytes::Bytes;
 pub use error::{Error, FunctionError, RemoteError, ValueError};

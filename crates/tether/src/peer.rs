@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -47,6 +48,49 @@ pub struct Peer {
 
 thread_local! {
     static CURRENT: RefCell<Option<Peer>> = const { RefCell::new(None) };
+    /// Set while a script's reader thread runs one of the script's calls
+    /// itself: which script, and how to get another thread to read for it
+    /// (a call back into the script waits for an answer only a reader can
+    /// bring).
+    static READING_FOR: RefCell<Option<ReaderHook>> = const { RefCell::new(None) };
+}
+
+/// A script (by the address of its [`Shared`]) and how to get another thread
+/// to read for it.
+type ReaderHook = (usize, Rc<dyn Fn()>);
+
+/// Runs `f` on the reader thread of the script `shared`: a call from `f`
+/// into that script first calls `hand_over`.
+pub(crate) fn as_reader<T>(
+    shared: &Arc<Shared>,
+    hand_over: &Rc<dyn Fn()>,
+    f: impl FnOnce() -> T,
+) -> T {
+    let key = Arc::as_ptr(shared) as usize;
+    let previous = READING_FOR.with(|r| r.borrow_mut().replace((key, Rc::clone(hand_over))));
+    struct Restore(Option<ReaderHook>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            READING_FOR.with(|r| *r.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(previous);
+    f()
+}
+
+/// If this thread is `shared`'s reader, gets another thread to read.
+fn hand_over_reading(shared: &Arc<Shared>) {
+    let key = Arc::as_ptr(shared) as usize;
+    let hook = READING_FOR.with(|r| {
+        r.borrow()
+            .as_ref()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, hook)| Rc::clone(hook))
+    });
+    if let Some(hook) = hook {
+        hook();
+    }
 }
 
 pub(crate) struct Shared {
@@ -203,6 +247,9 @@ impl Shared {
         } else {
             None
         };
+        // Called from the thread that reads this script's pipe: someone else
+        // must read the answer.
+        hand_over_reading(self);
         let id = self.next_id.fetch_add(1, Ordering::AcqRel);
         let pool = pool::current();
         let slot = Arc::new(Slot {

@@ -11,21 +11,22 @@
 //! ```
 
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::child::{self, FdVars, Launch, Proc};
 use crate::host::{Child, Mode, Outcome};
-use crate::peer::{Peer, Shared, CANCEL};
+use crate::peer::{self, Peer, Shared, CANCEL};
 use crate::pool::Pool;
 use crate::protocol::classic::{self, Pairing};
 use crate::protocol::handshake::{self, Hello};
 use crate::protocol::message::{code, EncodeError, Id, Message, Params, RpcError};
 use crate::protocol::{DecodeError, PROTOCOL_VERSION};
-use crate::transport::{ExitWatch, Incoming, Limits, ReadError, Reader, Writer};
+use crate::transport::{ExitWatch, Incoming, Limits, ReadError, Reader, Spin, Writer};
 use crate::value::{Map, Value};
-use crate::{bundle, Error, Host, Script};
+use crate::{bundle, watchdog, Error, Host, Script};
 
 /// How long to wait for capture threads after the script exited.
 const OUTPUT_GRACE: Duration = Duration::from_millis(500);
@@ -65,6 +66,7 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<Child, Error> {
         logs: host.forward_logs,
         own_group: host.own_group,
         capture_limit: host.capture_limit,
+        spin: host.spin_bound(),
     })?;
     let pid = proc.id();
     tracing::debug!(pid, script = %script.path().display(), "script started");
@@ -77,34 +79,49 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<Child, Error> {
     ));
     let peer = Peer { shared };
     let killer = proc.killer();
-    let session = Session {
+    let (tx, rx) = mpsc::channel();
+    let core = Arc::new(Core {
         host: Arc::new(host.clone()),
         peer: peer.clone(),
-        reader: Reader::new(
-            channel.from_child,
-            host.max_frame,
-            watch,
-            Limits {
-                deadline: host.deadline.map(|d| (std::time::Instant::now() + d, d)),
-                idle: host.idle_timeout,
-            },
-        ),
-        proc,
-        greeted: false,
-        pairing: Pairing::default(),
-        calls: Arc::new(AtomicU64::new(0)),
+        calls: AtomicU64::new(0),
         in_flight: Arc::new(AtomicUsize::new(0)),
-        running: Arc::new(std::sync::Mutex::new(Vec::new())),
+        running: Arc::new(Mutex::new(Vec::new())),
         dispatch,
-    };
-    let (tx, rx) = mpsc::channel();
+        read: Mutex::new(ReadSide {
+            reader: Reader::new(
+                channel.from_child,
+                host.max_frame,
+                watch,
+                Limits {
+                    deadline: host.deadline.map(|d| (Instant::now() + d, d)),
+                    idle: host.idle_timeout,
+                },
+                Spin::new(host.spin_bound()),
+            ),
+            proc,
+            greeted: false,
+            pairing: Pairing::default(),
+        }),
+        ended: AtomicBool::new(false),
+        done: Mutex::new(Some(tx)),
+        finished: Arc::new(AtomicBool::new(false)),
+        inline_seq: Arc::new(AtomicU64::new(0)),
+        handed_over: AtomicU64::new(0),
+        watched: AtomicU64::new(0),
+        standby: Mutex::new(Standby::default()),
+        standby_cv: Condvar::new(),
+    });
+    let finished = Arc::clone(&core.finished);
+    let busy = Arc::clone(&core.inline_seq);
+    if matches!(core.dispatch, Dispatch::Shared(_)) {
+        let weak = Arc::downgrade(&core);
+        watchdog::watch(weak);
+    }
     let thread = std::thread::Builder::new()
         .name(format!("tether-reader-{pid}"))
-        .spawn(move || {
-            let _ = tx.send(session.run());
-        })
+        .spawn(move || serve(core))
         .map_err(thread_error)?;
-    Ok(Child::new(peer, killer, rx, thread))
+    Ok(Child::new(peer, killer, rx, thread, finished, busy))
 }
 
 fn thread_error(source: io::Error) -> Error {
@@ -136,14 +153,14 @@ enum End {
 /// its name for crash reports.
 struct InFlight {
     count: Arc<AtomicUsize>,
-    names: Arc<std::sync::Mutex<Vec<(u64, String)>>>,
+    names: Arc<Mutex<Vec<(u64, String)>>>,
     serial: u64,
 }
 
 impl InFlight {
     fn start(
         count: &Arc<AtomicUsize>,
-        names: &Arc<std::sync::Mutex<Vec<(u64, String)>>>,
+        names: &Arc<Mutex<Vec<(u64, String)>>>,
         method: &str,
     ) -> InFlight {
         static SERIAL: AtomicU64 = AtomicU64::new(0);
@@ -171,121 +188,205 @@ impl Drop for InFlight {
     }
 }
 
-struct Session {
-    /// Shared with the tasks that run this script's calls (cloned once per
-    /// script, not per call).
-    host: Arc<Host>,
-    peer: Peer,
+/// A call of the script's, read and ready to run.
+struct Work {
+    id: Option<Id>,
+    method: String,
+    params: Params,
+    running: InFlight,
+}
+
+/// What the reading side owns: only the thread that reads touches it.
+struct ReadSide {
     reader: Reader,
     proc: Proc,
     greeted: bool,
     pairing: Pairing,
-    calls: Arc<AtomicU64>,
-    /// The script's calls running on the host now, and their names.
-    in_flight: Arc<AtomicUsize>,
-    running: Arc<std::sync::Mutex<Vec<(u64, String)>>>,
-    dispatch: Dispatch,
 }
 
-impl Session {
-    fn run(mut self) -> Result<Outcome, Error> {
-        let end = self.serve();
-        self.finish(end)
-    }
+/// The standby reader: a thread that reads for the script while its reader
+/// thread runs a call that blocks or calls back into the script.
+#[derive(Default)]
+struct Standby {
+    /// The inline call (by its sequence number) to read during.
+    wanted: u64,
+    exit: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
 
-    fn serve(&mut self) -> End {
-        loop {
-            let incoming = match self.reader.next(&mut self.proc) {
-                Ok(incoming) => incoming,
-                // A script the host itself killed may leave a frame cut short.
-                Err(ReadError::Decode(DecodeError::Truncated { .. }))
-                    if self.proc.signalled_by_host() =>
-                {
-                    return End::Ended
-                }
-                Err(ReadError::Decode(e)) => return End::Fatal(protocol(e.to_string())),
-                Err(ReadError::Io(e)) => return End::Fatal(io_error("reading from the script", e)),
-            };
-            let frame = match incoming {
-                Incoming::Frame(frame) => frame,
-                Incoming::Expired(what) => {
-                    tracing::warn!(target: "tether::limits", pid = self.peer.id(), "{what}");
-                    return End::Fatal(Error::Limit(what));
-                }
-                Incoming::Closed | Incoming::Exited => {
-                    return match self.pairing.finish() {
-                        Ok(()) => End::Ended,
-                        Err(e) => End::Fatal(protocol(e.to_string())),
-                    };
-                }
-            };
-            let handled = match self.host.mode {
-                Mode::Native => self.native(&frame),
-                Mode::Classic => self.classic(frame),
-            };
-            if let Err(end) = handled {
-                return end;
+/// One script being served, shared by its reader thread, its standby reader
+/// and the watchdog.
+///
+/// The reader thread runs most of the script's calls itself, right after
+/// reading them: handing a call to another thread costs a wake-up, which is
+/// most of a small call's round trip. While it runs a call nobody reads,
+/// so a call that takes long (the [`watchdog`] notices after a millisecond)
+/// or calls back into the script (noticed at once) hands reading over to the
+/// standby reader, which passes the calls it reads to the pool, until the
+/// inline call returns. A function that needed that runs on the pool from
+/// then on.
+pub(crate) struct Core {
+    host: Arc<Host>,
+    peer: Peer,
+    calls: AtomicU64,
+    /// The script's calls running on the host now, and their names.
+    in_flight: Arc<AtomicUsize>,
+    running: Arc<Mutex<Vec<(u64, String)>>>,
+    dispatch: Dispatch,
+    read: Mutex<ReadSide>,
+    /// Serving has ended (set under the `read` lock by whoever ended it).
+    ended: AtomicBool,
+    done: Mutex<Option<mpsc::Sender<Result<Outcome, Error>>>>,
+    /// The outcome has been sent.
+    finished: Arc<AtomicBool>,
+    /// Counts the calls the reader thread runs itself, twice: odd while one
+    /// runs.
+    inline_seq: Arc<AtomicU64>,
+    /// The inline call for which reading was handed over.
+    handed_over: AtomicU64,
+    /// The inline call the watchdog saw running at its last tick.
+    watched: AtomicU64,
+    standby: Mutex<Standby>,
+    standby_cv: Condvar,
+}
+
+/// How often the standby reader checks whether the inline call returned.
+const STANDBY_POLL: Duration = Duration::from_millis(1);
+
+/// The reader thread: reads, runs calls, and when serving ends, reports.
+fn serve(core: Arc<Core>) {
+    let hook: Rc<dyn Fn()> = {
+        let core = Arc::clone(&core);
+        Rc::new(move || core.hand_over(core.inline_seq.load(Ordering::SeqCst)))
+    };
+    loop {
+        let work = {
+            let mut rs = lock(&core.read);
+            if core.ended.load(Ordering::Acquire) {
+                break;
             }
-        }
-    }
-
-    fn native(&mut self, frame: &bytes::Bytes) -> Result<(), End> {
-        let msg = Message::decode(frame).map_err(|e| End::Fatal(protocol(e.to_string())))?;
-        if !self.greeted {
-            let hello = handshake::hello(msg).map_err(|e| End::Fatal(protocol(e.to_string())))?;
-            return self.hello(hello);
-        }
-        let (id, method, params) = match msg {
-            Message::Call { id, method, params } => (id, method, params),
-            Message::Reply { id, outcome } => {
-                return self
-                    .peer
-                    .shared
-                    .deliver(id, outcome)
-                    .map_err(|detail| End::Fatal(protocol(detail)));
+            match rs.next_work(&core, None) {
+                Ok(work) => work,
+                Err(end) => {
+                    core.finish(&mut rs, end);
+                    break;
+                }
             }
         };
-        match (method.as_str(), &id) {
-            (LOG, None) => {
-                forward_log(self.peer.id(), params);
-                return Ok(());
-            }
-            (CANCEL, None) => {
-                // Host functions cannot be interrupted; their late answer is
-                // dropped by the client.
-                tracing::debug!(pid = self.peer.id(), "script cancelled a call");
-                return Ok(());
-            }
-            _ => {}
+        if let Some(work) = work {
+            core.run(work, Some(&hook));
         }
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        if self.in_flight.load(Ordering::Acquire) >= self.host.max_in_flight {
-            let what = format!(
-                "the script has {} calls running on the host already (the limit); {method}() was refused",
-                self.host.max_in_flight
-            );
-            tracing::warn!(target: "tether::limits", pid = self.peer.id(), "{what}");
-            if let Some(id) = id {
-                let mut data = Map::new();
-                data.insert("kind".into(), Value::from("Limit"));
-                data.insert("function".into(), Value::Str(method));
-                let refusal = Err(RpcError {
-                    code: code::LIMIT,
-                    message: what,
-                    data: Some(Value::Map(data)),
-                });
-                reply(&self.peer.shared, id, refusal).map_err(End::Fatal)?;
+    }
+    let standby = {
+        let mut sb = lock(&core.standby);
+        sb.exit = true;
+        sb.thread.take()
+    };
+    core.standby_cv.notify_all();
+    if let Some(thread) = standby {
+        let _ = thread.join();
+    }
+}
+
+/// The standby reader's thread.
+fn standby(core: Arc<Core>) {
+    let mut served = 0;
+    loop {
+        let seq = {
+            let mut sb = lock(&core.standby);
+            loop {
+                if sb.exit {
+                    return;
+                }
+                if sb.wanted != served {
+                    break sb.wanted;
+                }
+                sb = core.standby_cv.wait(sb).unwrap_or_else(|e| e.into_inner());
             }
-            return Ok(());
+        };
+        served = seq;
+        tracing::trace!(pid = core.peer.id(), "standby reader takes over");
+        while core.inline_seq.load(Ordering::SeqCst) == seq {
+            let work = {
+                let mut rs = lock(&core.read);
+                if core.ended.load(Ordering::Acquire) {
+                    return;
+                }
+                match rs.next_work(&core, Some(Instant::now() + STANDBY_POLL)) {
+                    Ok(work) => work,
+                    Err(end) => {
+                        core.finish(&mut rs, end);
+                        return;
+                    }
+                }
+            };
+            if let Some(work) = work {
+                core.run(work, None);
+            }
         }
-        let running = InFlight::start(&self.in_flight, &self.running, &method);
-        let host = Arc::clone(&self.host);
-        let peer = self.peer.clone();
-        let task = move || {
+    }
+}
+
+impl watchdog::Watched for Core {
+    fn tick(self: Arc<Self>) -> bool {
+        let seq = self.inline_seq.load(Ordering::SeqCst);
+        if seq.is_multiple_of(2) {
+            return false;
+        }
+        if self.watched.swap(seq, Ordering::AcqRel) == seq {
+            // The same inline call as a tick ago: it blocks reading.
+            self.hand_over(seq);
+        }
+        true
+    }
+}
+
+impl Core {
+    /// Runs one of the script's calls: on this thread when `hook` is given
+    /// (this is the reader thread) and the function is quick, else on the
+    /// pool.
+    fn run(self: &Arc<Core>, work: Work, hook: Option<&Rc<dyn Fn()>>) {
+        let function = self.host.functions.get(&work.method);
+        let inline = hook.filter(|_| {
+            matches!(self.dispatch, Dispatch::Shared(_))
+                && function.is_none_or(|f| !f.pooled.load(Ordering::Relaxed))
+        });
+        let task = self.task(work);
+        match (inline, &self.dispatch) {
+            (Some(hook), _) => {
+                let seq = self.inline_seq.fetch_add(1, Ordering::SeqCst) + 1;
+                watchdog::poke();
+                peer::as_reader(&self.peer.shared, hook, task);
+                self.inline_seq.fetch_add(1, Ordering::SeqCst);
+                if self.handed_over.load(Ordering::Acquire) == seq {
+                    if let Some(f) = function {
+                        tracing::debug!(function = %f.name, "host function blocks: it runs on the pool from now on");
+                        f.pooled.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            (None, Dispatch::Shared(pool)) => pool.submit(Box::new(task)),
+            (None, Dispatch::Own(pool)) => pool.submit(Box::new(task)),
+            (None, Dispatch::Inline) => task(),
+        }
+    }
+
+    /// The running of one call, answer included.
+    fn task(self: &Arc<Core>, work: Work) -> impl FnOnce() + Send + 'static {
+        let Work {
+            id,
+            method,
+            params,
+            running,
+        } = work;
+        let core = Arc::clone(self);
+        move || {
             let _running = running;
-            let outcome = Peer::scope(&peer, || match host.functions.get(&method) {
+            let host = &core.host;
+            let peer = &core.peer;
+            let outcome = Peer::scope(peer, || match host.functions.get(&method) {
                 Some(f) => f.call(params),
-                None => Err(method_not_found(&host, &method)),
+                None => Err(method_not_found(host, &method)),
             });
             match id {
                 Some(id) => {
@@ -299,18 +400,202 @@ impl Session {
                     }
                 }
             }
-        };
-        match &self.dispatch {
-            Dispatch::Shared(pool) => pool.submit(Box::new(task)),
-            Dispatch::Own(pool) => pool.submit(Box::new(task)),
-            Dispatch::Inline => task(),
         }
-        Ok(())
     }
 
+    /// Gets the standby reader to read while inline call `seq` runs.
+    fn hand_over(self: &Arc<Core>, seq: u64) {
+        if seq.is_multiple_of(2) || self.handed_over.swap(seq, Ordering::AcqRel) == seq {
+            return;
+        }
+        let mut sb = lock(&self.standby);
+        if sb.exit {
+            return;
+        }
+        sb.wanted = seq;
+        if sb.thread.is_none() {
+            let core = Arc::clone(self);
+            match std::thread::Builder::new()
+                .name(format!("tether-standby-{}", self.peer.id()))
+                .spawn(move || standby(core))
+            {
+                Ok(thread) => sb.thread = Some(thread),
+                Err(e) => {
+                    // Reading resumes when the inline call returns.
+                    tracing::warn!(pid = self.peer.id(), "cannot start a standby reader: {e}");
+                }
+            }
+        }
+        drop(sb);
+        self.standby_cv.notify_all();
+    }
+
+    /// Records how serving ended and sends the outcome, once.
+    fn finish(&self, rs: &mut ReadSide, end: End) {
+        if self.ended.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let result = self.outcome(rs, end);
+        if let Some(tx) = lock(&self.done).take() {
+            let _ = tx.send(result);
+        }
+        self.finished.store(true, Ordering::Release);
+    }
+
+    fn running_names(&self) -> Vec<String> {
+        lock(&self.running)
+            .iter()
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+}
+
+impl ReadSide {
+    /// Reads until one of the script's calls is ready to run (`Some`), or
+    /// `until` passes (`None`), handling everything else on the way:
+    /// the handshake, replies, logs, cancellations, classic calls.
+    fn next_work(&mut self, core: &Core, until: Option<Instant>) -> Result<Option<Work>, End> {
+        loop {
+            let incoming = match self.reader.next(&mut self.proc, until) {
+                Ok(incoming) => incoming,
+                // A script the host itself killed may leave a frame cut short.
+                Err(ReadError::Decode(DecodeError::Truncated { .. }))
+                    if self.proc.signalled_by_host() =>
+                {
+                    return Err(End::Ended)
+                }
+                Err(ReadError::Decode(e)) => return Err(End::Fatal(protocol(e.to_string()))),
+                Err(ReadError::Io(e)) => {
+                    return Err(End::Fatal(io_error("reading from the script", e)))
+                }
+            };
+            let frame = match incoming {
+                Incoming::Frame(frame) => frame,
+                Incoming::Waiting => return Ok(None),
+                Incoming::Expired(what) => {
+                    tracing::warn!(target: "tether::limits", pid = core.peer.id(), "{what}");
+                    return Err(End::Fatal(Error::Limit(what)));
+                }
+                Incoming::Closed | Incoming::Exited => {
+                    return match self.pairing.finish() {
+                        Ok(()) => Err(End::Ended),
+                        Err(e) => Err(End::Fatal(protocol(e.to_string()))),
+                    };
+                }
+            };
+            let work = match core.host.mode {
+                Mode::Native => self.native(core, &frame)?,
+                Mode::Classic => {
+                    self.classic(core, frame)?;
+                    None
+                }
+            };
+            if work.is_some() {
+                return Ok(work);
+            }
+        }
+    }
+
+    fn native(&mut self, core: &Core, frame: &bytes::Bytes) -> Result<Option<Work>, End> {
+        let msg = Message::decode(frame).map_err(|e| End::Fatal(protocol(e.to_string())))?;
+        if !self.greeted {
+            let hello = handshake::hello(msg).map_err(|e| End::Fatal(protocol(e.to_string())))?;
+            core.hello(hello)?;
+            self.greeted = true;
+            return Ok(None);
+        }
+        let (id, method, params) = match msg {
+            Message::Call { id, method, params } => (id, method, params),
+            Message::Reply { id, outcome } => {
+                core.peer
+                    .shared
+                    .deliver(id, outcome)
+                    .map_err(|detail| End::Fatal(protocol(detail)))?;
+                return Ok(None);
+            }
+        };
+        match (method.as_str(), &id) {
+            (LOG, None) => {
+                forward_log(core.peer.id(), params);
+                return Ok(None);
+            }
+            (CANCEL, None) => {
+                // Host functions cannot be interrupted; their late answer is
+                // dropped by the client.
+                tracing::debug!(pid = core.peer.id(), "script cancelled a call");
+                return Ok(None);
+            }
+            _ => {}
+        }
+        core.calls.fetch_add(1, Ordering::Relaxed);
+        if core.in_flight.load(Ordering::Acquire) >= core.host.max_in_flight {
+            let what = format!(
+                "the script has {} calls running on the host already (the limit); {method}() was refused",
+                core.host.max_in_flight
+            );
+            tracing::warn!(target: "tether::limits", pid = core.peer.id(), "{what}");
+            if let Some(id) = id {
+                let mut data = Map::new();
+                data.insert("kind".into(), Value::from("Limit"));
+                data.insert("function".into(), Value::Str(method));
+                let refusal = Err(RpcError {
+                    code: code::LIMIT,
+                    message: what,
+                    data: Some(Value::Map(data)),
+                });
+                reply(&core.peer.shared, id, refusal).map_err(End::Fatal)?;
+            }
+            return Ok(None);
+        }
+        let running = InFlight::start(&core.in_flight, &core.running, &method);
+        Ok(Some(Work {
+            id,
+            method,
+            params,
+            running,
+        }))
+    }
+
+    fn classic(&mut self, core: &Core, frame: bytes::Bytes) -> Result<(), End> {
+        let Some(request) = self.pairing.push(frame) else {
+            return Ok(());
+        };
+        core.calls.fetch_add(1, Ordering::Relaxed);
+        let name = String::from_utf8_lossy(&request.name);
+        let arg = String::from_utf8_lossy(&request.arg).into_owned();
+        let answer = match core.host.functions.get(name.as_ref()) {
+            None => classic::BAD_API.to_owned(),
+            Some(f) => match f.call(Params::Positional(vec![Value::Str(arg)])) {
+                Ok(value) => value.to_string(),
+                Err(e) => format!("{}{}", classic::ERROR_PREFIX, e.message),
+            },
+        };
+        let max = core.host.max_frame;
+        let bytes = match classic::encode_response(answer.as_bytes(), max) {
+            Ok(bytes) => bytes,
+            Err(e) => classic::encode_response(
+                format!("{}{e}", classic::ERROR_PREFIX).as_bytes(),
+                u32::MAX,
+            )
+            .map_err(|e| End::Fatal(protocol(e.to_string())))?,
+        };
+        let encoded = crate::protocol::message::Encoded {
+            head: bytes::Bytes::from(bytes),
+            attachments: Vec::new(),
+        };
+        // A script that went away is noticed by the next read.
+        core.peer
+            .shared
+            .send(&encoded)
+            .map(drop)
+            .map_err(End::Fatal)
+    }
+}
+
+impl Core {
     /// Checks the client's protocol version and answers with the host's
     /// description: version, frame limit, functions.
-    fn hello(&mut self, hello: Hello) -> Result<(), End> {
+    fn hello(&self, hello: Hello) -> Result<(), End> {
         let Hello {
             id,
             protocol: client,
@@ -339,7 +624,6 @@ impl Session {
                 client_version,
             }));
         }
-        self.greeted = true;
         let registry = self.host.type_registry();
         let strings =
             |items: &[String]| Value::List(items.iter().map(|s| Value::Str(s.clone())).collect());
@@ -385,51 +669,16 @@ impl Session {
         reply(&self.peer.shared, id, Ok(Value::Map(result))).map_err(End::Fatal)
     }
 
-    fn classic(&mut self, frame: bytes::Bytes) -> Result<(), End> {
-        let Some(request) = self.pairing.push(frame) else {
-            return Ok(());
-        };
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let name = String::from_utf8_lossy(&request.name);
-        let arg = String::from_utf8_lossy(&request.arg).into_owned();
-        let answer = match self.host.functions.get(name.as_ref()) {
-            None => classic::BAD_API.to_owned(),
-            Some(f) => match f.call(Params::Positional(vec![Value::Str(arg)])) {
-                Ok(value) => value.to_string(),
-                Err(e) => format!("{}{}", classic::ERROR_PREFIX, e.message),
-            },
-        };
-        let max = self.host.max_frame;
-        let bytes = match classic::encode_response(answer.as_bytes(), max) {
-            Ok(bytes) => bytes,
-            Err(e) => classic::encode_response(
-                format!("{}{e}", classic::ERROR_PREFIX).as_bytes(),
-                u32::MAX,
-            )
-            .map_err(|e| End::Fatal(protocol(e.to_string())))?,
-        };
-        let encoded = crate::protocol::message::Encoded {
-            head: bytes::Bytes::from(bytes),
-            attachments: Vec::new(),
-        };
-        // A script that went away is noticed by the next read.
-        self.peer
-            .shared
-            .send(&encoded)
-            .map(drop)
-            .map_err(End::Fatal)
-    }
-
     /// Turns how serving ended into the run's result, reaping the script.
-    fn finish(mut self, end: End) -> Result<Outcome, Error> {
+    fn outcome(&self, rs: &mut ReadSide, end: End) -> Result<Outcome, Error> {
         let grace = self.host.exit_grace;
         let result = match end {
-            End::Ended => match self.proc.wait_timeout(grace) {
+            End::Ended => match rs.proc.wait_timeout(grace) {
                 Ok(Some(status)) => {
                     // Whatever the script started ends with it (and stops
                     // holding its output pipes open).
-                    self.proc.kill_group();
-                    let (stdout, stderr) = self.proc.take_output(OUTPUT_GRACE);
+                    rs.proc.kill_group();
+                    let (stdout, stderr) = rs.proc.take_output(OUTPUT_GRACE);
                     Ok(Outcome {
                         status,
                         stdout,
@@ -442,7 +691,7 @@ impl Session {
                     detail: format!(
                         "the script closed its channel but did not exit within {grace:?}"
                     ),
-                    status: self.proc.kill().ok(),
+                    status: rs.proc.kill().ok(),
                 }),
                 Err(e) => Err(io_error("waiting for the script", e)),
             },
@@ -451,10 +700,10 @@ impl Session {
                     // The client learns of the mismatch from our reply; give
                     // it the grace period to say so before it is killed.
                     self.peer.shared.close_writer();
-                    let _ = self.proc.wait_timeout(grace);
+                    let _ = rs.proc.wait_timeout(grace);
                 }
-                let status = self.proc.kill().ok();
-                let (_, stderr) = self.proc.take_output(OUTPUT_GRACE);
+                let status = rs.proc.kill().ok();
+                let (_, stderr) = rs.proc.take_output(OUTPUT_GRACE);
                 let report = report(&self.running_names(), stderr.as_deref());
                 Err(match err {
                     Error::Protocol { detail, .. } => Error::Protocol {
@@ -474,23 +723,12 @@ impl Session {
         self.peer.shared.close(why);
         // Any reaped-but-unreported status is already in `result`; make sure
         // the process is gone in every case before reporting.
-        let _ = self.proc.kill();
+        let _ = rs.proc.kill();
         match &result {
             Ok(o) => tracing::debug!(status = %o.status, calls = o.calls, "script ended"),
             Err(e) => tracing::debug!(error = %e, "script stopped"),
         }
         result
-    }
-}
-
-impl Session {
-    fn running_names(&self) -> Vec<String> {
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(_, name)| name.clone())
-            .collect()
     }
 }
 
@@ -602,4 +840,8 @@ fn io_error(context: &str, source: io::Error) -> Error {
         context: context.to_owned(),
         source,
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -60,6 +60,17 @@ impl ExitWatch {
         write: bool,
         limit: Option<Duration>,
     ) -> io::Result<bool> {
+        Ok(self.wait_ready(fd, write, limit)?.1)
+    }
+
+    /// Waits until `fd` is ready, the child exits or `limit` passes; returns
+    /// whether `fd` is ready and whether the child exited.
+    fn wait_ready(
+        &self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        write: bool,
+        limit: Option<Duration>,
+    ) -> io::Result<(bool, bool)> {
         let pidfd = self.pidfd.as_deref().map(AsFd::as_fd);
         let timeout = match (pidfd.is_none().then_some(EXIT_POLL), limit) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -69,7 +80,7 @@ impl ExitWatch {
         if ready.exited {
             self.mark_exited();
         }
-        Ok(ready.exited || self.has_exited())
+        Ok((ready.ready, ready.exited || self.has_exited()))
     }
 }
 
@@ -84,6 +95,8 @@ pub(crate) enum Incoming {
     Exited,
     /// A time limit ran out (the message says which).
     Expired(String),
+    /// Nothing arrived before the time the caller gave.
+    Waiting,
 }
 
 /// Time limits on reading.
@@ -117,11 +130,13 @@ pub(crate) struct Reader {
     limits: Limits,
     /// When bytes last arrived.
     last_heard: Instant,
+    spin: Spin,
 }
 
 impl Reader {
-    pub fn new(fd: File, max_frame: u32, watch: ExitWatch, limits: Limits) -> Reader {
+    pub fn new(fd: File, max_frame: u32, watch: ExitWatch, limits: Limits, spin: Spin) -> Reader {
         Reader {
+            spin,
             fd,
             frames: FrameReader::new(max_frame),
             watch,
@@ -150,8 +165,15 @@ impl Reader {
         }
     }
 
-    /// The next frame, or how the stream ended.
-    pub fn next(&mut self, proc: &mut Proc) -> Result<Incoming, ReadError> {
+    /// The next frame, or how the stream ended; [`Incoming::Waiting`] when
+    /// nothing arrived by `until`.
+    ///
+    /// When the pipe is empty it first spins (retrying the read, yielding
+    /// the core in between) for as long as [`Spin`] judges worth it, then
+    /// sleeps in poll.
+    pub fn next(&mut self, proc: &mut Proc, until: Option<Instant>) -> Result<Incoming, ReadError> {
+        // When this wait for bytes began, while it spins.
+        let mut spinning: Option<Instant> = None;
         loop {
             if let Some(frame) = self.frames.next_frame().map_err(ReadError::Decode)? {
                 return Ok(Incoming::Frame(frame));
@@ -163,8 +185,28 @@ impl Reader {
                         return Ok(Incoming::Expired(what.clone()));
                     }
                 }
-                self.wait(proc, limit.map(|(at, _)| at))
-                    .map_err(ReadError::Io)?;
+                let now = Instant::now();
+                if until.is_some_and(|u| now >= u) {
+                    return Ok(Incoming::Waiting);
+                }
+                let started = *spinning.get_or_insert(now);
+                if now.duration_since(started) < self.spin.budget() {
+                    // Give the core away if something else wants it:
+                    // spinning must not starve the process it waits for.
+                    std::thread::yield_now();
+                } else {
+                    spinning = None;
+                    let wake = match (limit.map(|(at, _)| at), until) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    let ready = self.wait(proc, wake).map_err(ReadError::Io)?;
+                    self.spin.record(started.elapsed(), false);
+                    if !ready {
+                        // A limit or `until` fell due, or a signal came.
+                        continue;
+                    }
+                }
             }
             let fd = &self.fd;
             let mut short = false;
@@ -176,6 +218,9 @@ impl Reader {
             self.drained = short;
             if matches!(read, Ok(n) if n > 0) {
                 self.last_heard = Instant::now();
+                if let Some(started) = spinning.take() {
+                    self.spin.record(started.elapsed(), true);
+                }
             }
             match read {
                 Ok(0) => {
@@ -199,14 +244,71 @@ impl Reader {
         }
     }
 
-    fn wait(&mut self, proc: &mut Proc, until: Option<Instant>) -> io::Result<()> {
+    /// Waits in poll; `false` when `until` passed with nothing to read.
+    fn wait(&mut self, proc: &mut Proc, until: Option<Instant>) -> io::Result<bool> {
         let timeout = until.map(|at| at.saturating_duration_since(Instant::now()));
-        let exited = self.watch.wait(self.fd.as_fd(), false, timeout)?;
+        let (ready, exited) = self.watch.wait_ready(self.fd.as_fd(), false, timeout)?;
         if exited || (self.watch.pidfd.is_none() && proc.try_status()?.is_some()) {
             self.watch.mark_exited();
             self.exited = true;
+            return Ok(true);
         }
-        Ok(())
+        Ok(ready)
+    }
+}
+
+/// Adaptive spinning: how long a reader polls the pipe without sleeping
+/// before it blocks.
+///
+/// Waking a process that sleeps in `poll` on another core costs tens of
+/// microseconds; an answer that comes back within a few microseconds is
+/// caught far sooner by a reader that keeps looking. But spinning burns a
+/// core, so it is bounded (`max`) and adapts to what it observes:
+///
+/// - a wait that spinning caught keeps the budget (or raises it to twice
+///   that wait, up to `max`);
+/// - a wait that spinning missed halves the budget: answers are slow, or
+///   too many processes compete for the cores and the one we wait for is
+///   not even running;
+/// - a missed wait that turned out short (under half of `max`) raises the
+///   budget to twice its length: the next one would have been caught.
+///
+/// With one usable core spinning can only delay the other side, so it is
+/// off (`max` zero); the same rule runs in the Python client.
+#[derive(Debug, Clone)]
+pub(crate) struct Spin {
+    max: Duration,
+    budget: Duration,
+}
+
+impl Spin {
+    /// Budgets below this are not worth a poll: spinning stops.
+    const FLOOR: Duration = Duration::from_nanos(500);
+
+    pub fn new(max: Duration) -> Spin {
+        Spin { max, budget: max }
+    }
+
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    /// Learns from one wait that took `waited`, caught by spinning or not.
+    pub fn record(&mut self, waited: Duration, caught: bool) {
+        if self.max.is_zero() {
+            return;
+        }
+        let twice = waited.saturating_mul(2).min(self.max);
+        self.budget = if caught {
+            self.budget.max(twice)
+        } else if waited <= self.max / 2 {
+            twice
+        } else {
+            self.budget / 2
+        };
+        if self.budget < Self::FLOOR {
+            self.budget = Duration::ZERO;
+        }
     }
 }
 
@@ -292,5 +394,48 @@ impl Writer {
             }
         }
         Ok(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spin;
+    use std::time::Duration;
+
+    const MAX: Duration = Duration::from_micros(50);
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    #[test]
+    fn spinning_backs_off_when_answers_are_slow_and_returns_when_they_are_quick() {
+        let mut spin = Spin::new(MAX);
+        assert_eq!(spin.budget(), MAX);
+        // Answers slower than the bound: each miss halves the budget, down
+        // to nothing.
+        for _ in 0..20 {
+            spin.record(us(800), false);
+        }
+        assert_eq!(spin.budget(), Duration::ZERO);
+        // A blocking wait that turned out short: the next would be caught.
+        spin.record(us(4), false);
+        assert_eq!(spin.budget(), us(8));
+        // Caught waits keep the budget, or raise it to twice the wait.
+        spin.record(us(2), true);
+        assert_eq!(spin.budget(), us(8));
+        spin.record(us(7), true);
+        assert_eq!(spin.budget(), us(14));
+        // Never past the bound.
+        spin.record(us(40), true);
+        assert_eq!(spin.budget(), MAX);
+    }
+
+    #[test]
+    fn a_zero_bound_never_spins() {
+        let mut spin = Spin::new(Duration::ZERO);
+        spin.record(us(1), false);
+        spin.record(us(1), true);
+        assert_eq!(spin.budget(), Duration::ZERO);
     }
 }

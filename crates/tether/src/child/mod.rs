@@ -50,6 +50,8 @@ pub(crate) struct Launch<'a> {
     pub own_group: bool,
     /// At most this many bytes of each captured stream are kept (the last).
     pub capture_limit: usize,
+    /// How long the client may spin on an empty pipe (`TETHER_SPIN_US`).
+    pub spin: Duration,
 }
 
 /// A running child and the host's ends of its channel.
@@ -103,6 +105,7 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     if launch.logs {
         cmd.env("TETHER_LOGS", "1");
     }
+    cmd.env("TETHER_SPIN_US", launch.spin.as_micros().to_string());
     for (key, value) in &script.env {
         match value {
             Some(v) => cmd.env(key, v),

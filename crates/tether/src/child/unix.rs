@@ -126,6 +126,8 @@ pub(super) fn exit_fd(child: &Child) -> Option<OwnedFd> {
 /// Which of the polled descriptors are ready.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Ready {
+    /// `fd` is ready (or in error, which the next read or write reports).
+    pub ready: bool,
     pub exited: bool,
 }
 
@@ -161,6 +163,7 @@ pub(crate) fn wait(
     // Errors and hang-ups on `fd` count as ready: the next read or write
     // reports them.
     Ok(Ready {
+        ready: !fds[0].revents().is_empty(),
         exited: n == 2 && !fds[1].revents().is_empty(),
     })
 }
