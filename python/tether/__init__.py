@@ -30,6 +30,43 @@ from ._version import PROTOCOL_VERSION, __version__
 _install_log_forwarding()
 
 
+def _cache_bytecode() -> None:
+    """Write this package's bytecode once, in the host's bundle directory.
+
+    Compiling the client costs more start-up time than everything else it
+    does. Python caches bytecode unless PYTHONDONTWRITEBYTECODE is set; the
+    directory the host bundles the client into is tether's own (it holds a
+    marker file), so the bytecode is cached there in any case. Anywhere else
+    the user's setting is respected.
+    """
+    import sys
+
+    if not sys.dont_write_bytecode:
+        return
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not os.path.exists(os.path.join(here, ".bundled")):
+        return
+    from importlib.util import cache_from_source
+
+    for name in sorted(os.listdir(here)):
+        if not name.endswith(".py"):
+            continue
+        source = os.path.join(here, name)
+        try:
+            if os.path.exists(cache_from_source(source)):
+                continue
+            import py_compile
+
+            py_compile.compile(source, doraise=True)
+        except Exception:
+            return  # a read-only cache, or a Python without bytecode: it only costs time
+
+
+_cache_bytecode()
+
+
 def __getattr__(name: str) -> object:
     # tether.aio imports asyncio, which costs start-up time: load it on first use.
     if name == "aio":

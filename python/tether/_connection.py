@@ -18,10 +18,11 @@ import os
 import select
 import sys
 import threading
-import traceback
 from time import perf_counter as _clock
 from contextvars import ContextVar
-from typing import Any, Callable, Dict, List, Optional, Tuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _framing
 from ._errors import (
@@ -684,6 +685,8 @@ class Connection:
         self._send_quietly(pieces)
 
     def _reply_exception(self, msg_id: Any, name: str, e: BaseException) -> None:
+        import traceback
+
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         if msg_id is None:
             sys.stderr.write("tether: notification %s() raised:\n%s" % (name, tb))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, Optional, Type
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
+    from typing import Any, Dict, Optional, Type
 
 
 class Error(Exception):

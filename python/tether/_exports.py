@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, TypeVar, Union, overload
-
 from ._connection import CURRENT_CALL, EXPORTS, Connection, Export, connection
 
-F = TypeVar("F", bound=Callable[..., Any])
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
+    from typing import Any, Callable, Optional, TypeVar, Union, overload
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
+    @overload
+    def export(fn: F) -> F: ...
+
+    @overload
+    def export(fn: Optional[str] = None) -> Callable[[F], F]: ...
+
+    def export(fn: Union[F, str, None] = None) -> Any: ...
 
 
-@overload
-def export(fn: F) -> F: ...
-
-
-@overload
-def export(fn: Optional[str] = None) -> Callable[[F], F]: ...
-
-
-def export(fn: Union[F, str, None] = None) -> Any:
+def _export(fn: Union[F, str, None] = None) -> Any:
     """Make a function callable by the host.
 
     Use as ``@tether.export`` (the host calls it by the function's name) or
@@ -36,6 +38,11 @@ def export(fn: Union[F, str, None] = None) -> Any:
         return f
 
     return register
+
+
+if not TYPE_CHECKING:
+    export = _export
+    export.__name__ = export.__qualname__ = "export"
 
 
 def serve() -> None:

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Dict, List, Optional, Tuple, Union
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
+    from typing import Any, Dict, List, Optional, Tuple, Union
+
+    Buffer = Union[bytes, bytearray, memoryview]
 
 from ._errors import FrameTooLarge, ProtocolError
 
@@ -21,8 +25,6 @@ _BYTES_MARK = b'"$bytes"'
 _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 64) - 1
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
-
-Buffer = Union[bytes, bytearray, memoryview]
 
 
 def check_value(value: Any) -> None:
@@ -249,6 +251,26 @@ def decode(body: Buffer) -> Dict[str, Any]:
 
 
 LARGE = 64 * 1024
+_MAPPED = 1 << 20
+
+
+def _buffer(length: int) -> Any:
+    """A writable buffer of ``length`` bytes for a large frame to be read into.
+
+    From 1 MiB up it is an anonymous memory mapping, faulted in by one system
+    call where Python allows it (MAP_POPULATE): no pass of zeroes like a
+    bytearray's, and no page fault per 4 KiB while the pipe fills it.
+    """
+    if length >= _MAPPED:
+        try:
+            import mmap
+
+            flags = mmap.MAP_PRIVATE | getattr(mmap, "MAP_ANONYMOUS", 0x20) | getattr(mmap, "MAP_POPULATE", 0)
+            return mmap.mmap(-1, length, flags=flags)
+        except (ImportError, OSError, ValueError):
+            pass
+    return bytearray(length)
+
 
 
 class FrameDecoder:
@@ -267,7 +289,7 @@ class FrameDecoder:
         self.max_frame = max_frame
         self._buf = bytearray()
         self._eof = False
-        self._large: Optional[bytearray] = None
+        self._large: Any = None
         self._have = 0
 
     def target(self) -> Optional[memoryview]:
@@ -285,7 +307,7 @@ class FrameDecoder:
                 raise FrameTooLarge("frame of %d bytes exceeds the limit of %d bytes" % (length, self.max_frame))
             if length <= LARGE or len(buf) >= 4 + length:
                 return None
-            self._large = bytearray(length)
+            self._large = _buffer(length)
             self._have = len(buf) - 4
             self._large[: self._have] = buf[4:]
             del buf[:]

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import keyword
-import typing
-from typing import Any, Callable, Dict, List, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time; it is imported when help() needs it
+    from typing import Any, Callable, Dict, List, Optional
 
 from ._connection import Function, connection
 from ._errors import Errors
 
-_TYPING_NAMES: Dict[str, Any] = {
-    name: getattr(typing, name)
-    for name in ("Any", "Dict", "List", "Literal", "Optional", "Tuple", "Type", "TypedDict", "Union")
-}
+_TYPING_NAMES = ("Any", "Dict", "List", "Literal", "Optional", "Tuple", "Type", "TypedDict", "Union")
 
 
 def _evaluate(annotation: str, namespace: Dict[str, Any]) -> Any:
@@ -26,8 +25,10 @@ def _evaluate(annotation: str, namespace: Dict[str, Any]) -> Any:
 
 def _namespace() -> Dict[str, Any]:
     """Typing names plus a TypedDict for every struct the host described."""
+    import typing
+
     conn = connection()
-    ns = dict(_TYPING_NAMES)
+    ns: Dict[str, Any] = {name: getattr(typing, name) for name in _TYPING_NAMES}
     for name, fields in getattr(conn, "types", {}).items():
         try:
             ns[name] = typing.TypedDict(name, {f: _evaluate(a, ns) for f, a in fields})  # type: ignore[operator]

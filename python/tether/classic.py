@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from typing import Any, Optional, Tuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
+    from typing import Any, Optional, Tuple
 
 from ._errors import ConnectionLost, Error, NotConnected, RemoteError
 

@@ -21,8 +21,58 @@ use std::time::Instant;
 
 use tether::{Host, Script, Stdio, Value};
 
+/// The interpreter: `TETHER_PYTHON`, else `python3` resolved to the real
+/// executable once (a pyenv shim on PATH would add its own start-up to
+/// every figure).
 fn python() -> PathBuf {
-    std::env::var_os("TETHER_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from)
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("TETHER_PYTHON") {
+                return PathBuf::from(p);
+            }
+            Command::new("python3")
+                .args(["-c", "import sys; print(sys.executable)"])
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .map_or_else(|| PathBuf::from("python3"), PathBuf::from)
+        })
+        .clone()
+}
+
+/// Runs `f` with this thread (and the threads and processes it starts)
+/// pinned to CPU 0: both sides of a round trip then share one core.
+fn pinned<T>(f: impl FnOnce() -> T) -> T {
+    use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
+    let all = sched_getaffinity(None).unwrap();
+    let mut one = CpuSet::new();
+    one.set(0);
+    sched_setaffinity(None, &one).unwrap();
+    let out = f();
+    sched_setaffinity(None, &all).unwrap();
+    out
+}
+
+/// Resident and peak resident memory of this process, in bytes.
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Starts a new peak for [`rss`] (Linux: writing 5 to `clear_refs`).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn calls() -> usize {
@@ -146,6 +196,10 @@ fn seed_program(n: usize) -> Option<f64> {
 }
 
 fn tether_echo(n: usize, classic: bool) -> f64 {
+    tether_echo_with(n, classic, true)
+}
+
+fn tether_echo_with(n: usize, classic: bool, spin: bool) -> f64 {
     let code = if classic {
         format!(
             r#"
@@ -179,6 +233,9 @@ print((time.perf_counter() - t) / n * 1e6)
         .function("echo(value)", |v: Value| v);
     if classic {
         host = host.classic();
+    }
+    if !spin {
+        host = host.spin(std::time::Duration::ZERO);
     }
     let out = host
         .run(Script::new(write_script("echo.py", &code)).stdout(Stdio::Capture))
@@ -276,6 +333,167 @@ asyncio.run(main())
     (measure(&sequential), measure(&threads), measure(&asyncio))
 }
 
+const MIB: usize = 1024 * 1024;
+
+/// 256 MiB from this process to Python and back over bare pipes raised to
+/// 1 MiB, read into preallocated buffers on both sides: GB/s counting both
+/// directions.
+fn bare_bulk(size: usize) -> f64 {
+    let code = format!(
+        r#"
+import os, fcntl
+n = {size}
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+for fd in (0, 1):
+    try:
+        fcntl.fcntl(fd, F_SETPIPE_SZ, 1 << 20)
+    except OSError:
+        pass
+buf = bytearray(b"\1") * n  # touched: no page faults while timed
+view = memoryview(buf)
+os.write(1, b"r")
+got = 0
+while got < n:
+    got += os.readv(0, [view[got:]])
+sent = 0
+while sent < n:
+    sent += os.write(1, view[sent:])
+"#
+    );
+    let mut child = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .stdin(StdStdio::piped())
+        .stdout(StdStdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to = child.stdin.take().unwrap();
+    let mut from = child.stdout.take().unwrap();
+    let _ = rustix::pipe::fcntl_setpipe_size(&to, MIB);
+    let _ = rustix::pipe::fcntl_setpipe_size(&from, MIB);
+    let data = vec![7u8; size];
+    let mut back = vec![1u8; size];
+    // The clock starts once Python is up and its buffer is ready.
+    let mut ready = [0u8; 1];
+    from.read_exact(&mut ready).unwrap();
+    let t = Instant::now();
+    to.write_all(&data).unwrap();
+    from.read_exact(&mut back).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    drop(to);
+    child.wait().unwrap();
+    assert!(back == data);
+    (2 * size) as f64 / secs / 1e9
+}
+
+/// `host.echo(data)` with `size` bytes: GB/s counting both directions, and
+/// how far the host's peak resident memory rose above where it was, in
+/// multiples of `size`.
+fn tether_bulk(size: usize) -> (f64, f64) {
+    let code = format!(
+        r#"
+import time
+from tether import host
+data = b"x" * {size}
+host.echo(b"warm")
+t = time.perf_counter()
+back = host.echo(data)
+secs = time.perf_counter() - t
+assert len(back) == len(data) and back[:1] == b"x" and back[-1:] == b"x"
+print(2 * {size} / secs / 1e9)
+"#
+    );
+    let host = Host::new()
+        .python(python())
+        .max_frame_size(u32::try_from(size + MIB).unwrap())
+        .function("echo(value)", |v: Value| v);
+    let (before, _) = rss();
+    reset_peak();
+    let out = host
+        .run(Script::new(write_script("bulk.py", &code)).stdout(Stdio::Capture))
+        .unwrap();
+    let (_, peak) = rss();
+    let text = String::from_utf8_lossy(out.stdout().unwrap()).into_owned();
+    let rate = text
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("bulk script said: {text} {:?}", out.stderr()));
+    (rate, peak.saturating_sub(before) as f64 / size as f64)
+}
+
+/// `children` scripts at once, each making `n` sequential calls: calls per
+/// second in all, with spinning at its default bound or switched off.
+fn crowd(children: usize, n: usize, spin: bool) -> f64 {
+    let code = format!(
+        r#"
+from tether import host
+echo = host.echo
+for i in range({n}):
+    echo(i)
+"#
+    );
+    let script = write_script("crowd.py", &code);
+    let mut host = Host::new()
+        .python(python())
+        .function("echo(value)", |v: Value| v);
+    if !spin {
+        host = host.spin(std::time::Duration::ZERO);
+    }
+    let t = Instant::now();
+    let running: Vec<_> = (0..children)
+        .map(|_| host.spawn(Script::new(&script)).unwrap())
+        .collect();
+    for child in running {
+        assert!(child.wait().unwrap().success());
+    }
+    (children * n) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// What an idle script costs the host, in bytes: `k` scripts that have
+/// made one call and wait in `tether.serve()`.
+fn idle_child_cost(k: usize) -> f64 {
+    let code = "from tether import host\nimport tether\nhost.ready()\ntether.serve()\n";
+    let script = write_script("idle.py", code);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let tx = std::sync::Mutex::new(tx);
+    let host = Host::new().python(python()).function("ready()", move || {
+        let _ = tx.lock().unwrap().send(());
+    });
+    // Start the pool and the watchdog before measuring.
+    let warm = host.spawn(Script::new(&script)).unwrap();
+    rx.recv().unwrap();
+    let (before, _) = rss();
+    let children: Vec<_> = (0..k)
+        .map(|_| host.spawn(Script::new(&script)).unwrap())
+        .collect();
+    for _ in 0..k {
+        rx.recv().unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (after, _) = rss();
+    for child in children.into_iter().chain([warm]) {
+        child.shutdown(std::time::Duration::from_secs(2)).unwrap();
+    }
+    after.saturating_sub(before) as f64 / k as f64
+}
+
+/// How much `import tether` plus connecting and one call add to the
+/// script's resident memory, in bytes.
+fn import_cost() -> f64 {
+    let code = r#"
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+before = rss()
+import tether
+from tether import host
+host.echo(1)
+print(rss() - before)
+"#;
+    measure(code)
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
@@ -298,6 +516,8 @@ struct Table {
     title: &'static str,
     unit: &'static str,
     rows: Vec<(String, f64)>,
+    /// Whether rows compare with the first (else they are separate figures).
+    ratios: bool,
 }
 
 impl Table {
@@ -305,14 +525,18 @@ impl Table {
         let base = self.rows[0].1;
         println!("\n{:<44} {:>10} {:>8}", self.title, self.unit, "ratio");
         for (label, value) in &self.rows {
-            let decimals = if self.unit == "µs" {
-                2
-            } else if self.unit == "ms" {
+            let decimals = if self.unit == "ms" {
                 1
-            } else {
+            } else if *value >= 1000.0 {
                 0
+            } else {
+                2
             };
-            println!("{label:<44} {value:>10.decimals$} {:>8.2}", value / base);
+            if self.ratios {
+                println!("{label:<44} {value:>10.decimals$} {:>8.2}", value / base);
+            } else {
+                println!("{label:<44} {value:>10.decimals$}");
+            }
         }
     }
 
@@ -323,7 +547,12 @@ impl Table {
             self.title, self.unit
         ));
         for (label, value) in &self.rows {
-            out.push_str(&format!("| {label} | {value:.2} | {:.2} |\n", value / base));
+            let ratio = if self.ratios {
+                format!("{:.2}", value / base)
+            } else {
+                String::new()
+            };
+            out.push_str(&format!("| {label} | {value:.2} | {ratio} |\n"));
         }
     }
 }
@@ -369,6 +598,7 @@ fn main() {
         let mut small = Table {
             title: "small call (mean of one round trip)",
             unit: "µs",
+            ratios: true,
             rows: vec![
                 (
                     "bare pipe round trip, Rust <-> Python".into(),
@@ -403,6 +633,7 @@ fn main() {
             (0..runs).map(|_| nested_and_plain(n / 4)).unzip();
         let nesting = Table {
             title: "nesting (mean of one call)",
+            ratios: true,
             unit: "µs",
             rows: vec![
                 ("plain call host.echo(i)".into(), median(plain)),
@@ -425,6 +656,7 @@ fn main() {
         }
         let throughput = Table {
             title: "throughput",
+            ratios: true,
             unit: "calls/s",
             rows: vec![
                 ("one thread, sequential host.add".into(), median(seq)),
@@ -434,6 +666,95 @@ fn main() {
         };
 
         tables.push(throughput);
+    }
+    if wanted("pinned") {
+        let pinned = Table {
+            title: "small call, both sides pinned to one vCPU (µs)",
+            unit: "µs",
+            ratios: true,
+            rows: vec![
+                (
+                    "bare pipe round trip, pinned".into(),
+                    pinned(|| each(&|| bare_round_trip(n, false))),
+                ),
+                (
+                    "tether host.echo(i), pinned".into(),
+                    pinned(|| each(&|| tether_echo(n, false))),
+                ),
+            ],
+        };
+        tables.push(pinned);
+    }
+    if wanted("crowd") {
+        let per = (n / 8).max(100);
+        let crowd_table = Table {
+            title: "8 scripts at once on 2 vCPUs, calls/s in all",
+            unit: "calls/s",
+            ratios: true,
+            rows: vec![
+                ("spinning off".into(), each(&|| crowd(8, per, false))),
+                (
+                    "spinning on (adaptive, the default)".into(),
+                    each(&|| crowd(8, per, true)),
+                ),
+            ],
+        };
+        tables.push(crowd_table);
+    }
+    if wanted("bulk") {
+        let size: usize = std::env::var("TETHER_BENCH_BULK_MIB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
+            * MIB;
+        let bulk_runs = 3;
+        let bare = median((0..bulk_runs).map(|_| bare_bulk(size)).collect());
+        let (rates, peaks): (Vec<f64>, Vec<f64>) =
+            (0..bulk_runs).map(|_| tether_bulk(size)).unzip();
+        tables.push(Table {
+            title: "bulk: echo of one large bytes value, both directions",
+            unit: "GB/s",
+            ratios: true,
+            rows: vec![
+                (
+                    format!("bare pipes raised to 1 MiB, {} MiB", size / MIB),
+                    bare,
+                ),
+                (
+                    format!("tether host.echo(data), {} MiB", size / MIB),
+                    median(rates),
+                ),
+            ],
+        });
+        tables.push(Table {
+            title: "memory while echoing it",
+            unit: "MiB",
+            ratios: true,
+            rows: vec![
+                ("the value".into(), (size / MIB) as f64),
+                (
+                    "host peak RSS growth".into(),
+                    median(peaks) * (size / MIB) as f64,
+                ),
+            ],
+        });
+    }
+    if wanted("memory") {
+        tables.push(Table {
+            title: "memory",
+            unit: "MiB",
+            ratios: false,
+            rows: vec![
+                (
+                    "host RSS per idle script".into(),
+                    idle_child_cost(10) / MIB as f64,
+                ),
+                (
+                    "script RSS added by import tether + first call".into(),
+                    median((0..runs).map(|_| import_cost()).collect()) / MIB as f64,
+                ),
+            ],
+        });
     }
     if wanted("startup") {
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.py");
@@ -467,6 +788,7 @@ fn main() {
         });
         let startup = Table {
             title: "start-up (wall time)",
+            ratios: true,
             unit: "ms",
             rows: vec![
                 ("python3 -c pass".into(), py),

@@ -39,7 +39,11 @@ fn client_dir_in(base: &Path) -> io::Result<PathBuf> {
             .map(|d| d.as_nanos())
             .unwrap_or(0)
     ));
-    let written = write_tree(&tmp).and_then(|()| fs::rename(&tmp, &dir));
+    // The marker lets the client cache its bytecode here even where
+    // PYTHONDONTWRITEBYTECODE is set: this directory is tether's own.
+    let written = write_tree(&tmp)
+        .and_then(|()| fs::write(tmp.join("tether").join(BUNDLE_MARKER), b""))
+        .and_then(|()| fs::rename(&tmp, &dir));
     match written {
         Ok(()) => Ok(dir),
         // Another host renamed its copy into place first: use that one.
@@ -53,6 +57,9 @@ fn client_dir_in(base: &Path) -> io::Result<PathBuf> {
         }
     }
 }
+
+/// Marks a copy of the client as the host's own cached bundle.
+const BUNDLE_MARKER: &str = ".bundled";
 
 pub(crate) fn write_tree(root: &Path) -> io::Result<()> {
     for (rel, contents) in CLIENT_FILES {

@@ -74,7 +74,7 @@ macro_rules! impl_into_function {
         impl<F, R, $($arg,)*> IntoFunction<($($arg,)*), R> for F
         where
             F: Fn($($arg),*) -> R + Send + Sync + 'static,
-            $($arg: DeserializeOwned,)*
+            $($arg: DeserializeOwned + 'static,)*
         {
             fn arg_types() -> Vec<&'static str> {
                 vec![$(std::any::type_name::<$arg>()),*]
@@ -89,13 +89,39 @@ macro_rules! impl_into_function {
             fn invoke(&self, args: Vec<Value>) -> Result<R, (usize, String)> {
                 let mut args = args.into_iter();
                 $(
-                    let $arg: $arg = from_value(args.next().unwrap_or(Value::Null))
+                    let $arg: $arg = argument(args.next().unwrap_or(Value::Null))
                         .map_err(|e| ($idx, e.to_string()))?;
                 )*
                 Ok((self)($($arg),*))
             }
         }
     };
+}
+
+/// Converts one argument; a [`Value`] parameter takes the value as it is
+/// (a large bytes value is not copied).
+fn argument<T: DeserializeOwned + 'static>(value: Value) -> Result<T, crate::ValueError> {
+    let mut slot = Some(value);
+    if let Some(same) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<T>>() {
+        if let Some(v) = same.take() {
+            return Ok(v);
+        }
+    }
+    from_value(slot.unwrap_or_default())
+}
+
+/// Converts a result; a [`Value`] is sent as it is (without a copy).
+fn result<R: Serialize + 'static>(r: R) -> Result<Value, crate::ValueError> {
+    let mut slot = Some(r);
+    if let Some(value) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<Value>>() {
+        if let Some(v) = value.take() {
+            return Ok(v);
+        }
+    }
+    match &slot {
+        Some(r) => to_value(r),
+        None => Ok(Value::Null),
+    }
 }
 
 impl_into_function!();
@@ -113,11 +139,11 @@ impl Function {
     pub fn plain<F, A, R>(signature: &str, f: F) -> Result<Function, String>
     where
         F: IntoFunction<A, R>,
-        R: Serialize,
+        R: Serialize + 'static,
     {
         Function::build::<F, A, R>(signature, std::any::type_name::<R>(), move |args| {
             let r = f.invoke(args).map_err(arg_failure)?;
-            to_value(&r).map_err(|e| Failure::Result(e.to_string()))
+            result(r).map_err(|e| Failure::Result(e.to_string()))
         })
     }
 
@@ -125,12 +151,12 @@ impl Function {
     pub fn fallible<F, A, T, E>(signature: &str, f: F) -> Result<Function, String>
     where
         F: IntoFunction<A, Result<T, E>>,
-        T: Serialize,
+        T: Serialize + 'static,
         E: Display + 'static,
     {
         Function::build::<F, A, Result<T, E>>(signature, std::any::type_name::<T>(), move |args| {
             match f.invoke(args).map_err(arg_failure)? {
-                Ok(r) => to_value(&r).map_err(|e| Failure::Result(e.to_string())),
+                Ok(r) => result(r).map_err(|e| Failure::Result(e.to_string())),
                 Err(e) => Err(Failure::Function(function_error(e))),
             }
         })

@@ -139,7 +139,7 @@ impl Host {
     pub fn function<F, A, R>(self, signature: &str, f: F) -> Host
     where
         F: IntoFunction<A, R>,
-        R: Serialize,
+        R: Serialize + 'static,
     {
         self.register(Function::plain(signature, f))
     }
@@ -161,7 +161,7 @@ impl Host {
     pub fn try_function<F, A, T, E>(self, signature: &str, f: F) -> Host
     where
         F: IntoFunction<A, Result<T, E>>,
-        T: Serialize,
+        T: Serialize + 'static,
         E: std::fmt::Display + 'static,
     {
         self.register(Function::fallible(signature, f))

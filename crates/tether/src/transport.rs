@@ -26,6 +26,26 @@ use crate::protocol::DecodeError;
 /// How often to check for exit on kernels without pidfd.
 const EXIT_POLL: Duration = Duration::from_millis(20);
 
+/// A frame at least this large raises its pipe to [`LARGE_PIPE`].
+const LARGE_FRAME: usize = 256 * 1024;
+
+/// The pipe size for large values: they then move in fewer, larger steps
+/// (Linux lets anyone raise a pipe to 1 MiB by default). Pipes start at the
+/// default size and are raised only once a large frame uses them, because
+/// the kernel counts a raised pipe against the user's pipe allowance
+/// (`fs.pipe-user-pages-soft`) whether it holds data or not.
+const LARGE_PIPE: usize = 1024 * 1024;
+
+/// Raises `fd`'s pipe to [`LARGE_PIPE`] once; refused means it stays as it is.
+fn raise_pipe(fd: &File, raised: &mut bool) {
+    if !*raised {
+        *raised = true;
+        if let Err(e) = rustix::pipe::fcntl_setpipe_size(fd, LARGE_PIPE) {
+            tracing::debug!("cannot raise a pipe to {LARGE_PIPE} bytes: {e}");
+        }
+    }
+}
+
 /// Knows whether the child has exited: through its pidfd, or through a flag
 /// the reader sets (on kernels without pidfd).
 #[derive(Clone)]
@@ -131,12 +151,15 @@ pub(crate) struct Reader {
     /// When bytes last arrived.
     last_heard: Instant,
     spin: Spin,
+    /// The pipe was raised for large frames.
+    raised: bool,
 }
 
 impl Reader {
     pub fn new(fd: File, max_frame: u32, watch: ExitWatch, limits: Limits, spin: Spin) -> Reader {
         Reader {
             spin,
+            raised: false,
             fd,
             frames: FrameReader::new(max_frame),
             watch,
@@ -207,6 +230,9 @@ impl Reader {
                         continue;
                     }
                 }
+            }
+            if !self.raised && self.frames.pending_len().is_some_and(|n| n >= LARGE_FRAME) {
+                raise_pipe(&self.fd, &mut self.raised);
             }
             let fd = &self.fd;
             let mut short = false;
@@ -320,6 +346,8 @@ pub(crate) struct Gone;
 pub(crate) struct Writer {
     fd: Option<File>,
     watch: ExitWatch,
+    /// The pipe was raised for large frames.
+    raised: bool,
 }
 
 impl Writer {
@@ -327,6 +355,7 @@ impl Writer {
         Writer {
             fd: Some(fd),
             watch,
+            raised: false,
         }
     }
 
@@ -357,6 +386,9 @@ impl Writer {
         let Some(fd) = &self.fd else {
             return Ok(Err(Gone));
         };
+        if !self.raised && parts.iter().map(|p| p.len()).sum::<usize>() >= LARGE_FRAME {
+            raise_pipe(fd, &mut self.raised);
+        }
         let mut index = 0;
         let mut offset = 0;
         while index < parts.len() {

@@ -23,6 +23,9 @@ const CHUNK: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct FrameReader {
     buf: BytesMut,
+    /// Bytes at the end of `buf` that are zeroed room for a large frame's
+    /// next read, not data: room is made once per doubling, not per read.
+    room: usize,
     scratch: Option<Box<[u8]>>,
     max: u32,
 }
@@ -33,6 +36,7 @@ impl FrameReader {
     pub fn new(max: u32) -> FrameReader {
         FrameReader {
             buf: BytesMut::new(),
+            room: 0,
             scratch: None,
             max,
         }
@@ -45,7 +49,7 @@ impl FrameReader {
 
     /// Bytes received but not yet returned as a frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.room
     }
 
     /// Reads once with `read`, which gets a buffer to fill and returns how
@@ -62,14 +66,17 @@ impl FrameReader {
         &mut self,
         read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
     ) -> Result<usize, E> {
-        let have = self.buf.len();
+        let have = self.buffered();
         match self.pending_len() {
             Some(total) if total > CHUNK => {
-                let want = (total - have).min(have.max(CHUNK));
-                self.buf.resize(have + want, 0);
+                if self.room == 0 {
+                    let want = (total - have).min(have.max(CHUNK));
+                    self.buf.resize(have + want, 0);
+                    self.room = want;
+                }
                 let result = read(&mut self.buf[have..]);
-                let got = result.as_ref().map_or(0, |n| (*n).min(want));
-                self.buf.truncate(have + got);
+                let got = result.as_ref().map_or(0, |n| (*n).min(self.room));
+                self.room -= got;
                 result
             }
             _ => {
@@ -87,7 +94,14 @@ impl FrameReader {
 
     /// Appends bytes that arrived by other means (tests, in-memory peers).
     pub fn feed(&mut self, data: &[u8]) {
+        self.drop_room();
         self.buf.extend_from_slice(data);
+    }
+
+    fn drop_room(&mut self) {
+        let len = self.buffered();
+        self.buf.truncate(len);
+        self.room = 0;
     }
 
     /// The next complete frame body, `Ok(None)` when more bytes are needed,
@@ -96,9 +110,11 @@ impl FrameReader {
         let Some(total) = self.checked_len()? else {
             return Ok(None);
         };
-        if self.buf.len() < total {
+        if self.buffered() < total {
             return Ok(None);
         }
+        // Room is never made past the frame's end, so none is left here.
+        self.drop_room();
         let mut frame = self.buf.split_to(total);
         let body = frame.split_off(HEADER_LEN);
         Ok(Some(body.freeze()))
@@ -107,11 +123,11 @@ impl FrameReader {
     /// Call at end of file: `Ok(())` when the stream ended between frames,
     /// an error when it ended inside one.
     pub fn finish(&self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() {
+        if self.buffered() == 0 {
             Ok(())
         } else {
             Err(DecodeError::Truncated {
-                have: self.buf.len(),
+                have: self.buffered(),
                 need: self.pending_len().unwrap_or(HEADER_LEN),
             })
         }
@@ -130,7 +146,9 @@ impl FrameReader {
         Ok(Some(HEADER_LEN + len as usize))
     }
 
-    fn pending_len(&self) -> Option<usize> {
+    /// The whole length (prefix included) of the frame now arriving, once
+    /// its prefix is in and within the limit.
+    pub fn pending_len(&self) -> Option<usize> {
         peek_len(&self.buf)
             .filter(|len| *len <= self.max)
             .map(|len| HEADER_LEN + len as usize)
@@ -254,5 +272,33 @@ mod tests {
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0], body);
         assert_eq!(frames[1], &b"next"[..]);
+    }
+
+    #[test]
+    fn a_large_frame_read_in_small_pieces_arrives_whole() {
+        // Short reads, as a pipe gives them: each read fills part of the
+        // room made for it, and the next read continues there.
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let wire = frame(&body);
+        let mut reader = FrameReader::new(1 << 23);
+        let mut pos = 0;
+        let mut largest_offer = 0;
+        let mut got = None;
+        while got.is_none() {
+            reader
+                .read_with(|buf| {
+                    largest_offer = largest_offer.max(buf.len());
+                    let n = buf.len().min(wire.len() - pos).min(65_536);
+                    buf[..n].copy_from_slice(&wire[pos..pos + n]);
+                    pos += n;
+                    Ok::<_, ()>(n)
+                })
+                .unwrap();
+            assert!(reader.buffered() <= pos);
+            got = reader.next_frame().unwrap();
+        }
+        assert_eq!(got.unwrap(), body);
+        assert_eq!(reader.buffered(), 0);
+        assert!(largest_offer <= body.len());
     }
 }
