@@ -257,20 +257,25 @@ _MAPPED = 1 << 20
 def _buffer(length: int) -> Any:
     """A writable buffer of ``length`` bytes for a large frame to be read into.
 
-    From 1 MiB up it is an anonymous memory mapping, faulted in by one system
-    call where Python allows it (MAP_POPULATE): no pass of zeroes like a
-    bytearray's, and no page fault per 4 KiB while the pipe fills it.
+    From 1 MiB up it is an anonymous memory mapping: no pass of zeroes like a
+    bytearray's, and large pages where the system allows them, so that the
+    pipe fills it with few page faults.
     """
     if length >= _MAPPED:
         try:
             import mmap
 
-            flags = mmap.MAP_PRIVATE | getattr(mmap, "MAP_ANONYMOUS", 0x20) | getattr(mmap, "MAP_POPULATE", 0)
-            return mmap.mmap(-1, length, flags=flags)
+            buf = mmap.mmap(-1, length, flags=mmap.MAP_PRIVATE | getattr(mmap, "MAP_ANONYMOUS", 0x20))
+            advice = getattr(mmap, "MADV_HUGEPAGE", None)
+            if advice is not None:
+                try:
+                    buf.madvise(advice)
+                except OSError:
+                    pass
+            return buf
         except (ImportError, OSError, ValueError):
             pass
     return bytearray(length)
-
 
 
 class FrameDecoder:
