@@ -213,6 +213,11 @@ class Connection:
         self._aio_loop: Any = None
         self._serve_waiters: List[Any] = []
         self.max_frame = _framing.DEFAULT_MAX_FRAME
+        # Shared memory (when the host offers it): the socket, the
+        # (threshold, place) for what we send, and the mapper for what comes.
+        self._side: Any = None
+        self._share: Any = None
+        self._shared: Any = None
         self.host_version = "?"
         self.functions: Dict[str, Function] = {}
 
@@ -238,7 +243,15 @@ class Connection:
             raise NotConnected(
                 "the tether descriptors %s=%r, %s=%r are unusable: %s" % (READ_VAR, r, WRITE_VAR, w, e)
             ) from None
-        return cls(rfd, wfd)
+        conn = cls(rfd, wfd)
+        if os.environ.get("TETHER_SHM_FD"):
+            from . import _shm
+
+            side = _shm.Side.from_environment()
+            if side is not None:
+                conn._side = side
+                conn._shared = lambda offset, length: side.resolve(offset, length, conn.max_frame)
+        return conn
 
     def handshake(self) -> None:
         """Exchange versions with the host; call once, before anything else.
@@ -322,7 +335,7 @@ class Connection:
         message: Dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params:
             message["params"] = params
-        self._send(_framing.encode(message, self.max_frame))
+        self._send(*self._encode(message, self.max_frame))
 
     # -- serving the host's calls ---------------------------------------------
 
@@ -375,7 +388,7 @@ class Connection:
         msg_id = next(self._ids)
         self._register(msg_id, slot)
         try:
-            self._send(_framing.encode(_framing.request(msg_id, method, params), self.max_frame))
+            self._send(*self._encode(_framing.request(msg_id, method, params), self.max_frame))
         except BaseException:
             self._forget(msg_id)
             raise
@@ -453,13 +466,14 @@ class Connection:
         requests: List[Dict[str, Any]] = []
         decoder = self._decoder
         decode = _framing.decode
+        shared = self._shared
         got = False
         while True:
             try:
                 body = decoder.next()
                 if body is not None:
                     got = True
-                    msg = decode(body)
+                    msg = decode(body, shared)
                     if "method" in msg:
                         requests.append(msg)
                     else:
@@ -677,12 +691,12 @@ class Connection:
             return
         try:
             _framing.check_value(result)
-            pieces = _framing.encode({"jsonrpc": "2.0", "id": msg_id, "result": result}, self.max_frame)
+            pieces, fds = self._encode({"jsonrpc": "2.0", "id": msg_id, "result": result}, self.max_frame)
         except Exception as e:
             self._reply_error(msg_id, INTERNAL_ERROR, "%s() returned a value that cannot be sent: %s" % (name, e),
                               {"kind": "BadResult", "function": name})
             return
-        self._send_quietly(pieces)
+        self._send_quietly(pieces, fds)
 
     def _reply_exception(self, msg_id: Any, name: str, e: BaseException) -> None:
         import traceback
@@ -701,9 +715,9 @@ class Connection:
         error = {"code": code, "message": message, "data": data}
         self._send_quietly(_framing.encode({"jsonrpc": "2.0", "id": msg_id, "error": error}, 1 << 30))
 
-    def _send_quietly(self, pieces: List[_framing.Buffer]) -> None:
+    def _send_quietly(self, pieces: List[_framing.Buffer], fds: Optional[List[int]] = None) -> None:
         try:
-            self._send(pieces)
+            self._send(pieces, fds)
         except ConnectionLost:
             pass
 
@@ -733,7 +747,9 @@ class Connection:
     # -- plumbing ---------------------------------------------------------------
 
     def _hello(self) -> None:
-        params = {"protocol": PROTOCOL_VERSION, "version": __version__, "python": sys.version.split()[0]}
+        params: Dict[str, Any] = {"protocol": PROTOCOL_VERSION, "version": __version__, "python": sys.version.split()[0]}
+        if self._side is not None:
+            params["shm"] = True
         slot = _Slot()
         self._register(0, slot)
         self._send(_framing.encode(_framing.request(0, "rpc.hello", params), self.max_frame))
@@ -749,6 +765,9 @@ class Connection:
                 "run the script with the client the host bundles" % (__version__, PROTOCOL_VERSION, result)
             )
         self.host_version = str(result.get("version", "?"))
+        threshold = result.get("shm")
+        if self._side is not None and type(threshold) is int and threshold > 0:
+            self._share = (threshold, self._side.place)
         self.max_frame = int(result.get("max_frame", self.max_frame))
         self._decoder.max_frame = self.max_frame
         for f in result.get("functions", []):
@@ -801,11 +820,26 @@ class Connection:
         except OSError as e:
             raise ConnectionLost("writing to the host failed: %s" % e) from None
 
-    def _send(self, pieces: List[_framing.Buffer]) -> None:
+    def _encode(self, message: Dict[str, Any], max_frame: int) -> Tuple[List[_framing.Buffer], List[int]]:
+        """The pieces of a frame, and the memory files of its shared values."""
+        fds: List[int] = []
+        try:
+            return _framing.encode(message, max_frame, self._share, fds), fds
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+
+    def _send(self, pieces: List[_framing.Buffer], fds: Optional[List[int]] = None) -> None:
         if self._closed:
+            for fd in fds or ():
+                os.close(fd)
             raise ConnectionLost("the connection to the host was closed")
         try:
             with self._write_lock:
+                if fds:
+                    # The host takes them in this order while it decodes the frame.
+                    self._side.send(fds)
                 if len(pieces) == 1:
                     data = memoryview(pieces[0])
                     while data:

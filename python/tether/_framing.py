@@ -12,7 +12,7 @@ import json
 import struct
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
-    from typing import Any, Dict, List, Optional, Tuple, Union
+    from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
     Buffer = Union[bytes, bytearray, memoryview]
 
@@ -22,6 +22,8 @@ HEADER = struct.Struct("<I")
 _HEADER2 = struct.Struct("<II")
 BYTES_KEY = "$bytes"
 _BYTES_MARK = b'"$bytes"'
+SHARED_KEY = "$shm"
+_SHARED_MARK = b'"$shm"'
 _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 64) - 1
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
@@ -50,8 +52,10 @@ def check_value(value: Any) -> None:
             check_value(item)
         return
     if t is dict:
-        if len(value) == 1 and BYTES_KEY in value:
-            raise ValueError('a dict whose only key is "$bytes" cannot be sent: that shape is reserved for bytes')
+        if len(value) == 1 and (BYTES_KEY in value or SHARED_KEY in value):
+            raise ValueError(
+                'a dict whose only key is "%s" cannot be sent: that shape is reserved for bytes' % next(iter(value))
+            )
         for key, item in value.items():
             if type(key) is not str:
                 raise TypeError("dict key %r is a %s; only str keys can be sent" % (key, type(key).__name__))
@@ -76,8 +80,18 @@ def check_value(value: Any) -> None:
     raise TypeError("cannot send a value of type %s" % type(value).__name__)
 
 
-def encode(message: Dict[str, Any], max_frame: int = DEFAULT_MAX_FRAME) -> List[Buffer]:
+def encode(
+    message: Dict[str, Any],
+    max_frame: int = DEFAULT_MAX_FRAME,
+    share: Optional[Tuple[int, Callable[[memoryview, List[int]], int]]] = None,
+    fds: Optional[List[int]] = None,
+) -> List[Buffer]:
     """Encode one message as the pieces of one frame, to be written in order.
+
+    With ``share`` = ``(threshold, place)``, bytes values of at least
+    ``threshold`` bytes go to shared memory: ``place(view, fds)`` puts one in
+    a memory file, appends the descriptor to ``fds`` and returns the value's
+    offset in it; the caller passes ``fds`` before writing the frame.
 
     Raises:
         FrameTooLarge: the frame would exceed ``max_frame``.
@@ -90,7 +104,7 @@ def encode(message: Dict[str, Any], max_frame: int = DEFAULT_MAX_FRAME) -> List[
         blobs: List[Buffer] = []
         size = 0
     except _HasBytes:
-        text, blobs, size = _encode_with_bytes(message)
+        text, blobs, size = _encode_with_bytes(message, share, fds if fds is not None else [])
     except UnicodeEncodeError as e:
         raise ValueError("a string cannot be sent: %s" % e) from None
     except ValueError as e:
@@ -179,7 +193,11 @@ def encode_call(msg_id: int, method: str, args: Tuple[Any, ...], max_frame: int)
     return _HEADER2.pack(n + 4, n) + data
 
 
-def _encode_with_bytes(message: Dict[str, Any]) -> Tuple[bytes, List[Buffer], int]:
+def _encode_with_bytes(
+    message: Dict[str, Any],
+    share: Optional[Tuple[int, Callable[[memoryview, List[int]], int]]],
+    fds: List[int],
+) -> Tuple[bytes, List[Buffer], int]:
     blobs: List[Buffer] = []
     size = 0
 
@@ -188,6 +206,8 @@ def _encode_with_bytes(message: Dict[str, Any]) -> Tuple[bytes, List[Buffer], in
         if isinstance(obj, (bytes, bytearray, memoryview)):
             view = obj if isinstance(obj, bytes) else memoryview(obj).cast("B")
             n = len(view)
+            if share is not None and n >= share[0]:
+                return {SHARED_KEY: [share[1](memoryview(view), fds), n]}
             blobs.append(view)
             size += n
             return {BYTES_KEY: [size - n, n]}
@@ -197,11 +217,13 @@ def _encode_with_bytes(message: Dict[str, Any]) -> Tuple[bytes, List[Buffer], in
     return text, blobs, size
 
 
-def decode(body: Buffer) -> Dict[str, Any]:
+def decode(body: Buffer, shared: Optional[Callable[[int, int], Any]] = None) -> Dict[str, Any]:
     """Decode one frame body (without its length prefix) into a message dict.
 
     Bytes values are ``bytes``, except in a body that is a memoryview (a large
     frame read in place), where they are read-only memoryviews into it.
+    ``shared(offset, length)`` maps a value that came in shared memory (a
+    read-only memoryview); without it such a value is a protocol error.
 
     Raises:
         ProtocolError: the body is not a valid native message.
@@ -214,7 +236,7 @@ def decode(body: Buffer) -> Dict[str, Any]:
         raise ProtocolError("JSON length %d exceeds the frame body of %d bytes" % (json_len, len(body)))
     text = bytes(body[4:end])
     try:
-        if _BYTES_MARK not in text:
+        if _BYTES_MARK not in text and _SHARED_MARK not in text:
             string = text.decode("utf-8")
             try:
                 message, stop = _SCAN(string, 0)
@@ -229,6 +251,13 @@ def decode(body: Buffer) -> Dict[str, Any]:
             keep_view = isinstance(body, memoryview)
 
             def resolve(obj: Dict[str, Any]) -> Any:
+                if len(obj) == 1 and SHARED_KEY in obj:
+                    ref = obj[SHARED_KEY]
+                    if shared is None:
+                        raise ProtocolError("a shared-memory value, but shared memory is off")
+                    if type(ref) is list and len(ref) == 2 and all(type(x) is int and x >= 0 for x in ref):
+                        return shared(ref[0], ref[1])
+                    raise ProtocolError("bad shared-memory reference %r" % (ref,))
                 if len(obj) == 1 and BYTES_KEY in obj:
                     ref = obj[BYTES_KEY]
                     if (

@@ -389,7 +389,7 @@ while sent < n:
 /// `host.echo(data)` with `size` bytes: GB/s counting both directions, and
 /// how far the host's peak resident memory rose above where it was, in
 /// multiples of `size`.
-fn tether_bulk(size: usize) -> (f64, f64) {
+fn tether_bulk(size: usize, shared_memory: bool) -> (f64, f64) {
     let code = format!(
         r#"
 import time
@@ -403,10 +403,13 @@ assert len(back) == len(data) and back[:1] == b"x" and back[-1:] == b"x"
 print(2 * {size} / secs / 1e9)
 "#
     );
-    let host = Host::new()
+    let mut host = Host::new()
         .python(python())
         .max_frame_size(u32::try_from(size + MIB).unwrap())
         .function("echo(value)", |v: Value| v);
+    if shared_memory {
+        host = host.shared_memory(MIB);
+    }
     let (before, _) = rss();
     reset_peak();
     let out = host
@@ -710,7 +713,9 @@ fn main() {
         let bulk_runs = 3;
         let bare = median((0..bulk_runs).map(|_| bare_bulk(size)).collect());
         let (rates, peaks): (Vec<f64>, Vec<f64>) =
-            (0..bulk_runs).map(|_| tether_bulk(size)).unzip();
+            (0..bulk_runs).map(|_| tether_bulk(size, false)).unzip();
+        let (shm_rates, shm_peaks): (Vec<f64>, Vec<f64>) =
+            (0..bulk_runs).map(|_| tether_bulk(size, true)).unzip();
         tables.push(Table {
             title: "bulk: echo of one large bytes value, both directions",
             unit: "GB/s",
@@ -724,6 +729,10 @@ fn main() {
                     format!("tether host.echo(data), {} MiB", size / MIB),
                     median(rates),
                 ),
+                (
+                    format!("tether host.echo(data), {} MiB, shared memory", size / MIB),
+                    median(shm_rates),
+                ),
             ],
         });
         tables.push(Table {
@@ -735,6 +744,10 @@ fn main() {
                 (
                     "host peak RSS growth".into(),
                     median(peaks) * (size / MIB) as f64,
+                ),
+                (
+                    "host peak RSS growth, shared memory".into(),
+                    median(shm_peaks) * (size / MIB) as f64,
                 ),
             ],
         });

@@ -76,6 +76,8 @@ pub struct Host {
     pub(crate) idle_timeout: Option<Duration>,
     /// The longest a reader spins on an empty pipe (zero: never).
     pub(crate) spin: Duration,
+    /// Bytes values at least this large travel in shared memory.
+    pub(crate) shared_memory: Option<usize>,
     workers: usize,
     /// The function registered last, which `doc` describes.
     last: Option<String>,
@@ -111,6 +113,7 @@ impl Host {
             deadline: None,
             idle_timeout: None,
             spin: DEFAULT_SPIN,
+            shared_memory: None,
             workers: DEFAULT_WORKERS,
             last: None,
             types: Arc::new(Types::default()),
@@ -319,6 +322,28 @@ impl Host {
     /// this value.
     pub fn spin(mut self, max: Duration) -> Host {
         self.spin = max;
+        self
+    }
+
+    /// Sends bytes values of at least `threshold` bytes (in both
+    /// directions) through shared memory instead of the pipe: the sender
+    /// writes the value into a sealed memory file, and the receiver maps it
+    /// (Python gets a read-only `memoryview`, a host function a
+    /// [`Value::Bytes`](crate::Value) over the mapped pages) without
+    /// copying it. A value that arrived this way and is sent back (an echo)
+    /// passes the same file again, without writing it at all.
+    ///
+    /// The script then inherits one more descriptor, a Unix socket the
+    /// memory files are passed over (`TETHER_SHM_FD`). A single shared value
+    /// is still limited to [`max_frame_size`](Host::max_frame_size).
+    /// Linux only; off by default.
+    ///
+    /// ```
+    /// let host = tether::Host::new().shared_memory(1 << 20);
+    /// # let _ = host;
+    /// ```
+    pub fn shared_memory(mut self, threshold: usize) -> Host {
+        self.shared_memory = Some(threshold.max(1));
         self
     }
 

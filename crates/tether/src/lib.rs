@@ -25,6 +25,7 @@ pub mod protocol;
 mod pytypes;
 mod script;
 mod session;
+mod shm;
 mod stubs;
 mod transport;
 mod value;

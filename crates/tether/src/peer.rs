@@ -100,6 +100,9 @@ pub(crate) struct Shared {
     nested: AtomicUsize,
     max_depth: usize,
     writer: Mutex<Writer>,
+    /// Bytes values at least this large go in shared memory (`usize::MAX`:
+    /// never; set once the client said it can take them).
+    share_threshold: AtomicUsize,
     next_id: AtomicI64,
     pending: Mutex<Pending>,
 }
@@ -140,6 +143,7 @@ impl Shared {
             nested: AtomicUsize::new(0),
             max_depth,
             writer: Mutex::new(writer),
+            share_threshold: AtomicUsize::new(usize::MAX),
             next_id: AtomicI64::new(1),
             pending: Mutex::new(Pending {
                 calls: HashMap::new(),
@@ -148,12 +152,34 @@ impl Shared {
         }
     }
 
+    /// From now on, sends bytes values of at least `threshold` bytes in
+    /// shared memory.
+    pub fn share_from(&self, threshold: usize) {
+        self.share_threshold.store(threshold, Ordering::Release);
+    }
+
+    /// Encodes a message to send, large values in shared memory when that
+    /// is on.
+    pub fn encode(&self, msg: &Message, max: u32) -> Result<Encoded, EncodeError> {
+        let threshold = self.share_threshold.load(Ordering::Acquire);
+        if threshold == usize::MAX {
+            return msg.encode(max);
+        }
+        msg.encode_shared(
+            max,
+            Some(crate::protocol::Share {
+                threshold,
+                place: Box::new(crate::shm::place),
+            }),
+        )
+    }
+
     /// Sends one encoded message; `false` when the script is gone.
     pub fn send(&self, encoded: &Encoded) -> Result<bool, Error> {
         let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + encoded.attachments.len());
         parts.push(&encoded.head);
         parts.extend(encoded.attachments.iter().map(|b| &b[..]));
-        match lock(&self.writer).send(&parts) {
+        match lock(&self.writer).send(&parts, &encoded.shared) {
             Ok(Ok(())) => Ok(true),
             Ok(Err(_gone)) => Ok(false),
             Err(source) => Err(Error::Io {
@@ -269,8 +295,8 @@ impl Shared {
             method: method.to_owned(),
             params,
         };
-        let sent = msg
-            .encode(self.max_frame)
+        let sent = self
+            .encode(&msg, self.max_frame)
             .map_err(encode_error)
             .and_then(|enc| self.send(&enc));
         match sent {
@@ -339,7 +365,7 @@ impl Shared {
             method: method.to_owned(),
             params,
         };
-        let enc = msg.encode(self.max_frame).map_err(encode_error)?;
+        let enc = self.encode(&msg, self.max_frame).map_err(encode_error)?;
         if self.send(&enc)? {
             Ok(())
         } else {

@@ -10,6 +10,7 @@
 //!     └──────────────────── writer (mutex, shared) ◀─────────────────┘
 //! ```
 
+use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -23,7 +24,7 @@ use crate::pool::Pool;
 use crate::protocol::classic::{self, Pairing};
 use crate::protocol::handshake::{self, Hello};
 use crate::protocol::message::{code, EncodeError, Id, Message, Params, RpcError};
-use crate::protocol::{DecodeError, PROTOCOL_VERSION};
+use crate::protocol::{DecodeError, Resolve, PROTOCOL_VERSION};
 use crate::transport::{ExitWatch, Incoming, Limits, ReadError, Reader, Spin, Writer};
 use crate::value::{Map, Value};
 use crate::{bundle, watchdog, Error, Host, Script};
@@ -67,15 +68,18 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<Child, Error> {
         own_group: host.own_group,
         capture_limit: host.capture_limit,
         spin: host.spin_bound(),
+        shared_memory: host.shared_memory.is_some() && host.mode == Mode::Native,
     })?;
     let pid = proc.id();
     tracing::debug!(pid, script = %script.path().display(), "script started");
     let watch = ExitWatch::new(&proc);
+    let side = channel.side.map(Arc::new);
+    let shares = side.is_some();
     let shared = Arc::new(Shared::new(
         pid,
         host.max_frame,
         host.max_depth,
-        Writer::new(channel.to_child, watch.clone()),
+        Writer::new(channel.to_child, watch.clone(), side.clone()),
     ));
     let peer = Peer { shared };
     let killer = proc.killer();
@@ -101,6 +105,13 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<Child, Error> {
             proc,
             greeted: false,
             pairing: Pairing::default(),
+            shared: side.clone().map(|side| {
+                let max = u64::from(host.max_frame);
+                let resolve: Box<Resolve> = Box::new(move |offset, len| {
+                    crate::shm::map(crate::shm::receive_fd(&*side)?, offset, len, max)
+                });
+                RefCell::new(resolve)
+            }),
         }),
         ended: AtomicBool::new(false),
         done: Mutex::new(Some(tx)),
@@ -110,6 +121,7 @@ pub(crate) fn start(host: &Host, script: &Script) -> Result<Child, Error> {
         watched: AtomicU64::new(0),
         standby: Mutex::new(Standby::default()),
         standby_cv: Condvar::new(),
+        shares,
     });
     let finished = Arc::clone(&core.finished);
     let busy = Arc::clone(&core.inline_seq);
@@ -202,6 +214,8 @@ struct ReadSide {
     proc: Proc,
     greeted: bool,
     pairing: Pairing,
+    /// Maps the shared values the script sends (shared memory on).
+    shared: Option<RefCell<Box<Resolve>>>,
 }
 
 /// The standby reader: a thread that reads for the script while its reader
@@ -248,6 +262,8 @@ pub(crate) struct Core {
     watched: AtomicU64,
     standby: Mutex<Standby>,
     standby_cv: Condvar,
+    /// The script got a socket for shared memory.
+    shares: bool,
 }
 
 /// How often the standby reader checks whether the inline call returned.
@@ -497,7 +513,8 @@ impl ReadSide {
     }
 
     fn native(&mut self, core: &Core, frame: &bytes::Bytes) -> Result<Option<Work>, End> {
-        let msg = Message::decode(frame).map_err(|e| End::Fatal(protocol(e.to_string())))?;
+        let msg = Message::decode_shared(frame, self.shared.as_ref())
+            .map_err(|e| End::Fatal(protocol(e.to_string())))?;
         if !self.greeted {
             let hello = handshake::hello(msg).map_err(|e| End::Fatal(protocol(e.to_string())))?;
             core.hello(hello)?;
@@ -582,6 +599,7 @@ impl ReadSide {
         let encoded = crate::protocol::message::Encoded {
             head: bytes::Bytes::from(bytes),
             attachments: Vec::new(),
+            shared: Vec::new(),
         };
         // A script that went away is noticed by the next read.
         core.peer
@@ -600,6 +618,7 @@ impl Core {
             id,
             protocol: client,
             version: client_version,
+            shared_memory: client_shares,
         } = hello;
         if client != i64::from(PROTOCOL_VERSION) {
             let mut data = Map::new();
@@ -664,9 +683,23 @@ impl Core {
         result.insert("version".into(), Value::from(bundle::CLIENT_VERSION));
         result.insert("max_frame".into(), Value::from(self.host.max_frame));
         result.insert("logs".into(), Value::Bool(self.host.forward_logs));
+        // Shared memory, when the host offers it and the client can take it:
+        // the threshold the client uses for what it sends.
+        let share = self
+            .host
+            .shared_memory
+            .filter(|_| client_shares && self.shares);
+        result.insert(
+            "shm".into(),
+            share.map_or(Value::Null, |t| Value::from(t as u64)),
+        );
         result.insert("functions".into(), Value::List(functions));
         result.insert("types".into(), Value::Map(types));
-        reply(&self.peer.shared, id, Ok(Value::Map(result))).map_err(End::Fatal)
+        reply(&self.peer.shared, id, Ok(Value::Map(result))).map_err(End::Fatal)?;
+        if let Some(threshold) = share {
+            self.peer.shared.share_from(threshold);
+        }
+        Ok(())
     }
 
     /// Turns how serving ended into the run's result, reaping the script.
@@ -757,7 +790,7 @@ fn reply(shared: &Shared, id: Id, outcome: Result<Value, RpcError>) -> Result<()
         id: Some(id.clone()),
         outcome,
     };
-    let encoded = match msg.encode(max) {
+    let encoded = match shared.encode(&msg, max) {
         Ok(enc) => enc,
         Err(e) => {
             let (code, kind) = match e {

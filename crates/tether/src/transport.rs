@@ -346,15 +346,18 @@ pub(crate) struct Gone;
 pub(crate) struct Writer {
     fd: Option<File>,
     watch: ExitWatch,
+    /// The socket memory files for shared values are passed over.
+    side: Option<Arc<OwnedFd>>,
     /// The pipe was raised for large frames.
     raised: bool,
 }
 
 impl Writer {
-    pub fn new(fd: File, watch: ExitWatch) -> Writer {
+    pub fn new(fd: File, watch: ExitWatch, side: Option<Arc<OwnedFd>>) -> Writer {
         Writer {
             fd: Some(fd),
             watch,
+            side,
             raised: false,
         }
     }
@@ -376,16 +379,41 @@ impl Writer {
         self.fd = None;
     }
 
-    /// Writes `parts` as one contiguous stream of bytes.
+    /// Passes the memory files of shared values (`shared`), then writes
+    /// `parts` as one contiguous stream of bytes.
     ///
     /// # Errors
     ///
     /// `Ok(Err(Gone))` when the child closed its end or exited, or the host
     /// closed its own; `Err` for a host-side OS error.
-    pub fn send(&mut self, parts: &[&[u8]]) -> io::Result<Result<(), Gone>> {
+    pub fn send(
+        &mut self,
+        parts: &[&[u8]],
+        shared: &[Arc<OwnedFd>],
+    ) -> io::Result<Result<(), Gone>> {
         let Some(fd) = &self.fd else {
             return Ok(Err(Gone));
         };
+        let mut rest = shared;
+        while !rest.is_empty() {
+            let Some(side) = &self.side else {
+                return Err(io::Error::other("a shared value, but shared memory is off"));
+            };
+            let (sent, result) = crate::shm::send_fds(&**side, rest);
+            rest = &rest[sent..];
+            match result {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.watch.wait(side.as_fd(), true, None)? {
+                        return Ok(Err(Gone));
+                    }
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) => {
+                    return Ok(Err(Gone))
+                }
+                Err(e) => return Err(e),
+            }
+        }
         if !self.raised && parts.iter().map(|p| p.len()).sum::<usize>() >= LARGE_FRAME {
             raise_pipe(fd, &mut self.raised);
         }

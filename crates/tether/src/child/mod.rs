@@ -52,6 +52,8 @@ pub(crate) struct Launch<'a> {
     pub capture_limit: usize,
     /// How long the client may spin on an empty pipe (`TETHER_SPIN_US`).
     pub spin: Duration,
+    /// Give the child a socket for passing shared memory (`TETHER_SHM_FD`).
+    pub shared_memory: bool,
 }
 
 /// A running child and the host's ends of its channel.
@@ -73,6 +75,8 @@ pub(crate) struct Channel {
     pub to_child: File,
     /// The host reads the child's messages here.
     pub from_child: File,
+    /// Memory files for shared values go both ways here (non-blocking).
+    pub side: Option<OwnedFd>,
 }
 
 pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
@@ -98,6 +102,11 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     };
     let (child_read, host_write) = pipe().map_err(io_err("creating the host-to-script pipe"))?;
     let (host_read, child_write) = pipe().map_err(io_err("creating the script-to-host pipe"))?;
+    let side = if launch.shared_memory {
+        Some(side_socket().map_err(io_err("creating the shared-memory socket"))?)
+    } else {
+        None
+    };
 
     let mut cmd = Command::new(launch.python);
     cmd.arg(&path).args(&script.args);
@@ -127,6 +136,9 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     cmd.env("PYTHONPATH", pythonpath);
     cmd.env(launch.vars.read, child_read.as_raw_fd().to_string());
     cmd.env(launch.vars.write, child_write.as_raw_fd().to_string());
+    if let Some((_, child_side)) = &side {
+        cmd.env("TETHER_SHM_FD", child_side.as_raw_fd().to_string());
+    }
     if let Some(dir) = &script.cwd {
         cmd.current_dir(dir);
     }
@@ -140,11 +152,9 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     };
     cmd.stdout(piped(script.stdout, &script.stdout_lines));
     cmd.stderr(piped(script.stderr, &script.stderr_lines));
-    unix::prepare(
-        &mut cmd,
-        [child_read.as_raw_fd(), child_write.as_raw_fd()],
-        launch.own_group,
-    );
+    let mut keep = vec![child_read.as_raw_fd(), child_write.as_raw_fd()];
+    keep.extend(side.as_ref().map(|(_, child_side)| child_side.as_raw_fd()));
+    unix::prepare(&mut cmd, &keep, launch.own_group);
 
     let mut child = unix::spawn(cmd).map_err(|source| Error::Spawn {
         program: launch.python.to_owned(),
@@ -153,6 +163,7 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     // The child has its copies now; ours must go, or we would never see EOF.
     drop(child_read);
     drop(child_write);
+    let side = side.map(|(host_side, _child_side)| host_side);
 
     let exit_fd = unix::exit_fd(&child);
     let stdout = child
@@ -175,10 +186,27 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     let channel = Channel {
         to_child: File::from(host_write),
         from_child: File::from(host_read),
+        side,
     };
+    if let Some(side) = &channel.side {
+        set_nonblocking(side).map_err(io_err("configuring the shared-memory socket"))?;
+    }
     set_nonblocking(&channel.to_child).map_err(io_err("configuring the channel"))?;
     set_nonblocking(&channel.from_child).map_err(io_err("configuring the channel"))?;
     Ok((proc, channel))
+}
+
+/// A connected pair of Unix stream sockets, close-on-exec: the host's end
+/// and the child's.
+fn side_socket() -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    let (host, child) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    Ok((unix::above_stdio(host)?, unix::above_stdio(child)?))
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {

@@ -25,8 +25,8 @@ use rustix::process::{pidfd_open, Pid, PidfdFlags};
 /// the host process dies, even by SIGKILL, the kernel kills the script. The
 /// signal is tied to the thread that forks, which is why every spawn happens
 /// on one long-lived thread ([`spawn`]).
-pub(super) fn prepare(cmd: &mut Command, keep: [RawFd; 2], own_group: bool) {
-    let mut keep = keep;
+pub(super) fn prepare(cmd: &mut Command, keep: &[RawFd], own_group: bool) {
+    let mut keep = keep.to_vec();
     keep.sort_unstable();
     let parent = rustix::process::getpid().as_raw_nonzero().get();
     // SAFETY: the closure runs in the child between fork and exec. It calls
@@ -52,13 +52,13 @@ pub(super) fn prepare(cmd: &mut Command, keep: [RawFd; 2], own_group: bool) {
             if libc::getppid() != parent {
                 libc::_exit(1);
             }
-            for fd in keep {
+            for &fd in &keep {
                 if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
                     return Err(io::Error::last_os_error());
                 }
             }
             let mut low: RawFd = 3;
-            for fd in keep {
+            for &fd in &keep {
                 if fd > low {
                     cloexec_range(low, fd - 1);
                 }

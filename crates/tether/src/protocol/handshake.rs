@@ -19,6 +19,8 @@ pub struct Hello {
     pub protocol: i64,
     /// The client package's version, for messages.
     pub version: String,
+    /// The client can receive large values in shared memory (`"shm": true`).
+    pub shared_memory: bool,
 }
 
 /// Reads the handshake from the client's first frame body.
@@ -69,10 +71,12 @@ pub fn hello(msg: Message) -> Result<Hello, DecodeError> {
         .and_then(Value::as_str)
         .unwrap_or("(unknown)")
         .to_owned();
+    let shared_memory = info.get("shm").is_some_and(|v| *v == Value::Bool(true));
     Ok(Hello {
         id,
         protocol,
         version,
+        shared_memory,
     })
 }
 

@@ -16,7 +16,7 @@ use std::fmt;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::frame::{self, HEADER_LEN};
-use super::wire::{Attachments, Wire, WireList, WireMap, WireSeed};
+use super::wire::{Attachments, Resolve, Share, Wire, WireList, WireMap, WireSeed};
 use super::DecodeError;
 use crate::value::{Map, Value};
 
@@ -110,6 +110,8 @@ pub struct Encoded {
     pub head: Bytes,
     /// Attachment pieces, in order.
     pub attachments: Vec<Bytes>,
+    /// Memory files to pass beside the frame, before it (shared memory).
+    pub shared: Vec<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 impl Encoded {
@@ -172,7 +174,23 @@ impl Message {
     /// [`EncodeError::Value`] when a value cannot be sent, and
     /// [`EncodeError::TooLarge`] when the frame would exceed `max`.
     pub fn encode(&self, max: u32) -> Result<Encoded, EncodeError> {
-        let att = RefCell::new(Attachments::default());
+        self.encode_shared(max, None)
+    }
+
+    /// Like [`encode`](Message::encode), with bytes values of at least
+    /// `share.threshold` bytes placed in shared memory by `share.place`
+    /// instead of the frame (their memory files are in
+    /// [`Encoded::shared`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`encode`](Message::encode); a value `place` refuses is an
+    /// [`EncodeError::Value`].
+    pub fn encode_shared(&self, max: u32, share: Option<Share>) -> Result<Encoded, EncodeError> {
+        let att = RefCell::new(Attachments {
+            share,
+            ..Attachments::default()
+        });
         let mut head = BytesMut::with_capacity(128).writer();
         head.get_mut().put_slice(&[0; 2 * HEADER_LEN]);
         serde_json::to_writer(
@@ -196,6 +214,7 @@ impl Message {
         Ok(Encoded {
             head: head.freeze(),
             attachments: att.parts,
+            shared: att.shared,
         })
     }
 
@@ -207,6 +226,21 @@ impl Message {
     /// attachment layout, [`DecodeError::Invalid`] for JSON that is not a
     /// message.
     pub fn decode(body: &Bytes) -> Result<Message, DecodeError> {
+        Message::decode_shared(body, None)
+    }
+
+    /// Like [`decode`](Message::decode), mapping shared-memory values with
+    /// `shared` (`None`: shared memory is off, and a reference to it is an
+    /// error).
+    ///
+    /// # Errors
+    ///
+    /// As for [`decode`](Message::decode); what `shared` refuses is a
+    /// [`DecodeError::Parse`].
+    pub fn decode_shared(
+        body: &Bytes,
+        shared: Option<&RefCell<Box<Resolve>>>,
+    ) -> Result<Message, DecodeError> {
         let json_len = frame::peek_len(body).ok_or_else(|| {
             DecodeError::Parse(format!("body of {} bytes has no JSON length", body.len()))
         })?;
@@ -222,7 +256,11 @@ impl Message {
         let blobs = body.slice(json_end..);
         let json = &body[HEADER_LEN..json_end];
         let mut de = serde_json::Deserializer::from_slice(json);
-        let value = serde::de::DeserializeSeed::deserialize(WireSeed { blobs: &blobs }, &mut de)
+        let seed = WireSeed {
+            blobs: &blobs,
+            shared,
+        };
+        let value = serde::de::DeserializeSeed::deserialize(seed, &mut de)
             .and_then(|v| de.end().map(|()| v))
             .map_err(|e| DecodeError::Parse(e.to_string()))?;
         from_envelope(value)

@@ -23,7 +23,7 @@ pub mod handshake;
 pub mod message;
 mod wire;
 
-pub use wire::{decode_value, encode_value};
+pub use wire::{decode_value, encode_value, Place, Resolve, Share};
 
 use std::fmt;
 

@@ -2,10 +2,18 @@
 //!
 //! A bytes value is written in the JSON text as the reference object
 //! `{"$bytes":[offset,length]}`, which points into the attachment area that
-//! follows the JSON text in the same frame. An object whose only key is
-//! `$bytes` is therefore reserved and cannot be sent as a plain map.
+//! follows the JSON text in the same frame. With shared memory on, a large
+//! bytes value is instead `{"$shm":[offset,length]}`: it lies in a sealed
+//! memory file passed beside the frame (see `docs/protocol.md`). Objects
+//! whose only key is `$bytes` or `$shm` are therefore reserved and cannot be
+//! sent as plain maps.
+//!
+//! Placing a value in shared memory and mapping a received one are I/O; this
+//! module only calls the functions it is given for them.
 
 use std::cell::RefCell;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -17,11 +25,45 @@ use crate::value::{Map, Value};
 /// The key of a bytes reference object.
 pub const BYTES_KEY: &str = "$bytes";
 
+/// The key of a shared-memory reference object.
+pub const SHARED_KEY: &str = "$shm";
+
+/// Puts one bytes value in shared memory: the sealed memory file to pass
+/// beside the frame, and the value's offset in it.
+pub type Place = dyn FnMut(&Bytes) -> Result<(Arc<OwnedFd>, u64), String> + Send;
+
+/// Maps the next shared-memory value that arrived beside the frame, given
+/// its `[offset, length]`.
+pub type Resolve = dyn FnMut(u64, u64) -> Result<Bytes, String> + Send;
+
+/// Sends bytes values of at least `threshold` bytes through shared memory.
+pub struct Share {
+    /// The smallest value, in bytes, that goes in shared memory.
+    pub threshold: usize,
+    /// Puts one value there.
+    pub place: Box<Place>,
+}
+
 /// Attachments collected while encoding.
-#[derive(Default, Debug)]
+#[derive(Default)]
 pub struct Attachments {
     pub parts: Vec<Bytes>,
     pub len: usize,
+    /// Where large values go, when shared memory is on.
+    pub share: Option<Share>,
+    /// The memory files to pass beside the frame, in the order of their
+    /// references in the JSON text.
+    pub shared: Vec<Arc<OwnedFd>>,
+}
+
+impl std::fmt::Debug for Attachments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachments")
+            .field("parts", &self.parts.len())
+            .field("len", &self.len)
+            .field("shared", &self.shared.len())
+            .finish()
+    }
 }
 
 /// Serializes a value as wire JSON, collecting its bytes into `att`.
@@ -57,10 +99,15 @@ impl Serialize for WireList<'_> {
 
 impl Serialize for WireMap<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.map.len() == 1 && self.map.contains_key(BYTES_KEY) {
-            return Err(ser::Error::custom(
-                "a map whose only key is \"$bytes\" cannot be sent: that shape is reserved for bytes",
-            ));
+        if self.map.len() == 1 {
+            if let Some(key) = [BYTES_KEY, SHARED_KEY]
+                .into_iter()
+                .find(|k| self.map.contains_key(*k))
+            {
+                return Err(ser::Error::custom(format!(
+                    "a map whose only key is {key:?} cannot be sent: that shape is reserved for bytes"
+                )));
+            }
         }
         let mut m = s.serialize_map(Some(self.map.len()))?;
         for (k, value) in self.map {
@@ -89,15 +136,29 @@ impl Serialize for Wire<'_> {
             ))),
             Value::Str(v) => s.serialize_str(v),
             Value::Bytes(b) => {
-                let offset = {
+                let (key, offset) = {
                     let mut att = self.att.borrow_mut();
-                    let offset = att.len;
-                    att.len += b.len();
-                    att.parts.push(b.clone());
-                    offset
+                    let placed = match att.share.as_mut() {
+                        Some(share) if b.len() >= share.threshold => {
+                            Some((share.place)(b).map_err(ser::Error::custom)?)
+                        }
+                        _ => None,
+                    };
+                    match placed {
+                        Some((fd, offset)) => {
+                            att.shared.push(fd);
+                            (SHARED_KEY, offset)
+                        }
+                        None => {
+                            let offset = att.len as u64;
+                            att.len += b.len();
+                            att.parts.push(b.clone());
+                            (BYTES_KEY, offset)
+                        }
+                    }
                 };
                 let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry(BYTES_KEY, &[offset, b.len()])?;
+                m.serialize_entry(key, &[offset, b.len() as u64])?;
                 m.end()
             }
             Value::List(items) => WireList {
@@ -115,6 +176,8 @@ impl Serialize for Wire<'_> {
 #[derive(Clone, Copy)]
 pub struct WireSeed<'a> {
     pub blobs: &'a Bytes,
+    /// Maps shared-memory values; `None` when shared memory is off.
+    pub shared: Option<&'a RefCell<Box<Resolve>>>,
 }
 
 impl<'de> DeserializeSeed<'de> for WireSeed<'_> {
@@ -170,6 +233,9 @@ impl<'de> Visitor<'de> for WireSeed<'_> {
             if let Some(reference) = map.get(BYTES_KEY) {
                 return resolve(reference, self.blobs).map_err(de::Error::custom);
             }
+            if let Some(reference) = map.get(SHARED_KEY) {
+                return resolve_shared(reference, self.shared).map_err(de::Error::custom);
+            }
         }
         Ok(Value::Map(map))
     }
@@ -198,6 +264,31 @@ fn resolve(reference: &Value, blobs: &Bytes) -> Result<Value, String> {
     Ok(Value::Bytes(blobs.slice(start..end)))
 }
 
+fn resolve_shared(
+    reference: &Value,
+    shared: Option<&RefCell<Box<Resolve>>>,
+) -> Result<Value, String> {
+    let Some(shared) = shared else {
+        return Err("a shared-memory reference, but shared memory is off".into());
+    };
+    let pair = match reference {
+        Value::List(pair) => match pair.as_slice() {
+            [Value::Int(offset), Value::Int(len)] => {
+                u64::try_from(*offset).ok().zip(u64::try_from(*len).ok())
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some((offset, len)) = pair else {
+        return Err(format!(
+            "bad shared-memory reference {}: want [offset, length]",
+            reference.repr()
+        ));
+    };
+    (shared.borrow_mut())(offset, len).map(Value::Bytes)
+}
+
 /// A value as wire JSON text plus its attachment area (the `{"$bytes":[offset,
 /// length]}` form of `docs/protocol.md`), outside any message: for bindings
 /// that hand values to other languages.
@@ -224,8 +315,14 @@ pub fn encode_value(value: &Value) -> Result<(Vec<u8>, Vec<u8>), String> {
 /// When the text is not JSON, or a bytes reference points outside `area`.
 pub fn decode_value(json: &[u8], area: &Bytes) -> Result<Value, String> {
     let mut de = serde_json::Deserializer::from_slice(json);
-    let value = DeserializeSeed::deserialize(WireSeed { blobs: area }, &mut de)
-        .map_err(|e| e.to_string())?;
+    let value = DeserializeSeed::deserialize(
+        WireSeed {
+            blobs: area,
+            shared: None,
+        },
+        &mut de,
+    )
+    .map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())?;
     Ok(value)
 }
