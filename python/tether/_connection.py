@@ -199,9 +199,12 @@ class Connection:
         self._cond = threading.Condition(self._lock)
         self._sleepers = 0
         self._write_lock = threading.Lock()
+        # Requests made in the event loop, written together once per iteration.
+        self._outbox: List[bytes] = []
         self._decoder = _framing.FrameDecoder()
         self._ids = itertools.count(1)
-        self._pending: Dict[int, _Slot] = {}
+        # Calls waiting for their answer: a slot, or an asyncio call's future.
+        self._pending: Dict[int, Any] = {}
         self._running: Dict[Any, CallContext] = {}
         # Ids the host cancelled before their call started (kept in order,
         # bounded): those calls are not run at all.
@@ -303,29 +306,78 @@ class Connection:
             raise slot.error
         return slot.result
 
-    async def acall(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-        """The asyncio form of :meth:`call`: many may be in flight at once.
+    def acall(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+        """The asyncio form of :meth:`call`: an awaitable future of the result.
 
-        Cancelling the awaiting task tells the host, and leaves the channel usable.
+        Call it from a running event loop; many calls may be in flight at once.
+        The request leaves with the others made in the same loop iteration (one
+        write for all of them). Cancelling the future, or the task awaiting it,
+        tells the host and leaves the channel usable.
         """
-        import asyncio
+        loop = _running_loop()()
+        if self._aio_loop is not loop:
+            self._attach_loop(loop)
+        # The future itself waits in the pending table (no slot): it knows its
+        # loop, and answers read in that loop settle it directly.
+        fut = _call_future()(loop=loop)
+        fut.connection = self
+        fut.thread = threading.get_ident()
+        frame = None
+        msg_id = fut.msg_id = next(self._ids)
+        if not kwargs:
+            frame = _framing.encode_call(msg_id, method, args, self.max_frame)
+        if frame is None:
+            slot = _Slot()
+            slot.future = fut
+            slot.loop = loop
+            slot.loop_thread = fut.thread
+            self._start(method, args, kwargs, slot, msg_id)
+        else:
+            with self._lock:
+                if self._lost is not None:
+                    raise self._lost
+                self._pending[msg_id] = fut
+            self._post(frame, loop)
+        return fut
 
-        loop = asyncio.get_running_loop()
-        self._attach_loop(loop)
-        slot = _Slot()
-        slot.future = loop.create_future()
-        slot.loop = loop
-        slot.loop_thread = threading.get_ident()
-        msg_id = self._start(method, args, kwargs, slot)
+    def _cancelled(self, msg_id: int) -> None:
+        """A call's future was cancelled: forget the call and tell the host."""
+        if self._forget(msg_id):
+            try:
+                self.notify(CANCEL, (), {"id": msg_id})
+            except Error:
+                pass
+
+    def _post(self, frame: bytes, loop: Any) -> None:
+        """Queue a request made in the event loop; all of them leave together."""
+        with self._write_lock:
+            self._outbox.append(frame)
+            if len(self._outbox) > 1:
+                return
+        loop.call_soon(self._flush_outbox)
+
+    def _flush_outbox(self) -> None:
         try:
-            return await slot.future
-        except asyncio.CancelledError:
-            if self._forget(msg_id):
-                try:
-                    self.notify(CANCEL, (), {"id": msg_id})
-                except Error:
-                    pass
-            raise
+            with self._write_lock:
+                self._write_outbox()
+        except Error as e:
+            self._lose(e)
+
+    def _write_outbox(self) -> None:
+        """Write the queued requests; call with the write lock held."""
+        box = self._outbox
+        if not box:
+            return
+        data = box[0] if len(box) == 1 else b"".join(box)
+        box.clear()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._wfd, view):]
+        except (BrokenPipeError, ConnectionResetError):
+            raise ConnectionLost("the host closed the channel (it exited or stopped serving)") from None
+        except OSError as e:
+            raise ConnectionLost("writing to the host failed: %s" % e) from None
 
     def notify(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
         """Send a notification: the host runs ``method`` and sends no answer."""
@@ -382,10 +434,13 @@ class Connection:
 
     # -- the reader role --------------------------------------------------------
 
-    def _start(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], slot: _Slot) -> int:
+    def _start(
+        self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], slot: _Slot, msg_id: Optional[int] = None
+    ) -> int:
         """Send a request whose answer will land in ``slot``; returns its id."""
         params = self._params(method, args, kwargs)
-        msg_id = next(self._ids)
+        if msg_id is None:
+            msg_id = next(self._ids)
         self._register(msg_id, slot)
         try:
             self._send(*self._encode(_framing.request(msg_id, method, params), self.max_frame))
@@ -523,6 +578,17 @@ class Connection:
             if slot is None:
                 # A late answer to a call that was cancelled: nobody wants it.
                 return
+            if type(slot) is not _Slot:
+                # An asyncio call's future.
+                fut = slot
+                if error is None and fut.thread == threading.get_ident():
+                    if not fut.done():
+                        fut.set_result(result)
+                    return
+                slot = _Slot()
+                slot.future = fut
+                slot.loop = fut.get_loop()
+                slot.loop_thread = fut.thread
             if error is not None:
                 slot.error = _remote_error(error)
             else:
@@ -567,6 +633,11 @@ class Connection:
         slots = list(self._pending.values())
         self._pending.clear()
         for slot in slots:
+            if type(slot) is not _Slot:
+                fut, slot = slot, _Slot()
+                slot.future = fut
+                slot.loop = fut.get_loop()
+                slot.loop_thread = fut.thread
             slot.error = self._lost
             if slot.future is None:
                 slot.done = True
@@ -810,6 +881,8 @@ class Connection:
             raise ConnectionLost("the connection to the host was closed")
         try:
             with self._write_lock:
+                if self._outbox:
+                    self._write_outbox()
                 n = os.write(self._wfd, frame)
                 if n != len(frame):
                     data = memoryview(frame)[n:]
@@ -837,6 +910,8 @@ class Connection:
             raise ConnectionLost("the connection to the host was closed")
         try:
             with self._write_lock:
+                if self._outbox:
+                    self._write_outbox()
                 if fds:
                     # The host takes them in this order while it decodes the frame.
                     self._side.send(fds)
@@ -850,6 +925,51 @@ class Connection:
             raise ConnectionLost("the host closed the channel (it exited or stopped serving)") from None
         except OSError as e:
             raise ConnectionLost("writing to the host failed: %s" % e) from None
+
+
+_GET_RUNNING_LOOP: Any = None
+
+
+def _running_loop() -> Any:
+    """``asyncio.get_running_loop``, imported on first use."""
+    global _GET_RUNNING_LOOP
+    if _GET_RUNNING_LOOP is None:
+        import asyncio
+
+        _GET_RUNNING_LOOP = asyncio.get_running_loop
+    return _GET_RUNNING_LOOP
+
+
+_CALL_FUTURE: Any = None
+
+
+def _call_future() -> Any:
+    """The future class of asyncio calls, made on first use (asyncio costs start-up time).
+
+    Cancelling it (directly, or by cancelling the task that awaits it) tells
+    the host, without a done-callback on every call.
+    """
+    global _CALL_FUTURE
+    if _CALL_FUTURE is None:
+        import asyncio
+
+        class CallFuture(asyncio.Future):  # type: ignore[type-arg]
+            # Set right after creation: the connection, the call's id, and
+            # the thread of the future's loop.
+            __slots__ = ("connection", "msg_id", "thread")
+            connection: Connection
+            msg_id: int
+            thread: int
+
+            def cancel(self, msg: Any = None) -> bool:
+                # Python 3.8's cancel() takes no message.
+                if not (super().cancel() if msg is None else super().cancel(msg)):
+                    return False
+                self.connection._cancelled(self.msg_id)
+                return True
+
+        _CALL_FUTURE = CallFuture
+    return _CALL_FUTURE
 
 
 def _settle(slot: _Slot) -> None:

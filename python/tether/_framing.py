@@ -234,7 +234,7 @@ def decode(body: Buffer, shared: Optional[Callable[[int, int], Any]] = None) -> 
     end = 4 + json_len
     if end > len(body):
         raise ProtocolError("JSON length %d exceeds the frame body of %d bytes" % (json_len, len(body)))
-    text = bytes(body[4:end])
+    text = body[4:end] if type(body) is bytes else bytes(body[4:end])
     try:
         if _BYTES_MARK not in text and _SHARED_MARK not in text:
             string = text.decode("utf-8")

@@ -63,9 +63,9 @@ def build(description: Optional[Function], name: str, is_async: bool) -> Callabl
         # The connection's method is bound once: a call costs one lookup less.
         conn = connection()
         ns["_call"] = conn.acall if is_async else conn.call
-        src = "{}def {}({}):\n    return {}_call({!r}, {}, {{}})\n".format(
-            "async " if is_async else "", name, header, "await " if is_async else "", name, packed
-        )
+        # The asyncio form returns the call's future itself: awaiting it needs
+        # no task or coroutine of its own, so many calls cost less.
+        src = "def {}({}):\n    return _call({!r}, {}, {{}})\n".format(name, header, name, packed)
         exec(src, ns)
         fn: Callable[..., Any] = ns[name]
         types = _namespace()
@@ -73,8 +73,8 @@ def build(description: Optional[Function], name: str, is_async: bool) -> Callabl
         fn.__annotations__["return"] = _evaluate(description.returns, types)
     elif is_async:
 
-        async def call_async(*args: Any, **kwargs: Any) -> Any:
-            return await connection().acall(name, args, kwargs)
+        def call_async(*args: Any, **kwargs: Any) -> Any:
+            return connection().acall(name, args, kwargs)
 
         fn = call_async
     else:

@@ -625,6 +625,10 @@ fn main() {
             each(&|| tether_echo(n, false)),
         ));
         small.rows.push((
+            "tether host.echo(i), spinning off".into(),
+            each(&|| tether_echo_with(n, false, false)),
+        ));
+        small.rows.push((
             "tether classic.call('echo', i)".into(),
             each(&|| tether_echo(n, true)),
         ));
@@ -799,12 +803,17 @@ fn main() {
         let run = time_it(runs, || {
             host.run(Script::new(&demo).stdout(Stdio::Null)).unwrap();
         });
+        let first = write_script("first.py", "from tether import host\nhost.foo(1)\n");
+        let first_call = time_it(runs, || {
+            host.run(Script::new(&first)).unwrap();
+        });
         let startup = Table {
             title: "start-up (wall time)",
             ratios: true,
             unit: "ms",
             rows: vec![
                 ("python3 -c pass".into(), py),
+                ("spawn to first answered call, and exit".into(), first_call),
                 ("demo script served by a tether host".into(), run),
             ],
         };
