@@ -146,10 +146,64 @@ class Values(unittest.TestCase):
             with self.subTest(body=body), self.assertRaises(ProtocolError):
                 _framing.decode(body)
 
+    def test_fast_call_encoding_equals_the_general_one(self):
+        for args in [(), (1,), ("é✓", 2.5, None, True), ([1, {"a": [2]}],), (2**64 - 1, -(2**63))]:
+            with self.subTest(args=args):
+                fast = _framing.encode_call(7, "fn", args, _framing.DEFAULT_MAX_FRAME)
+                general = joined(_framing.encode(_framing.request(7, "fn", list(args))))
+                self.assertEqual(fast, general)
+        # What the fast path cannot take, it leaves to the general encoder.
+        self.assertIsNone(_framing.encode_call(7, "fn", (b"x",), _framing.DEFAULT_MAX_FRAME))
+        self.assertIsNone(_framing.encode_call(7, "fn", ("x" * 100,), 50))
+        with self.assertRaises(OverflowError):
+            _framing.encode_call(7, "fn", (2**64,), _framing.DEFAULT_MAX_FRAME)
+        with self.assertRaises(TypeError):
+            _framing.encode_call(7, "fn", ({1: 2},), _framing.DEFAULT_MAX_FRAME)
+
+    def test_shared_memory_references(self):
+        placed = []
+
+        def place(view, fds):
+            placed.append(bytes(view))
+            fds.append(99)
+            return 0
+
+        fds = []
+        pieces = _framing.encode({"jsonrpc": "2.0", "id": 1, "result": [b"x" * 10, b"y"]}, share=(5, place), fds=fds)
+        self.assertIn(b'{"$shm":[0,10]}', bytes(pieces[0]))
+        self.assertIn(b'{"$bytes":[0,1]}', bytes(pieces[0]))
+        self.assertEqual((placed, fds), ([b"x" * 10], [99]))
+        body = joined(pieces)[4:]
+        got = _framing.decode(body, lambda offset, length: ("mapped", offset, length))["result"]
+        self.assertEqual(got, [("mapped", 0, 10), b"y"])
+        with self.assertRaises(ProtocolError):
+            _framing.decode(body)  # shared memory is off
+        with self.assertRaises(ValueError):
+            _framing.check_value({"$shm": [0, 1]})
+
     def test_frame_limit(self):
         msg = {"jsonrpc": "2.0", "id": 1, "result": b"x" * 100}
         with self.assertRaises(FrameTooLarge):
             _framing.encode(msg, max_frame=50)
+
+
+class Spinning(unittest.TestCase):
+    def test_the_budget_backs_off_and_comes_back_as_the_host_does(self):
+        from tether._connection import Spin
+
+        spin = Spin(50e-6)
+        for _ in range(20):
+            spin.record(800e-6, False)
+        self.assertEqual(spin.budget, 0.0)
+        spin.record(4e-6, False)
+        self.assertAlmostEqual(spin.budget, 8e-6)
+        spin.record(2e-6, True)
+        self.assertAlmostEqual(spin.budget, 8e-6)
+        spin.record(40e-6, True)
+        self.assertAlmostEqual(spin.budget, 50e-6)
+        off = Spin(0.0)
+        off.record(1e-6, False)
+        self.assertEqual(off.budget, 0.0)
 
 
 if __name__ == "__main__":

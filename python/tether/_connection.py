@@ -78,21 +78,33 @@ class Spin:
     spinning caught keeps it (or raises it to twice that wait); a wait that it
     missed halves it (answers are slow, or the cores are busy with other
     processes); a missed wait that turned out short raises it to twice its length.
-    While it spins it yields the core to anything else that wants to run.
+    While it spins it yields the core to anything else that wants to run, and
+    while the cores are crowded (this process keeps being preempted, or far more
+    threads are runnable than there are cores; looked at every 10 ms) it does not
+    spin at all.
     """
 
-    __slots__ = ("max", "budget")
+    __slots__ = ("max", "budget", "looked", "crowded")
 
     FLOOR = 0.5e-6
+    LOOK_EVERY = 0.01
 
     def __init__(self, max_seconds: float) -> None:
         self.max = max_seconds
         self.budget = max_seconds
+        self.looked = -1.0
+        self.crowded = False
 
     def wait(self, poller: Any) -> None:
         """Return once the polled descriptor is readable."""
         budget = self.budget
         start = _clock()
+        if budget:
+            if start - self.looked >= self.LOOK_EVERY:
+                self.looked = start
+                self.crowded = _machine_is_crowded()
+            if self.crowded:
+                budget = 0.0
         if budget:
             poll = poller.poll
             end = start + budget
@@ -118,6 +130,31 @@ class Spin:
         else:
             budget = self.budget / 2
         self.budget = budget if budget >= self.FLOOR else 0.0
+
+
+_PREEMPTED = [0]
+
+
+def _machine_is_crowded() -> bool:
+    """Whether spinning would take time from others: this process was preempted
+    more than twice since the last look (10 ms ago), or more than twice as many
+    threads are runnable as the machine has cores (``/proc/loadavg``)."""
+    try:
+        import resource
+
+        preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+    except (ImportError, OSError):
+        return False
+    was, _PREEMPTED[0] = _PREEMPTED[0], preempted
+    if preempted - was > 2:
+        return True
+    # Or far more threads want to run than the machine has cores.
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return running > 2 * (os.cpu_count() or 1)
 
 
 class Function:

@@ -42,16 +42,31 @@ fn python() -> PathBuf {
         .clone()
 }
 
-/// Runs `f` with this thread (and the threads and processes it starts)
-/// pinned to CPU 0: both sides of a round trip then share one core.
+/// Runs `f` with every thread of this process (and so the threads and
+/// processes they start, tether's spawner included) pinned to CPU 0: both
+/// sides of a round trip then share one core, as under `taskset -c 0`.
 fn pinned<T>(f: impl FnOnce() -> T) -> T {
+    use rustix::process::Pid;
     use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
+    let tasks = || -> Vec<Option<Pid>> {
+        std::fs::read_dir("/proc/self/task")
+            .map(|dir| {
+                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+                    .map(Pid::from_raw)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let all = sched_getaffinity(None).unwrap();
     let mut one = CpuSet::new();
     one.set(0);
-    sched_setaffinity(None, &one).unwrap();
+    for tid in tasks() {
+        let _ = sched_setaffinity(tid, &one);
+    }
     let out = f();
-    sched_setaffinity(None, &all).unwrap();
+    for tid in tasks() {
+        let _ = sched_setaffinity(tid, &all);
+    }
     out
 }
 
@@ -560,6 +575,132 @@ impl Table {
     }
 }
 
+/// A row's figure, by table title and the start of its label.
+fn figure(tables: &[Table], title: &str, label: &str) -> Option<f64> {
+    tables
+        .iter()
+        .find(|t| t.title.starts_with(title))?
+        .rows
+        .iter()
+        .find(|(l, _)| l.starts_with(label))
+        .map(|(_, v)| *v)
+}
+
+/// The issue's targets, each computed from this run's figures: met or not.
+fn targets(tables: &[Table]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |what: String, value: f64, goal: f64, higher: bool| {
+        let met = if higher { value >= goal } else { value <= goal };
+        let sign = if higher { ">=" } else { "<=" };
+        out.push(format!(
+            "{} {what}: {value:.2} (target {sign} {goal})",
+            if met { "met:" } else { "NOT met:" },
+        ));
+    };
+    let small = "small call";
+    if let (Some(bare), Some(echo)) = (
+        figure(tables, small, "bare pipe round trip, Rust"),
+        figure(tables, small, "tether host.echo(i), native"),
+    ) {
+        check(
+            "bare blocking round trip / host.echo".into(),
+            bare / echo,
+            5.0,
+            true,
+        );
+        if let Some(seed) = figure(tables, small, "the seed's program") {
+            check("seed's program / host.echo".into(), seed / echo, 10.0, true);
+            if let Some(classic) = figure(tables, small, "tether classic.call") {
+                check(
+                    "seed's program / tether.classic".into(),
+                    seed / classic,
+                    1.0,
+                    true,
+                );
+            }
+        }
+    }
+    if let (Some(bare), Some(echo)) = (
+        figure(tables, "small call, both sides pinned", "bare"),
+        figure(tables, "small call, both sides pinned", "tether"),
+    ) {
+        check(
+            "pinned host.echo / pinned bare round trip".into(),
+            echo / bare,
+            1.5,
+            false,
+        );
+    }
+    if let (Some(off), Some(on)) = (
+        figure(tables, "8 scripts", "spinning off"),
+        figure(tables, "8 scripts", "spinning on"),
+    ) {
+        check("8 scripts: spinning on / off".into(), on / off, 1.0, true);
+    }
+    if let Some(aio) = figure(tables, "throughput", "asyncio") {
+        check("asyncio calls/s from one loop".into(), aio, 150_000.0, true);
+    }
+    let bulk = |shared: bool| {
+        tables
+            .iter()
+            .find(|t| t.title.starts_with("bulk"))?
+            .rows
+            .iter()
+            .find(|(l, _)| l.starts_with("tether") && l.ends_with("shared memory") == shared)
+            .map(|(_, v)| *v)
+    };
+    if let (Some(bare), Some(pipe), Some(shm)) =
+        (figure(tables, "bulk", "bare"), bulk(false), bulk(true))
+    {
+        check(
+            "bulk echo through the pipe / bare 1 MiB pipe".into(),
+            pipe / bare,
+            0.9,
+            true,
+        );
+        check(
+            "bulk echo in shared memory / bare 1 MiB pipe".into(),
+            shm / bare,
+            3.0,
+            true,
+        );
+    }
+    if let (Some(value), Some(peak)) = (
+        figure(tables, "memory while", "the value"),
+        figure(tables, "memory while", "host peak RSS growth"),
+    ) {
+        check(
+            "host peak RSS while echoing / value".into(),
+            peak / value,
+            2.5,
+            false,
+        );
+    }
+    if let Some(idle) = figure(tables, "memory per script", "host RSS per idle script") {
+        check("host MiB per idle script".into(), idle, 2.0, false);
+    }
+    if let Some(import) = figure(tables, "memory per script", "script RSS added") {
+        check(
+            "MiB added to the script by import tether".into(),
+            import,
+            3.0,
+            false,
+        );
+    }
+    if let (Some(py), Some(first)) = (
+        figure(tables, "start-up", "python3 -c pass"),
+        figure(tables, "start-up", "spawn to first answered call"),
+    ) {
+        check(
+            "spawn to first call / python3 -c pass".into(),
+            first / py,
+            1.15,
+            false,
+        );
+    }
+    out
+}
+
 /// Horizontal bars for the small-call table: one look instead of reading.
 fn svg(table: &Table) -> String {
     let max = table.rows.iter().map(|r| r.1).fold(0.0, f64::max).max(1e-9);
@@ -758,7 +899,7 @@ fn main() {
     }
     if wanted("memory") {
         tables.push(Table {
-            title: "memory",
+            title: "memory per script",
             unit: "MiB",
             ratios: false,
             rows: vec![
@@ -824,6 +965,13 @@ fn main() {
     for t in &tables {
         t.print();
     }
+    let checks = targets(&tables);
+    if !checks.is_empty() {
+        println!("\ntargets (issue 4), from this run:");
+        for line in &checks {
+            println!("  {line}");
+        }
+    }
     // `TETHER_BENCH_REPORT=docs/performance.md` writes the tables there and
     // the small-call chart beside it (`performance.svg`).
     if let Some(report) = std::env::var_os("TETHER_BENCH_REPORT") {
@@ -837,6 +985,13 @@ fn main() {
              all measured in the same run on a 2-vCPU machine; shared and noisy, so compare ratios, not \
              absolute figures).\n\n![small calls](performance.svg)\n"
         );
+        if !checks.is_empty() {
+            md.push_str("\n## Targets, checked against this run\n\n");
+            for line in &checks {
+                md.push_str(&format!("- {line}\n"));
+            }
+        }
+        md.push_str("\n## Tables\n");
         for t in &tables {
             t.markdown(&mut md);
         }

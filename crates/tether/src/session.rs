@@ -271,6 +271,7 @@ const STANDBY_POLL: Duration = Duration::from_millis(1);
 
 /// The reader thread: reads, runs calls, and when serving ends, reports.
 fn serve(core: Arc<Core>) {
+    let _serving = crate::transport::Serving::start();
     let hook: Rc<dyn Fn()> = {
         let core = Arc::clone(&core);
         Rc::new(move || core.hand_over(core.inline_seq.load(Ordering::SeqCst)))

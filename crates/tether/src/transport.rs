@@ -12,7 +12,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -300,22 +300,58 @@ impl Reader {
 ///   budget to twice its length: the next one would have been caught.
 ///
 /// With one usable core spinning can only delay the other side, so it is
-/// off (`max` zero); the same rule runs in the Python client.
+/// off (`max` zero). And when the host serves more scripts than half the
+/// cores it may use (looked at every 10 ms), spinning only takes time from
+/// processes that need it: it pauses until fewer scripts run. The Python
+/// client follows the same rule for the budget, and pauses when its own
+/// process keeps being preempted.
 #[derive(Debug, Clone)]
 pub(crate) struct Spin {
     max: Duration,
     budget: Duration,
+    /// When the machine's load was last looked at.
+    looked: Option<Instant>,
+    crowded: bool,
 }
+
+/// How often a spinning reader looks at how crowded the cores are.
+const LOOK_EVERY: Duration = Duration::from_millis(10);
 
 impl Spin {
     /// Budgets below this are not worth a poll: spinning stops.
     const FLOOR: Duration = Duration::from_nanos(500);
 
     pub fn new(max: Duration) -> Spin {
-        Spin { max, budget: max }
+        Spin {
+            max,
+            budget: max,
+            looked: None,
+            crowded: false,
+        }
     }
 
-    pub fn budget(&self) -> Duration {
+    /// How long to spin before the next sleep.
+    pub fn budget(&mut self) -> Duration {
+        if self.max.is_zero() {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        if self
+            .looked
+            .is_none_or(|at| now.duration_since(at) >= LOOK_EVERY)
+        {
+            self.looked = Some(now);
+            self.crowded = machine_is_crowded();
+        }
+        if self.crowded {
+            Duration::ZERO
+        } else {
+            self.learned()
+        }
+    }
+
+    /// The budget learned from past waits, whatever the machine's load.
+    pub fn learned(&self) -> Duration {
         self.budget
     }
 
@@ -457,6 +493,33 @@ impl Writer {
     }
 }
 
+/// Scripts this host process serves now.
+static SERVING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one script as served while it lives.
+pub(crate) struct Serving(());
+
+impl Serving {
+    pub fn start() -> Serving {
+        SERVING.fetch_add(1, Ordering::Relaxed);
+        Serving(())
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        SERVING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether spinning would take time from others: this host serves more
+/// scripts than half the cores it may use (each call keeps two threads
+/// busy, the script's and the host's).
+fn machine_is_crowded() -> bool {
+    let usable = std::thread::available_parallelism().map_or(1, usize::from);
+    SERVING.load(Ordering::Relaxed) * 2 > usable
+}
+
 #[cfg(test)]
 mod tests {
     use super::Spin;
@@ -471,24 +534,24 @@ mod tests {
     #[test]
     fn spinning_backs_off_when_answers_are_slow_and_returns_when_they_are_quick() {
         let mut spin = Spin::new(MAX);
-        assert_eq!(spin.budget(), MAX);
+        assert_eq!(spin.learned(), MAX);
         // Answers slower than the bound: each miss halves the budget, down
         // to nothing.
         for _ in 0..20 {
             spin.record(us(800), false);
         }
-        assert_eq!(spin.budget(), Duration::ZERO);
+        assert_eq!(spin.learned(), Duration::ZERO);
         // A blocking wait that turned out short: the next would be caught.
         spin.record(us(4), false);
-        assert_eq!(spin.budget(), us(8));
+        assert_eq!(spin.learned(), us(8));
         // Caught waits keep the budget, or raise it to twice the wait.
         spin.record(us(2), true);
-        assert_eq!(spin.budget(), us(8));
+        assert_eq!(spin.learned(), us(8));
         spin.record(us(7), true);
-        assert_eq!(spin.budget(), us(14));
+        assert_eq!(spin.learned(), us(14));
         // Never past the bound.
         spin.record(us(40), true);
-        assert_eq!(spin.budget(), MAX);
+        assert_eq!(spin.learned(), MAX);
     }
 
     #[test]
@@ -496,6 +559,6 @@ mod tests {
         let mut spin = Spin::new(Duration::ZERO);
         spin.record(us(1), false);
         spin.record(us(1), true);
-        assert_eq!(spin.budget(), Duration::ZERO);
+        assert_eq!(spin.learned(), Duration::ZERO);
     }
 }
