@@ -46,20 +46,17 @@ def _cache_bytecode() -> None:
     import os
 
     here = os.path.dirname(os.path.abspath(__file__))
-    if not os.path.exists(os.path.join(here, ".bundled")):
+    tag = sys.implementation.cache_tag
+    if tag is None or not os.path.exists(os.path.join(here, ".bundled")):
         return
-    from importlib.util import cache_from_source
-
+    cache = os.path.join(here, "__pycache__")
     for name in sorted(os.listdir(here)):
-        if not name.endswith(".py"):
+        if not name.endswith(".py") or os.path.exists(os.path.join(cache, "%s.%s.pyc" % (name[:-3], tag))):
             continue
-        source = os.path.join(here, name)
         try:
-            if os.path.exists(cache_from_source(source)):
-                continue
             import py_compile
 
-            py_compile.compile(source, doraise=True)
+            py_compile.compile(os.path.join(here, name), doraise=True)
         except Exception:
             return  # a read-only cache, or a Python without bytecode: it only costs time
 

@@ -8,7 +8,6 @@ attachment area: every bytes value travels there raw, and the JSON holds
 
 from __future__ import annotations
 
-import json
 import struct
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
@@ -98,9 +97,8 @@ def encode(
         TypeError, ValueError, OverflowError: a value cannot be sent.
     """
     try:
-        # Fast path: a shared encoder (json.dumps with options builds a new one
-        # per call), valid as long as no bytes value needs an attachment.
-        text = _PLAIN.encode(message).encode("utf-8")
+        # Fast path, valid as long as no bytes value needs an attachment.
+        text = _dumps(message, _no_bytes).encode("utf-8")
         blobs: List[Buffer] = []
         size = 0
     except _HasBytes:
@@ -126,25 +124,75 @@ def _no_bytes(obj: Any) -> Any:
     raise TypeError("cannot send a value of type %s" % type(obj).__name__)
 
 
+# JSON through the C accelerator of the json package (_json) directly: the
+# json package itself imports json.decoder and re, which cost start-up time
+# a script would otherwise not pay. It is imported only to describe an error,
+# or where _json is missing.
+_C: Any
+try:
+    import _json as _C
+except ImportError:  # pragma: no cover - other Pythons
+    _C = None
+
 _OPTIONS: Dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":"), "allow_nan": False}
-_PLAIN = json.JSONEncoder(default=_no_bytes, **_OPTIONS)
-_DECODER = json.JSONDecoder()
-# The C scanner behind _DECODER: json.loads without its Python-level wrappers.
-_SCAN: Any = getattr(_DECODER, "scan_once")
+
+
+def _dumps(value: Any, default: Callable[[Any], Any]) -> str:
+    """Compact JSON text with ``default`` for other types; no NaN, cycles refused."""
+    if _C is not None:
+        enc = _C.make_encoder({}, default, _C.encode_basestring, None, ":", ",", False, False, False)
+        return "".join(enc(value, 0))
+    import json
+
+    return json.JSONEncoder(default=default, **_OPTIONS).encode(value)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError("%s is not a JSON value" % name)
+
+
+class _ScanContext:
+    """What the C scanner reads from a JSONDecoder."""
+
+    def __init__(self, object_hook: Optional[Callable[[Dict[str, Any]], Any]] = None) -> None:
+        self.strict = True
+        self.object_hook = object_hook
+        self.object_pairs_hook = None
+        self.parse_float = float
+        self.parse_int = int
+        self.parse_constant = _no_constant
+        self.memo: Dict[str, str] = {}
+
+
+_SCAN: Any = _C.make_scanner(_ScanContext()) if _C is not None else None
+
+
+def _loads(string: str, object_hook: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Any:
+    """One JSON value; ValueError when the text is not exactly one."""
+    if _C is not None:
+        scan = _SCAN if object_hook is None else _C.make_scanner(_ScanContext(object_hook))
+        try:
+            value, stop = scan(string, 0)
+        except StopIteration:
+            stop = -1
+        if stop == len(string):
+            return value
+    # Surrounding whitespace, or an error to describe.
+    import json
+
+    return json.loads(string, object_hook=object_hook, parse_constant=_no_constant)
 
 
 def _make_fast_encoder() -> Any:
-    """The C encoder ``JSONEncoder.encode`` builds on every call, built once.
+    """A C encoder built once (``JSONEncoder.encode`` builds one per call).
 
     No circular-reference check (``check_value`` has already walked the value).
-    None where the C accelerator is missing or differs: ``_PLAIN`` is used then.
+    None where the C accelerator is missing or differs: ``_dumps`` is used then.
     """
     try:
-        from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-
-        if c_make_encoder is None:
+        if _C is None:
             return None
-        enc = c_make_encoder(None, _no_bytes, encode_basestring, None, ":", ",", False, False, False)
+        enc = _C.make_encoder(None, _no_bytes, _C.encode_basestring, None, ":", ",", False, False, False)
         if "".join(enc(["\u00e9", 1, 1.5, {"a": None}, True], 0)) != '["\u00e9",1,1.5,{"a":null},true]':
             return None
         return enc
@@ -213,7 +261,7 @@ def _encode_with_bytes(
             return {BYTES_KEY: [size - n, n]}
         raise TypeError("cannot send a value of type %s" % type(obj).__name__)
 
-    text = json.JSONEncoder(default=attach, **_OPTIONS).encode(message).encode("utf-8")
+    text = _dumps(message, attach).encode("utf-8")
     return text, blobs, size
 
 
@@ -238,13 +286,15 @@ def decode(body: Buffer, shared: Optional[Callable[[int, int], Any]] = None) -> 
     try:
         if _BYTES_MARK not in text and _SHARED_MARK not in text:
             string = text.decode("utf-8")
-            try:
-                message, stop = _SCAN(string, 0)
-            except StopIteration:
-                stop = -1
-            if stop != len(string):
-                # Leading or trailing whitespace, or an error to describe.
-                message = _DECODER.decode(string)
+            if _SCAN is not None:
+                try:
+                    message, stop = _SCAN(string, 0)
+                except StopIteration:
+                    stop = -1
+                if stop != len(string):
+                    message = _loads(string)
+            else:
+                message = _loads(string)
         else:
             blobs = memoryview(body)[end:]
             # Values from a large frame stay views into it: no copy.
@@ -271,7 +321,7 @@ def decode(body: Buffer, shared: Optional[Callable[[int, int], Any]] = None) -> 
                     raise ProtocolError("bad bytes reference %r" % (ref,))
                 return obj
 
-            message = json.JSONDecoder(object_hook=resolve).decode(text.decode("utf-8"))
+            message = _loads(text.decode("utf-8"), resolve)
     except (ValueError, RecursionError) as e:
         raise ProtocolError("frame is not valid JSON: %s" % e) from None
     if type(message) is not dict or message.get("jsonrpc") != "2.0":
