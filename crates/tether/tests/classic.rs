@@ -117,9 +117,12 @@ fn tether_classic_talks_to_the_seeds_cpp_host() {
         r#"
 from tether import classic
 print("Script Starting")
+# One write per line: the seed's host prints to the same stdout, and an
+# unbuffered print() of several arguments is several writes that its output
+# can land between.
 for i in range(3):
-    print(i, " foo: ", classic.call("foo", 100 - i))
-    print(i, " bar: ", classic.call("bar", "something " + str(i)))
+    print("%d  foo:  %s" % (i, classic.call("foo", 100 - i)))
+    print("%d  bar:  %s" % (i, classic.call("bar", "something " + str(i))))
 try:
     classic.call("boo", 5)
 except classic.BadApi:
@@ -127,9 +130,10 @@ except classic.BadApi:
 "#,
     );
     // The seed's host is not ours: on a heavily loaded machine its output was
-    // seen cut short twice in many runs (after an "apiName:" line, exit 0),
-    // which we could not explain or reproduce on purpose. Give it three tries;
-    // a tether.classic bug would fail all of them.
+    // seen cut short twice in many runs (after an "apiName:" line, exit 0).
+    // Some of those were lines of both processes interleaved on the shared
+    // stdout (fixed above); keep three tries for the rest: a tether.classic
+    // bug would fail all of them.
     let mut out = None;
     for _ in 0..3 {
         let attempt = Command::new(&exe)
