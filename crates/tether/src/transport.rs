@@ -516,7 +516,10 @@ impl Drop for Serving {
 /// scripts than half the cores it may use (each call keeps two threads
 /// busy, the script's and the host's).
 fn machine_is_crowded() -> bool {
-    let usable = std::thread::available_parallelism().map_or(1, usize::from);
+    // Looked up once: on Linux it reads the affinity and cgroup files.
+    static USABLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let usable =
+        *USABLE.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
     SERVING.load(Ordering::Relaxed) * 2 > usable
 }
 
