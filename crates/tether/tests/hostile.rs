@@ -72,8 +72,11 @@ fn hostile_scripts_end_cleanly_and_leave_nothing_behind() {
     let (fds0, threads0, peak0) = (fds(), status_field("Threads:"), status_field("VmHWM:"));
     let quick = Duration::from_secs(10);
 
-    case("random garbage", &host, "import os\nos.write(int(os.environ['TETHER_WRITE_FD']), os.urandom(65536))\nimport time\ntime.sleep(60)", quick, |r| {
-        assert!(matches!(r, Err(Error::Protocol { .. })), "{r:?}");
+    // Random bytes end the run at once unless their prefix happens to
+    // announce a frame within the limit that never completes (1 time in
+    // 512); the idle timeout bounds that case too.
+    case("random garbage", &hostile_host().idle_timeout(Duration::from_secs(2)), "import os\nos.write(int(os.environ['TETHER_WRITE_FD']), os.urandom(65536))\nimport time\ntime.sleep(60)", quick, |r| {
+        assert!(matches!(r, Err(Error::Protocol { .. } | Error::Limit(_))), "{r:?}");
     });
     case("a 4 GiB length prefix and nothing after it", &host, "import os, time\nos.write(int(os.environ['TETHER_WRITE_FD']), b'\\xff\\xff\\xff\\xff')\ntime.sleep(60)", quick, protocol_error("4 GiB", "exceeds the limit"));
     case("a claimed 2 GiB frame with a short body, then exit", &host, "import os, struct\nos.write(int(os.environ['TETHER_WRITE_FD']), struct.pack('<I', 2**31) + b'x' * 100)", quick, protocol_error("2 GiB", "exceeds the limit"));
