@@ -364,11 +364,7 @@ class Connection:
         if not kwargs:
             frame = _framing.encode_call(msg_id, method, args, self.max_frame)
         if frame is None:
-            slot = _Slot()
-            slot.future = fut
-            slot.loop = loop
-            slot.loop_thread = fut.thread
-            self._start(method, args, kwargs, slot, msg_id)
+            self._start(method, args, kwargs, _future_slot(fut), msg_id)
         else:
             with self._lock:
                 if self._lost is not None:
@@ -397,24 +393,26 @@ class Connection:
         try:
             with self._write_lock:
                 self._write_outbox()
-        except Error as e:
-            self._lose(e)
+        except OSError as e:
+            self._lose(_lost_writing(e))
 
     def _write_outbox(self) -> None:
-        """Write the queued requests; call with the write lock held."""
+        """Write the queued requests; call with the write lock held.
+
+        Raises:
+            OSError: the write failed.
+        """
         box = self._outbox
         if not box:
             return
         data = box[0] if len(box) == 1 else b"".join(box)
         box.clear()
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._wfd, view):]
-        except (BrokenPipeError, ConnectionResetError):
-            raise ConnectionLost("the host closed the channel (it exited or stopped serving)") from None
-        except OSError as e:
-            raise ConnectionLost("writing to the host failed: %s" % e) from None
+        self._write_all(memoryview(data))
+
+    def _write_all(self, view: memoryview) -> None:
+        """Write all of ``view``; call with the write lock held."""
+        while view:
+            view = view[os.write(self._wfd, view):]
 
     def notify(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
         """Send a notification: the host runs ``method`` and sends no answer."""
@@ -622,10 +620,7 @@ class Connection:
                     if not fut.done():
                         fut.set_result(result)
                     return
-                slot = _Slot()
-                slot.future = fut
-                slot.loop = fut.get_loop()
-                slot.loop_thread = fut.thread
+                slot = _future_slot(fut)
             if error is not None:
                 slot.error = _remote_error(error)
             else:
@@ -671,10 +666,7 @@ class Connection:
         self._pending.clear()
         for slot in slots:
             if type(slot) is not _Slot:
-                fut, slot = slot, _Slot()
-                slot.future = fut
-                slot.loop = fut.get_loop()
-                slot.loop_thread = fut.thread
+                slot = _future_slot(slot)
             slot.error = self._lost
             if slot.future is None:
                 slot.done = True
@@ -922,13 +914,9 @@ class Connection:
                     self._write_outbox()
                 n = os.write(self._wfd, frame)
                 if n != len(frame):
-                    data = memoryview(frame)[n:]
-                    while data:
-                        data = data[os.write(self._wfd, data):]
-        except (BrokenPipeError, ConnectionResetError):
-            raise ConnectionLost("the host closed the channel (it exited or stopped serving)") from None
+                    self._write_all(memoryview(frame)[n:])
         except OSError as e:
-            raise ConnectionLost("writing to the host failed: %s" % e) from None
+            raise _lost_writing(e) from None
 
     def _encode(self, message: Dict[str, Any], max_frame: int) -> Tuple[List[_framing.Buffer], List[int]]:
         """The pieces of a frame, and the memory files of its shared values."""
@@ -953,15 +941,18 @@ class Connection:
                     # The host takes them in this order while it decodes the frame.
                     self._side.send(fds)
                 if len(pieces) == 1:
-                    data = memoryview(pieces[0])
-                    while data:
-                        data = data[os.write(self._wfd, data):]
+                    self._write_all(memoryview(pieces[0]))
                 else:
                     _writev_all(self._wfd, pieces)
-        except (BrokenPipeError, ConnectionResetError):
-            raise ConnectionLost("the host closed the channel (it exited or stopped serving)") from None
         except OSError as e:
-            raise ConnectionLost("writing to the host failed: %s" % e) from None
+            raise _lost_writing(e) from None
+
+
+def _lost_writing(e: OSError) -> ConnectionLost:
+    """What a failed write to the host means for the script."""
+    if isinstance(e, (BrokenPipeError, ConnectionResetError)):
+        return ConnectionLost("the host closed the channel (it exited or stopped serving)")
+    return ConnectionLost("writing to the host failed: %s" % e)
 
 
 _GET_RUNNING_LOOP: Any = None
@@ -1007,6 +998,15 @@ def _call_future() -> Any:
 
         _CALL_FUTURE = CallFuture
     return _CALL_FUTURE
+
+
+def _future_slot(fut: Any) -> _Slot:
+    """A slot that settles an asyncio call's future (from any thread)."""
+    slot = _Slot()
+    slot.future = fut
+    slot.loop = fut.get_loop()
+    slot.loop_thread = fut.thread
+    return slot
 
 
 def _settle(slot: _Slot) -> None:

@@ -49,3 +49,10 @@ pub mod __private {
 /// The version of this crate, which is also the version of the Python client
 /// it bundles.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Locks `m`, also when a thread panicked while holding it: tether's locks
+/// guard state that stays consistent between statements, so a poisoned lock
+/// is still usable.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

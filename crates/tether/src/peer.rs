@@ -5,7 +5,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::LocalKey;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -16,7 +17,7 @@ use crate::pool::{self, Inner as PoolInner};
 use crate::protocol::message::{EncodeError, Encoded, Id, Message, Params, RpcError};
 use crate::transport::Writer;
 use crate::value::{Map, Value};
-use crate::{from_value, to_value, Error};
+use crate::{from_value, lock, to_value, Error};
 
 /// The method of a cancellation notice (both directions).
 pub(crate) const CANCEL: &str = "rpc.cancel";
@@ -67,15 +68,25 @@ pub(crate) fn as_reader<T>(
     f: impl FnOnce() -> T,
 ) -> T {
     let key = Arc::as_ptr(shared) as usize;
-    let previous = READING_FOR.with(|r| r.borrow_mut().replace((key, Rc::clone(hand_over))));
-    struct Restore(Option<ReaderHook>);
-    impl Drop for Restore {
+    scoped(&READING_FOR, (key, Rc::clone(hand_over)), f)
+}
+
+/// Runs `f` with `value` in the thread-local `slot`, then puts back what was
+/// there before (also when `f` panics).
+fn scoped<V: 'static, T>(
+    slot: &'static LocalKey<RefCell<Option<V>>>,
+    value: V,
+    f: impl FnOnce() -> T,
+) -> T {
+    struct Restore<V: 'static>(&'static LocalKey<RefCell<Option<V>>>, Option<V>);
+    impl<V: 'static> Drop for Restore<V> {
         fn drop(&mut self) {
-            let previous = self.0.take();
-            READING_FOR.with(|r| *r.borrow_mut() = previous);
+            let previous = self.1.take();
+            self.0.with(|c| *c.borrow_mut() = previous);
         }
     }
-    let _restore = Restore(previous);
+    let previous = slot.with(|c| c.borrow_mut().replace(value));
+    let _restore = Restore(slot, previous);
     f()
 }
 
@@ -392,16 +403,7 @@ impl Peer {
 
     /// Runs `f` with `peer` as [`Peer::current`].
     pub(crate) fn scope<T>(peer: &Peer, f: impl FnOnce() -> T) -> T {
-        let previous = CURRENT.with(|c| c.borrow_mut().replace(peer.clone()));
-        struct Restore(Option<Peer>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                let previous = self.0.take();
-                CURRENT.with(|c| *c.borrow_mut() = previous);
-            }
-        }
-        let _restore = Restore(previous);
-        f()
+        scoped(&CURRENT, peer.clone(), f)
     }
 
     /// The script's process id.
@@ -481,8 +483,4 @@ fn params(args: impl Serialize) -> Result<Params, Error> {
 
 fn encode_error(e: EncodeError) -> Error {
     Error::Value(crate::ValueError(e.to_string()))
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

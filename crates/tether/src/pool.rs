@@ -13,8 +13,10 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
+
+use crate::lock;
 
 /// A unit of work.
 pub(crate) type Task = Box<dyn FnOnce() + Send + 'static>;
@@ -143,10 +145,6 @@ impl Inner {
         let _q = lock(&self.queue);
         self.cv.notify_all();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

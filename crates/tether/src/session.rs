@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::child::{self, FdVars, Launch, Proc};
@@ -27,7 +27,7 @@ use crate::protocol::message::{code, EncodeError, Id, Message, Params, RpcError}
 use crate::protocol::{DecodeError, Resolve, PROTOCOL_VERSION};
 use crate::transport::{ExitWatch, Incoming, Limits, ReadError, Reader, Spin, Writer};
 use crate::value::{Map, Value};
-use crate::{bundle, watchdog, Error, Host, Script};
+use crate::{bundle, lock, watchdog, Error, Host, Script};
 
 /// How long to wait for capture threads after the script exited.
 const OUTPUT_GRACE: Duration = Duration::from_millis(500);
@@ -874,8 +874,4 @@ fn io_error(context: &str, source: io::Error) -> Error {
         context: context.to_owned(),
         source,
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

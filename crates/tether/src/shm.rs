@@ -23,7 +23,7 @@ use std::fs::File;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rustix::fs::{fcntl_add_seals, fcntl_get_seals, fstat, memfd_create, MemfdFlags, SealFlags};
@@ -32,6 +32,8 @@ use rustix::net::{
     recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags,
 };
+
+use crate::lock;
 
 /// The seals a memory file must carry before its pages are mapped: nobody
 /// can change, shrink or grow it, or take the seals off.
@@ -234,10 +236,6 @@ pub(crate) fn receive_fd(socket: impl AsFd) -> Result<OwnedFd, String> {
             Err("a shared value's message carried more than one descriptor".into())
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

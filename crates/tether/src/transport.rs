@@ -213,7 +213,7 @@ impl Reader {
                     return Ok(Incoming::Waiting);
                 }
                 let started = *spinning.get_or_insert(now);
-                if now.duration_since(started) < self.spin.budget() {
+                if now.duration_since(started) < self.spin.budget(now) {
                     // Give the core away if something else wants it:
                     // spinning must not starve the process it waits for.
                     std::thread::yield_now();
@@ -330,12 +330,11 @@ impl Spin {
         }
     }
 
-    /// How long to spin before the next sleep.
-    pub fn budget(&mut self) -> Duration {
+    /// How long to spin before the next sleep; `now` is the time.
+    pub fn budget(&mut self, now: Instant) -> Duration {
         if self.max.is_zero() {
             return Duration::ZERO;
         }
-        let now = Instant::now();
         if self
             .looked
             .is_none_or(|at| now.duration_since(at) >= LOOK_EVERY)

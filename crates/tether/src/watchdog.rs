@@ -6,8 +6,10 @@
 //! none has run for a while: an idle host costs no wake-ups.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Condvar, Mutex, OnceLock, Weak};
 use std::time::Duration;
+
+use crate::lock;
 
 /// How often the watchdog looks; a call that blocks is noticed after one to
 /// two ticks.
@@ -109,8 +111,4 @@ fn tick_all(dog: &Watchdog) -> bool {
         busy |= item.tick();
     }
     busy
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

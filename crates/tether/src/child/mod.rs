@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 pub(crate) use unix::{set_nonblocking, wait, without_sigpipe, Killer};
 
 use crate::script::LineCallback;
-use crate::{Error, Script, Stdio};
+use crate::{lock, Error, Script, Stdio};
 
 /// Names of the environment variables that carry the descriptor numbers.
 #[derive(Debug, Clone, Copy)]
@@ -421,10 +421,6 @@ fn deliver_lines(stream: impl Read, callback: &LineCallback) {
             Err(_) => break,
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Returns the `python` to run: the builder's choice, else `TETHER_PYTHON`,
