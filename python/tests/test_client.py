@@ -1,7 +1,9 @@
 """The client against an in-process fake host over real pipes."""
 
+import inspect
 import os
 import threading
+import time
 import unittest
 
 import tether
@@ -11,10 +13,14 @@ from tether import _connection, _framing
 class FakeHost(threading.Thread):
     """Answers rpc.hello, then `add` and `echo`, over real pipes."""
 
-    def __init__(self):
+    def __init__(self, hello_delay=0.0):
         super().__init__(daemon=True)
         self.c_read, self.h_write = os.pipe()
         self.h_read, self.c_write = os.pipe()
+        self.hello_delay = hello_delay
+        self.greeted = False
+        # Calls that arrived before the hello was answered.
+        self.early = []
 
     def run(self):
         d = _framing.FrameDecoder()
@@ -27,10 +33,16 @@ class FakeHost(threading.Thread):
                 d.feed(data)
                 continue
             msg = _framing.decode(body)
+            if "id" not in msg:
+                continue  # notifications (rpc.ready, logs) need no answer
+            if not self.greeted and msg["method"] != "rpc.hello":
+                self.early.append(msg["method"])
             if msg["method"] == "rpc.hello":
-                result = {"protocol": 1, "version": "test", "max_frame": 1 << 20,
+                time.sleep(self.hello_delay)
+                result = {"protocol": tether.PROTOCOL_VERSION, "version": "test", "max_frame": 1 << 20,
                           "functions": [{"name": "add", "params": ["a", "b"], "signature": "add(a, b)"}]}
                 reply = {"jsonrpc": "2.0", "id": msg["id"], "result": result}
+                self.greeted = True
             elif msg["method"] == "add":
                 p = msg.get("params", [])
                 a, b = (p["a"], p["b"]) if isinstance(p, dict) else p
@@ -73,11 +85,16 @@ class ClientTests(unittest.TestCase):
 
     def test_threads_get_their_own_answers(self):
         errors = []
+        done = []
 
         def work(k):
-            for i in range(200):
-                if self.conn.call("add", (k, i), {}) != k + i:
-                    errors.append((k, i))
+            try:
+                for i in range(200):
+                    if self.conn.call("add", (k, i), {}) != k + i:
+                        errors.append((k, i))
+                done.append(k)
+            except BaseException as e:  # recorded: a thread's exception fails the test
+                errors.append((k, repr(e)))
 
         threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
         for t in threads:
@@ -85,6 +102,7 @@ class ClientTests(unittest.TestCase):
         for t in threads:
             t.join()
         self.assertEqual(errors, [])
+        self.assertEqual(sorted(done), list(range(8)))
 
     def test_host_going_away_raises_connection_lost_at_once(self):
         with self.assertRaises(tether.ConnectionLost):
@@ -109,12 +127,12 @@ class ScriptedHost(threading.Thread):
             os.write(self.h_write, piece)
 
     def run(self):
+        # As a host speaking protocol 2 does: nothing is sent to the script
+        # before it said it is ready (after the handshake).
         d = _framing.FrameDecoder()
-        for msg in self.requests:
-            self.send(msg)
         want = sum(1 for m in self.requests if "id" in m)
-        greeted = False
-        while len(self.replies) < want or not greeted:
+        self.ready = None
+        while len(self.replies) < want or self.ready is None:
             body = d.next()
             if body is None:
                 data = os.read(self.h_read, 65536)
@@ -124,8 +142,12 @@ class ScriptedHost(threading.Thread):
                 continue
             msg = _framing.decode(body)
             if msg.get("method") == "rpc.hello":
-                self.send({"jsonrpc": "2.0", "id": 0, "result": {"protocol": 1, "version": "t", "functions": []}})
-                greeted = True
+                self.send({"jsonrpc": "2.0", "id": 0,
+                           "result": {"protocol": tether.PROTOCOL_VERSION, "version": "t", "functions": []}})
+            elif msg.get("method") == "rpc.ready":
+                self.ready = msg["params"]["exports"]
+                for request in self.requests:
+                    self.send(request)
             elif "method" not in msg:
                 self.replies[msg["id"]] = msg
         self.done.set()
@@ -169,6 +191,7 @@ class ExportTests(unittest.TestCase):
         self.assertIn("double, explode, later", r[3]["error"]["message"])
         self.assertEqual(r[4]["error"]["code"], -32602)
         self.assertEqual(r[5]["result"], 2)
+        self.assertEqual(fake.ready, ["double", "explode", "later"])
         conn.close()
 
     def test_a_call_cancelled_before_it_starts_is_not_run(self):
@@ -201,6 +224,54 @@ class ExportTests(unittest.TestCase):
         conn.serve()
         self.assertTrue(conn.stop_requested)
         conn.close()
+
+
+class Handshake(unittest.TestCase):
+    def setUp(self):
+        self.saved = {k: os.environ.get(k) for k in ("TETHER_READ_FD", "TETHER_WRITE_FD", "TETHER_SHM_FD")}
+        self.host = FakeHost(hello_delay=0.3)
+        self.host.start()
+        os.environ["TETHER_READ_FD"] = str(self.host.c_read)
+        os.environ["TETHER_WRITE_FD"] = str(self.host.c_write)
+        os.environ.pop("TETHER_SHM_FD", None)
+        _connection._connection = None
+        _connection._connect_error = None
+        tether.host._functions.clear()
+
+    def tearDown(self):
+        conn = _connection._connection
+        if conn is not None:
+            conn.close()
+        _connection._connection = None
+        _connection._connect_error = None
+        tether.host._functions.clear()
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    def test_no_thread_calls_before_the_handshake_is_answered(self):
+        # One thread connects (its handshake is answered slowly); another
+        # calls meanwhile. Its call must wait for the handshake and see the
+        # host's signatures, not race ahead of rpc.hello.
+        results = {}
+
+        def first():
+            results["first"] = tether.host.add(1, 2)
+
+        def second():
+            time.sleep(0.1)  # the first thread is inside the handshake now
+            results["signature"] = list(inspect.signature(tether.host.add).parameters)
+            results["second"] = tether.host.add(a=3, b=4)
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        self.assertEqual(self.host.early, [])
+        self.assertEqual(results, {"first": 3, "second": 7, "signature": ["a", "b"]})
 
 
 class NoHost(unittest.TestCase):

@@ -22,7 +22,7 @@ from ._errors import (
     RemoteError,
     VersionMismatch,
 )
-from ._exports import cancelled, export, notify, serve, stop_requested
+from ._exports import cancelled, export, notify, ready, serve, stop_requested
 from ._host import host
 from ._logs import install_if_requested as _install_log_forwarding
 from ._version import PROTOCOL_VERSION, __version__
@@ -88,6 +88,7 @@ __all__ = [
     "export",
     "host",
     "notify",
+    "ready",
     "serve",
     "stop_requested",
 ]

@@ -47,9 +47,8 @@ INTERNAL_ERROR = -32603
 FUNCTION_ERROR = -32000
 VERSION_MISMATCH = -32001
 
-CANCEL = "rpc.cancel"
-STOP = "rpc.stop"
-LOG = "rpc.log"
+CANCEL = _framing.CANCEL
+STOP = _framing.STOP
 
 _CHUNK = 64 * 1024
 
@@ -260,6 +259,12 @@ class Connection:
         self._shared: Any = None
         self.host_version = "?"
         self.functions: Dict[str, Function] = {}
+        self.types: Dict[str, List[List[str]]] = {}
+        # Whether the host was told the script serves (rpc.ready).
+        self._ready_sent = False
+        # close() was called while another thread read: that thread closes
+        # the descriptors when it gives the reader role up.
+        self._close_pending = False
 
     @classmethod
     def from_environment(cls) -> "Connection":
@@ -291,6 +296,9 @@ class Connection:
             if side is not None:
                 conn._side = side
                 conn._shared = lambda offset, length: side.resolve(offset, length, conn.max_frame)
+                # Descriptors may arrive faster than their frames: whoever
+                # waits for the pipe also takes them off the socket.
+                conn._poller.register(side.fileno(), select.POLLIN)
         return conn
 
     def handshake(self) -> None:
@@ -432,12 +440,28 @@ class Connection:
         Raises:
             ProtocolError: the host broke the protocol.
         """
+        self.ready()
         while self._take_reader_role(until=lambda: self.stop_requested or self._lost is not None):
             requests = self._read_as_reader(block=True)
             for msg in requests:
                 self._handle(msg)
         if self._lost is not None and not isinstance(self._lost, ConnectionLost):
             raise self._lost
+
+    def ready(self) -> None:
+        """Tell the host the script serves, with the names it exports (once).
+
+        The host's calls wait for this: a script that calls the host while it
+        imports finds its exports defined when the host calls it.
+        """
+        with self._lock:
+            if self._ready_sent or self._lost is not None:
+                return
+            self._ready_sent = True
+        try:
+            self.notify(_framing.READY, (), {"exports": sorted(EXPORTS)})
+        except ConnectionLost:
+            pass
 
     def pump(self) -> None:
         """Handle whatever the host has sent, without waiting (if no other thread reads)."""
@@ -449,17 +473,32 @@ class Connection:
             self._handle(msg)
 
     def close(self) -> None:
-        """Close both descriptors; the host then sees end-of-file."""
+        """Close both descriptors; the host then sees end-of-file.
+
+        A thread that reads or writes meanwhile finishes first: the write end
+        closes once no write is under way, the read end once no thread holds
+        the reader role (that thread closes it when it gives the role up).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._lose_locked(ConnectionLost("the connection to the host was closed"))
-        for fd in (self._rfd, self._wfd):
+            reading = self._reader is not None
+            self._close_pending = reading
+        with self._write_lock:
+            _close_quietly(self._wfd)
+        if not reading:
+            self._close_read_end()
+
+    def _close_read_end(self) -> None:
+        loop = self._aio_loop
+        if loop is not None:
             try:
-                os.close(fd)
-            except OSError:
+                loop.remove_reader(self._rfd)
+            except Exception:
                 pass
+        _close_quietly(self._rfd)
 
     def __enter__(self) -> "Connection":
         return self
@@ -531,10 +570,7 @@ class Connection:
             try:
                 requests = self._read(True)
             finally:
-                with lock:
-                    self._reader = None
-                    if self._sleepers:
-                        self._cond.notify_all()
+                self._release_reader()
             for msg in requests:
                 self._handle(msg)
 
@@ -547,10 +583,17 @@ class Connection:
         try:
             return self._read(block)
         finally:
-            with self._lock:
-                self._reader = None
-                if self._sleepers:
-                    self._cond.notify_all()
+            self._release_reader()
+
+    def _release_reader(self) -> None:
+        """Give the reader role up, waking the threads that wait for it."""
+        with self._lock:
+            self._reader = None
+            if self._sleepers:
+                self._cond.notify_all()
+            closing, self._close_pending = self._close_pending, False
+        if closing:
+            self._close_read_end()
 
     def _read(self, block: bool) -> List[Dict[str, Any]]:
         requests: List[Dict[str, Any]] = []
@@ -578,6 +621,12 @@ class Connection:
                 # Nothing buffered: wait for bytes (spinning first) instead of
                 # paying for a read that fails.
                 self._spin.wait(self._poller)
+                if self._side is not None:
+                    try:
+                        self._side.drain()
+                    except Error as e:
+                        self._lose(e)
+                        return requests
             try:
                 target = decoder.target()
                 if target is not None:
@@ -651,6 +700,7 @@ class Connection:
 
         loop = asyncio.get_running_loop()
         self._attach_loop(loop)
+        self.ready()
         fut = loop.create_future()
         self._serve_waiters.append((loop, fut))
         if self.stop_requested or self._lost is not None:
@@ -828,6 +878,19 @@ class Connection:
             return
         self._aio_loop = loop
         loop.add_reader(self._rfd, self._on_readable, loop)
+        side = self._side
+        if side is not None:
+            loop.add_reader(side.fileno(), self._drain_side, loop)
+
+    def _drain_side(self, loop: Any) -> None:
+        try:
+            self._side.drain()
+        except Error as e:
+            self._lose(e)
+            try:
+                loop.remove_reader(self._side.fileno())
+            except Exception:
+                pass
 
     def _on_readable(self, loop: Any) -> None:
         me = threading.get_ident()
@@ -852,7 +915,7 @@ class Connection:
             params["shm"] = True
         slot = _Slot()
         self._register(0, slot)
-        self._send(_framing.encode(_framing.request(0, "rpc.hello", params), self.max_frame))
+        self._send(_framing.encode(_framing.request(0, _framing.HELLO, params), self.max_frame))
         self._wait(slot)
         if slot.error is not None:
             if isinstance(slot.error, RemoteError) and slot.error.code == VERSION_MISMATCH:
@@ -872,7 +935,7 @@ class Connection:
         self._decoder.max_frame = self.max_frame
         for f in result.get("functions", []):
             self.functions[f["name"]] = Function(f)
-        self.types: Dict[str, List[List[str]]] = dict(result.get("types") or {})
+        self.types = dict(result.get("types") or {})
 
     def _params(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         for a in args:
@@ -1066,12 +1129,34 @@ def connection() -> Connection:
     if conn is not None:
         return conn
     with _connect_lock:
-        if _connection is None:
-            conn = Connection.from_environment()
-            # Published before the handshake: the host may call exports while
-            # the handshake is under way, and they may use the connection.
-            _connection = conn
+        if _connection is not None:
+            return _connection
+        if _connect_error is not None:
+            raise _connect_error
+        conn = Connection.from_environment()
+        try:
+            # Published only after the handshake: no thread may send a call
+            # before rpc.hello, or see the host's functions before they are
+            # known. The host calls no export before the script is ready.
             conn.handshake()
-        elif _connection._lost is not None and not _connection.functions:
-            raise _connection._lost
-        return _connection
+        except Error as e:
+            _remember_failure(e)
+            raise
+        _connection = conn
+        return conn
+
+
+_connect_error: Optional[Error] = None
+
+
+def _remember_failure(e: Error) -> None:
+    """Later calls fail the same way instead of trying again on a broken channel."""
+    global _connect_error
+    _connect_error = e
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass

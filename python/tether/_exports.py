@@ -54,6 +54,20 @@ def serve() -> None:
     connection().serve()
 
 
+def ready() -> None:
+    """Tell the host the script serves: its calls into the script go ahead.
+
+    ``tether.serve()`` (and ``tether.aio.serve()``) say so on their own when
+    they start; call this first only when the script answers the host's calls
+    some other way (an event loop of its own that calls ``tether.aio.serve()``
+    later, say) and its exports are all defined. Calls the host makes before
+    the script is ready wait for it, so exports defined after the script's
+    first host calls at import time are still found. Saying it twice does
+    nothing.
+    """
+    connection().ready()
+
+
 def notify(name: str, *args: Any, **kwargs: Any) -> None:
     """Call host function ``name`` without waiting for (or getting) an answer."""
     connection().notify(name, args, kwargs)
@@ -91,4 +105,4 @@ def _connection_now() -> "Optional[Connection]":
     return module._connection
 
 
-__all__ = ["cancelled", "export", "notify", "serve", "stop_requested"]
+__all__ = ["cancelled", "export", "notify", "ready", "serve", "stop_requested"]

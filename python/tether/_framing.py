@@ -27,6 +27,16 @@ _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 64) - 1
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 
+# The reserved method names (docs/protocol.md §5): every name that starts with
+# "rpc." belongs to the protocol. The host's list is protocol/method.rs; a test
+# checks that the two agree.
+HELLO = "rpc.hello"
+READY = "rpc.ready"
+CANCEL = "rpc.cancel"
+STOP = "rpc.stop"
+LOG = "rpc.log"
+RESERVED = (HELLO, READY, CANCEL, STOP, LOG)
+
 
 def check_value(value: Any) -> None:
     """Raise if ``value`` cannot travel unchanged.

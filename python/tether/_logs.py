@@ -26,11 +26,12 @@ def install_if_requested() -> None:
 
         def emit(self, record: logging.LogRecord) -> None:
             from ._connection import connection
+            from ._framing import LOG
 
             try:
                 message = self.format(record)
                 connection().notify(
-                    "rpc.log", (), {"level": record.levelno, "logger": record.name, "message": message}
+                    LOG, (), {"level": record.levelno, "logger": record.name, "message": message}
                 )
             except Exception:
                 # Logging must never break the script; a lost host is reported by calls.

@@ -21,6 +21,9 @@ from ._errors import ProtocolError
 
 ENV = "TETHER_SHM_FD"
 
+# At most this many descriptors travel in one message (the kernel takes 253).
+_FDS_PER_MESSAGE = 64
+
 # fcntl's seal constants (Linux; fcntl has them from Python 3.8 on).
 _F_ADD_SEALS = 1033
 _F_GET_SEALS = 1034
@@ -42,6 +45,8 @@ class Side:
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fd)
         self._socket.setblocking(True)
         self._recv_lock = __import__("threading").Lock()
+        # Descriptors taken off the socket before their frame was decoded.
+        self._inbox: "List[int]" = []
 
     @classmethod
     def from_environment(cls) -> "Optional[Side]":
@@ -67,14 +72,19 @@ class Side:
         fds.append(fd)
         return 0
 
+    def fileno(self) -> int:
+        """The socket's descriptor, to wait on."""
+        return self._socket.fileno()
+
     def send(self, fds: "List[int]") -> None:
-        """Pass ``fds`` (one message each), then close them. Call with the write lock held."""
+        """Pass ``fds`` in order (up to 64 in a message), then close them. Call with the write lock held."""
         import array
         import socket
 
         try:
-            for fd in fds:
-                self._socket.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+            for i in range(0, len(fds), _FDS_PER_MESSAGE):
+                batch = array.array("i", fds[i : i + _FDS_PER_MESSAGE])
+                self._socket.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, batch)])
         finally:
             for fd in fds:
                 try:
@@ -84,27 +94,16 @@ class Side:
 
     def resolve(self, offset: int, length: int, limit: int) -> "Any":
         """Map the next shared value the host passed: a read-only memoryview."""
-        import array
         import mmap
-        import socket
 
         if length > limit:
             raise ProtocolError("a shared value of %d bytes exceeds the limit of %d bytes" % (length, limit))
         with self._recv_lock:
-            size = socket.CMSG_SPACE(array.array("i").itemsize)
-            try:
-                data, ancillary, _flags, _addr = self._socket.recvmsg(1, size, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                raise ProtocolError("a frame refers to a shared value whose descriptor was not passed") from None
-        fds = array.array("i")
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-        if len(data) != 1 or len(fds) != 1:
-            for fd in fds:
-                os.close(fd)
-            raise ProtocolError("a shared value's message did not carry exactly one descriptor")
-        fd = fds[0]
+            if not self._inbox:
+                self._drain_locked()
+            if not self._inbox:
+                raise ProtocolError("a frame refers to a shared value whose descriptor was not passed")
+            fd = self._inbox.pop(0)
         try:
             import fcntl
 
@@ -124,3 +123,37 @@ class Side:
         finally:
             os.close(fd)  # the mapping keeps its own reference
         return memoryview(mapped)[offset - start : offset - start + length].toreadonly()
+
+    def drain(self) -> None:
+        """Take every descriptor waiting on the socket, in order.
+
+        The host passes a frame's descriptors before the frame and may pass
+        more than the socket holds, so whoever waits for the pipe takes them
+        off the socket too: the host never waits on a full socket while the
+        script waits for the frame behind it.
+
+        Raises:
+            ProtocolError: a message carried no descriptor.
+        """
+        with self._recv_lock:
+            self._drain_locked()
+
+    def _drain_locked(self) -> None:
+        import array
+        import socket
+
+        size = socket.CMSG_SPACE(_FDS_PER_MESSAGE * array.array("i").itemsize)
+        while True:
+            try:
+                data, ancillary, _flags, _addr = self._socket.recvmsg(1, size, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data:
+                return  # the host closed its end
+            fds = array.array("i")
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+            if not fds:
+                raise ProtocolError("a message on the shared-memory socket carried no descriptor")
+            self._inbox.extend(fds)

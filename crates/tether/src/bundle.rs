@@ -16,8 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 include!(concat!(env!("OUT_DIR"), "/client_files.rs"));
 
-/// The client package's version, which equals the crate's.
-pub(crate) const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version of this crate, which is also the version of the Python client
+/// it bundles.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The directory holding `tether/` for `PYTHONPATH`, written if needed.
 pub(crate) fn client_dir() -> io::Result<PathBuf> {
@@ -26,7 +27,7 @@ pub(crate) fn client_dir() -> io::Result<PathBuf> {
 
 fn client_dir_in(base: &Path) -> io::Result<PathBuf> {
     static SERIAL: AtomicU64 = AtomicU64::new(0);
-    let dir = base.join(format!("client-{CLIENT_VERSION}-{:016x}", content_hash()));
+    let dir = base.join(format!("client-{VERSION}-{:016x}", content_hash()));
     if dir.join("tether/__init__.py").is_file() {
         return Ok(dir);
     }
@@ -160,8 +161,8 @@ mod tests {
             .expect("_version.py is bundled");
         let text = std::str::from_utf8(version_py).unwrap();
         assert!(
-            text.contains(&format!("__version__ = \"{CLIENT_VERSION}\"")),
-            "python/tether/_version.py must say __version__ = \"{CLIENT_VERSION}\""
+            text.contains(&format!("__version__ = \"{VERSION}\"")),
+            "python/tether/_version.py must say __version__ = \"{VERSION}\""
         );
         assert!(text.contains(&format!(
             "PROTOCOL_VERSION = {}",
@@ -169,8 +170,8 @@ mod tests {
         )));
         let pyproject = include_str!("../../../python/pyproject.toml");
         assert!(
-            pyproject.contains(&format!("version = \"{CLIENT_VERSION}\"")),
-            "python/pyproject.toml must carry version {CLIENT_VERSION}"
+            pyproject.contains(&format!("version = \"{VERSION}\"")),
+            "python/pyproject.toml must carry version {VERSION}"
         );
     }
 

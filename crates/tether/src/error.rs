@@ -5,7 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 
-use crate::Value;
+use crate::value::Value;
 
 /// Everything that can go wrong while running a script.
 #[derive(Debug)]
@@ -37,6 +37,9 @@ pub enum Error {
         detail: String,
         /// How the script ended, once it was stopped and reaped.
         status: Option<ExitStatus>,
+        /// Why the host itself signalled it, when it had to (see
+        /// [`Outcome::killed_by_host`](crate::Outcome::killed_by_host)).
+        killed_by: Option<String>,
     },
     /// A call into the script failed there: the export raised, or there is
     /// no such export, or its arguments did not fit.
@@ -60,6 +63,9 @@ pub enum Error {
     ScriptFailed {
         /// How it ended.
         status: ExitStatus,
+        /// Why the host itself signalled it, when it did (see
+        /// [`Outcome::killed_by_host`](crate::Outcome::killed_by_host)).
+        killed_by: Option<String>,
         /// What else is known: calls in flight, the last lines of stderr.
         report: String,
     },
@@ -85,15 +91,25 @@ impl fmt::Display for Error {
             }
             Error::Config(m) => write!(f, "invalid host configuration: {m}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
-            Error::Protocol { detail, status } => {
+            Error::Protocol {
+                detail,
+                status,
+                killed_by,
+            } => {
                 write!(f, "script broke the protocol: {detail}")?;
                 if let Some(status) = status {
-                    write!(f, " (script stopped: {})", describe_status(status))?;
+                    let how = describe_status(status, killed_by.as_deref());
+                    write!(f, " (script stopped: {how})")?;
                 }
                 Ok(())
             }
-            Error::ScriptFailed { status, report } => {
-                write!(f, "the script failed: {}{report}", describe_status(status))
+            Error::ScriptFailed {
+                status,
+                killed_by,
+                report,
+            } => {
+                let how = describe_status(status, killed_by.as_deref());
+                write!(f, "the script failed: {how}{report}")
             }
             Error::Remote(e) => write!(f, "the script's {e}"),
             Error::Timeout { method, after } => {
@@ -252,13 +268,21 @@ impl fmt::Display for FunctionError {
 
 impl std::error::Error for FunctionError {}
 
-/// How a script ended, in words, with a hint where the cause is usually
-/// somewhere else: SIGKILL (the out-of-memory killer) and SIGSEGV (a crash
-/// in native code).
-pub(crate) fn describe_status(status: &ExitStatus) -> String {
+/// How a script ended, in words: who sent the signal when the host did
+/// (`killed_by`), else a hint where the cause is usually somewhere else:
+/// SIGKILL (the out-of-memory killer) and SIGSEGV (a crash in native code).
+pub(crate) fn describe_status(status: &ExitStatus, killed_by: Option<&str>) -> String {
     use std::os::unix::process::ExitStatusExt;
     if let Some(code) = status.code() {
         return format!("exit code {code}");
+    }
+    if let (Some(sig), Some(why)) = (status.signal(), killed_by) {
+        let name = match sig {
+            9 => " (SIGKILL)",
+            15 => " (SIGTERM)",
+            _ => "",
+        };
+        return format!("killed by signal {sig}{name}, sent by the host: {why}");
     }
     match status.signal() {
         Some(9) => "killed by signal 9 (SIGKILL); if nobody killed it on purpose, it was most \

@@ -11,13 +11,16 @@ use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::error::FunctionError;
+use crate::protocol::handshake::{Described, StructFields};
 use crate::protocol::message::{code, Params, RpcError};
-use crate::pytypes::{self, Types};
+use crate::pytypes::{self, short_type_name, Types};
+use crate::value::{from_value, to_value};
 use crate::value::{Map, Value};
-use crate::{from_value, to_value, FunctionError};
 
 /// Why a call failed, before it becomes a JSON-RPC error.
 #[derive(Debug)]
@@ -54,6 +57,60 @@ pub(crate) struct Function {
     /// or called back into the script while it ran there.
     pub pooled: Arc<std::sync::atomic::AtomicBool>,
     invoke: Arc<Invoke>,
+}
+
+/// The host's functions, by name in registration order, and the types
+/// described for their annotations. Shared by every script of a host.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    pub functions: IndexMap<String, Function>,
+    /// Types described with `Host::describe_type`, for return annotations.
+    pub described: Types,
+}
+
+impl Registry {
+    /// The function registered as `name`.
+    pub fn get(&self, name: &str) -> Option<&Function> {
+        self.functions.get(name)
+    }
+
+    /// Names in registration order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.functions.keys().map(String::as_str)
+    }
+
+    /// Every struct and enum the functions' types use.
+    pub fn types(&self) -> Types {
+        let mut known = self.described.clone();
+        for f in self.functions.values() {
+            known.extend(&f.types_used);
+        }
+        known
+    }
+
+    /// What a client learns of the functions in the handshake.
+    pub fn describe(&self) -> Vec<Described> {
+        let known = self.types();
+        self.functions
+            .values()
+            .map(|f| {
+                let (annotations, returns) = f.annotations(&known);
+                Described {
+                    name: f.name.clone(),
+                    params: f.params.clone(),
+                    signature: f.signature(),
+                    annotations,
+                    returns,
+                    doc: f.doc.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// The structs the annotations name, each with its fields' annotations.
+    pub fn structs(&self) -> Vec<(String, StructFields)> {
+        self.types().structs.into_iter().collect()
+    }
 }
 
 /// A Rust closure that can serve as a host function taking `Args`.
@@ -100,7 +157,7 @@ macro_rules! impl_into_function {
 
 /// Converts one argument; a [`Value`] parameter takes the value as it is
 /// (a large bytes value is not copied).
-fn argument<T: DeserializeOwned + 'static>(value: Value) -> Result<T, crate::ValueError> {
+fn argument<T: DeserializeOwned + 'static>(value: Value) -> Result<T, crate::error::ValueError> {
     let mut slot = Some(value);
     if let Some(same) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<T>>() {
         if let Some(v) = same.take() {
@@ -111,7 +168,7 @@ fn argument<T: DeserializeOwned + 'static>(value: Value) -> Result<T, crate::Val
 }
 
 /// Converts a result; a [`Value`] is sent as it is (without a copy).
-fn result<R: Serialize + 'static>(r: R) -> Result<Value, crate::ValueError> {
+fn result<R: Serialize + 'static>(r: R) -> Result<Value, crate::error::ValueError> {
     let mut slot = Some(r);
     if let Some(value) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<Value>>() {
         if let Some(v) = value.take() {
@@ -433,27 +490,6 @@ fn is_identifier(s: &str) -> bool {
     matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
         && chars.all(|c| c == '_' || c.is_alphanumeric())
         && !pytypes::KEYWORDS.contains(&s)
-}
-
-/// `alloc::vec::Vec<alloc::string::String>` → `Vec<String>`.
-pub(crate) fn short_type_name(full: &str) -> String {
-    let mut out = String::with_capacity(full.len());
-    let mut ident = String::new();
-    let mut chars = full.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '_' || c.is_alphanumeric() {
-            ident.push(c);
-        } else if c == ':' && chars.peek() == Some(&':') {
-            chars.next();
-            ident.clear();
-        } else {
-            out.push_str(&ident);
-            ident.clear();
-            out.push(c);
-        }
-    }
-    out.push_str(&ident);
-    out
 }
 
 #[cfg(test)]

@@ -16,25 +16,36 @@
 
 mod bundle;
 mod child;
+mod config;
 mod error;
 mod function;
 mod host;
+mod link;
+mod outcome;
 mod peer;
 mod pool;
+mod process;
 pub mod protocol;
 mod pytypes;
+mod scope;
 mod script;
 mod session;
 mod shm;
+mod spin;
 mod stubs;
+mod sync;
 mod transport;
 mod value;
 mod watchdog;
 
+pub use bundle::VERSION;
 pub use bytes::Bytes;
+pub use child::Child;
+pub use config::Mode;
 pub use error::{Error, FunctionError, RemoteError, ValueError};
 pub use function::IntoFunction;
-pub use host::{Child, Host, Mode, Outcome};
+pub use host::Host;
+pub use outcome::Outcome;
 pub use peer::Peer;
 pub use protocol::PROTOCOL_VERSION;
 pub use script::{Script, Stdio};
@@ -44,15 +55,4 @@ pub use value::{from_value, to_value, Map, Value};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::pytypes::Types;
-}
-
-/// The version of this crate, which is also the version of the Python client
-/// it bundles.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Locks `m`, also when a thread panicked while holding it: tether's locks
-/// guard state that stays consistent between statements, so a poisoned lock
-/// is still usable.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

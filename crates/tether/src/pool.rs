@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-use crate::lock;
+use crate::sync::lock;
 
 /// A unit of work.
 pub(crate) type Task = Box<dyn FnOnce() + Send + 'static>;

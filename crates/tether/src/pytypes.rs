@@ -35,8 +35,6 @@ use serde_reflection::{
     ContainerFormat, Format, FormatHolder, Tracer, TracerConfig, VariantFormat,
 };
 
-use crate::function::short_type_name;
-
 /// Named container formats (structs and enums) found while tracing.
 type Registry = BTreeMap<String, ContainerFormat>;
 
@@ -279,6 +277,27 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
     "with", "yield",
 ];
+
+/// `alloc::vec::Vec<alloc::string::String>` → `Vec<String>`.
+pub(crate) fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut ident = String::new();
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '_' || c.is_alphanumeric() {
+            ident.push(c);
+        } else if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            ident.clear();
+        } else {
+            out.push_str(&ident);
+            ident.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&ident);
+    out
+}
 
 #[cfg(test)]
 mod tests {

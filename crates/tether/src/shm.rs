@@ -18,7 +18,7 @@
 //! [`Host::shared_memory`]: crate::Host::shared_memory
 #![allow(unsafe_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::mem::MaybeUninit;
@@ -33,7 +33,7 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags,
 };
 
-use crate::lock;
+use crate::sync::lock;
 
 /// The seals a memory file must carry before its pages are mapped: nobody
 /// can change, shrink or grow it, or take the seals off.
@@ -163,19 +163,25 @@ pub(crate) fn map(fd: OwnedFd, offset: u64, len: u64, max: u64) -> Result<Bytes,
     Ok(Bytes::from_owner(Region { map, _fd: fd }))
 }
 
-/// Passes `fds` over the side socket, one message (of one byte) each.
+/// At most this many descriptors go in one message over the side socket
+/// (the kernel takes up to 253).
+const FDS_PER_MESSAGE: usize = 64;
+
+/// Passes `fds` over the side socket, in order, up to [`FDS_PER_MESSAGE`]
+/// in each message of one byte.
 ///
 /// # Errors
 ///
 /// `WouldBlock` when the socket is full (the caller waits and retries with
 /// what is left: returned is how many went).
 pub(crate) fn send_fds(socket: impl AsFd, fds: &[Arc<OwnedFd>]) -> (usize, io::Result<()>) {
-    for (i, fd) in fds.iter().enumerate() {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut sent_count = 0;
+    for batch in fds.chunks(FDS_PER_MESSAGE) {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS_PER_MESSAGE))];
         let mut control = SendAncillaryBuffer::new(&mut space);
-        let borrowed = [fd.as_fd()];
+        let borrowed: Vec<_> = batch.iter().map(|fd| fd.as_fd()).collect();
         if !control.push(SendAncillaryMessage::ScmRights(&borrowed)) {
-            return (i, Err(io::Error::other("no room for a descriptor")));
+            return (sent_count, Err(io::Error::other("no room for descriptors")));
         }
         let sent = loop {
             match sendmsg(
@@ -189,52 +195,92 @@ pub(crate) fn send_fds(socket: impl AsFd, fds: &[Arc<OwnedFd>]) -> (usize, io::R
             }
         };
         if let Err(e) = sent {
-            return (i, Err(e.into()));
+            return (sent_count, Err(e.into()));
         }
+        sent_count += batch.len();
     }
-    (fds.len(), Ok(()))
+    (sent_count, Ok(()))
 }
 
-/// Takes the next descriptor the peer passed over the side socket; one must
-/// be there already (the peer passes it before the frame that refers to it).
-pub(crate) fn receive_fd(socket: impl AsFd) -> Result<OwnedFd, String> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut byte = [0u8; 1];
-    let got = loop {
-        match recvmsg(
-            &socket,
-            &mut [io::IoSliceMut::new(&mut byte)],
-            &mut control,
-            RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
-        ) {
-            Err(Errno::INTR) => continue,
-            other => break other,
-        }
-    };
-    match got {
-        Ok(msg) if msg.bytes == 1 => {}
-        Ok(_) => {
-            return Err("the side socket closed before a shared value's descriptor came".into())
-        }
-        Err(Errno::AGAIN) => {
-            return Err("a frame refers to a shared value whose descriptor was not passed".into())
-        }
-        Err(e) => return Err(format!("cannot receive a shared value's descriptor: {e}")),
-    }
-    let mut fds = Vec::new();
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(passed) = message {
-            fds.extend(passed);
+/// The receiving end of the side socket: descriptors the peer passed, in
+/// the order it passed them.
+///
+/// The peer passes a frame's descriptors before the frame, and may pass more
+/// than the socket holds: so the reader takes them off the socket whenever
+/// it waits ([`drain`](Inbox::drain)), not only while it decodes the frame
+/// that refers to them, and the sender never waits for a reader that waits
+/// for it.
+pub(crate) struct Inbox {
+    socket: Arc<OwnedFd>,
+    queue: VecDeque<OwnedFd>,
+}
+
+impl Inbox {
+    pub fn new(socket: Arc<OwnedFd>) -> Inbox {
+        Inbox {
+            socket,
+            queue: VecDeque::new(),
         }
     }
-    let mut fds = fds.into_iter();
-    match (fds.next(), fds.next()) {
-        (Some(fd), None) => Ok(fd),
-        (None, _) => Err("a shared value's message carried no descriptor".into()),
-        (Some(_), Some(_)) => {
-            Err("a shared value's message carried more than one descriptor".into())
+
+    /// The socket, to wait on.
+    pub fn socket(&self) -> &OwnedFd {
+        &self.socket
+    }
+
+    /// Takes every descriptor waiting on the socket.
+    ///
+    /// # Errors
+    ///
+    /// When a message carries no descriptor, or receiving fails.
+    pub fn drain(&mut self) -> Result<(), String> {
+        loop {
+            let mut space =
+                [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS_PER_MESSAGE))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let mut byte = [0u8; 1];
+            let got = loop {
+                match recvmsg(
+                    &*self.socket,
+                    &mut [io::IoSliceMut::new(&mut byte)],
+                    &mut control,
+                    RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
+                ) {
+                    Err(Errno::INTR) => continue,
+                    other => break other,
+                }
+            };
+            match got {
+                Ok(msg) if msg.bytes == 1 => {}
+                // The peer closed its end, or nothing more is there.
+                Ok(_) | Err(Errno::AGAIN) => return Ok(()),
+                Err(e) => return Err(format!("cannot receive a shared value's descriptor: {e}")),
+            }
+            let before = self.queue.len();
+            for message in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(passed) = message {
+                    self.queue.extend(passed);
+                }
+            }
+            if self.queue.len() == before {
+                return Err("a message on the shared-memory socket carried no descriptor".into());
+            }
         }
+    }
+
+    /// The next descriptor the peer passed; it must be there already (the
+    /// peer passes it before the frame that refers to it).
+    ///
+    /// # Errors
+    ///
+    /// When none was passed.
+    pub fn next(&mut self) -> Result<OwnedFd, String> {
+        if self.queue.is_empty() {
+            self.drain()?;
+        }
+        self.queue.pop_front().ok_or_else(|| {
+            "a frame refers to a shared value whose descriptor was not passed".into()
+        })
     }
 }
 

@@ -11,17 +11,19 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rustix::io::Errno;
 
-use crate::child::{self, Proc};
+use crate::process::{self, Proc};
 use crate::protocol::frame::FrameReader;
 use crate::protocol::DecodeError;
+use crate::shm::Inbox;
+use crate::spin::Spin;
 
 /// How often to check for exit on kernels without pidfd.
 const EXIT_POLL: Duration = Duration::from_millis(20);
@@ -74,33 +76,30 @@ impl ExitWatch {
     }
 
     /// Waits until `fd` is ready or the child exits; returns whether it exited.
-    fn wait(
-        &self,
-        fd: std::os::fd::BorrowedFd<'_>,
-        write: bool,
-        limit: Option<Duration>,
-    ) -> io::Result<bool> {
-        Ok(self.wait_ready(fd, write, limit)?.1)
+    fn wait(&self, fd: BorrowedFd<'_>, write: bool) -> io::Result<bool> {
+        Ok(self.wait_ready(fd, write, None, None)?.exited)
     }
 
-    /// Waits until `fd` is ready, the child exits or `limit` passes; returns
-    /// whether `fd` is ready and whether the child exited.
+    /// Waits until `fd` is ready, the child exits, `also` is readable or
+    /// `limit` passes; `exited` also says whether the child exited earlier.
     fn wait_ready(
         &self,
-        fd: std::os::fd::BorrowedFd<'_>,
+        fd: BorrowedFd<'_>,
         write: bool,
+        also: Option<BorrowedFd<'_>>,
         limit: Option<Duration>,
-    ) -> io::Result<(bool, bool)> {
+    ) -> io::Result<process::Ready> {
         let pidfd = self.pidfd.as_deref().map(AsFd::as_fd);
         let timeout = match (pidfd.is_none().then_some(EXIT_POLL), limit) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let ready = child::wait(fd, write, pidfd, timeout)?;
+        let mut ready = process::wait(fd, write, pidfd, also, timeout)?;
         if ready.exited {
             self.mark_exited();
         }
-        Ok((ready.ready, ready.exited || self.has_exited()))
+        ready.exited |= self.has_exited();
+        Ok(ready)
     }
 }
 
@@ -128,11 +127,14 @@ pub(crate) struct Limits {
     pub idle: Option<Duration>,
 }
 
-/// Why reading stopped.
+/// Why the channel to the script broke.
 #[derive(Debug)]
-pub(crate) enum ReadError {
-    /// The child's bytes do not form valid frames.
+pub(crate) enum Broken {
+    /// The script's bytes do not form valid frames (reading).
     Decode(DecodeError),
+    /// The script closed its end or exited, or the host closed its own
+    /// (writing).
+    Gone,
     /// An OS error on the host's side.
     Io(io::Error),
 }
@@ -153,11 +155,21 @@ pub(crate) struct Reader {
     spin: Spin,
     /// The pipe was raised for large frames.
     raised: bool,
+    /// Descriptors of shared values (shared memory on).
+    inbox: Option<Inbox>,
 }
 
 impl Reader {
-    pub fn new(fd: File, max_frame: u32, watch: ExitWatch, limits: Limits, spin: Spin) -> Reader {
+    pub fn new(
+        fd: File,
+        max_frame: u32,
+        watch: ExitWatch,
+        limits: Limits,
+        spin: Spin,
+        side: Option<Arc<OwnedFd>>,
+    ) -> Reader {
         Reader {
+            inbox: side.map(Inbox::new),
             spin,
             raised: false,
             fd,
@@ -188,17 +200,39 @@ impl Reader {
         }
     }
 
+    /// The next descriptor of a shared value the script passed.
+    ///
+    /// # Errors
+    ///
+    /// When none was passed, or shared memory is off.
+    pub fn next_shared_fd(&mut self) -> Result<OwnedFd, String> {
+        match &mut self.inbox {
+            Some(inbox) => inbox.next(),
+            None => Err("a shared-memory reference, but shared memory is off".into()),
+        }
+    }
+
     /// The next frame, or how the stream ended; [`Incoming::Waiting`] when
     /// nothing arrived by `until`.
+    ///
+    /// The deadline is checked on every step, also while frames keep
+    /// arriving: a script that keeps the pipe full cannot outrun it.
     ///
     /// When the pipe is empty it first spins (retrying the read, yielding
     /// the core in between) for as long as [`Spin`] judges worth it, then
     /// sleeps in poll.
-    pub fn next(&mut self, proc: &mut Proc, until: Option<Instant>) -> Result<Incoming, ReadError> {
+    pub fn next(&mut self, proc: &mut Proc, until: Option<Instant>) -> Result<Incoming, Broken> {
         // When this wait for bytes began, while it spins.
         let mut spinning: Option<Instant> = None;
         loop {
-            if let Some(frame) = self.frames.next_frame().map_err(ReadError::Decode)? {
+            if let Some((at, d)) = self.limits.deadline {
+                if !self.exited && Instant::now() >= at {
+                    return Ok(Incoming::Expired(format!(
+                        "the script ran past its deadline of {d:?}"
+                    )));
+                }
+            }
+            if let Some(frame) = self.frames.next_frame().map_err(Broken::Decode)? {
                 return Ok(Incoming::Frame(frame));
             }
             if self.drained && !self.exited {
@@ -223,7 +257,7 @@ impl Reader {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
-                    let ready = self.wait(proc, wake).map_err(ReadError::Io)?;
+                    let ready = self.wait(proc, wake).map_err(Broken::Io)?;
                     self.spin.record(started.elapsed(), false);
                     if !ready {
                         // A limit or `until` fell due, or a signal came.
@@ -250,7 +284,7 @@ impl Reader {
             }
             match read {
                 Ok(0) => {
-                    self.frames.finish().map_err(ReadError::Decode)?;
+                    self.frames.finish().map_err(Broken::Decode)?;
                     return Ok(if self.exited {
                         Incoming::Exited
                     } else {
@@ -261,121 +295,38 @@ impl Reader {
                 Err(Errno::AGAIN) if self.exited => {
                     // Drained; a grandchild may still hold the pipe, but the
                     // child is gone and nothing more belongs to it.
-                    self.frames.finish().map_err(ReadError::Decode)?;
+                    self.frames.finish().map_err(Broken::Decode)?;
                     return Ok(Incoming::Exited);
                 }
                 Err(Errno::AGAIN) => self.drained = true,
-                Err(e) => return Err(ReadError::Io(e.into())),
+                Err(e) => return Err(Broken::Io(e.into())),
             }
         }
     }
 
     /// Waits in poll; `false` when `until` passed with nothing to read.
+    /// Descriptors of shared values that arrive meanwhile are taken off
+    /// their socket, so the script never waits on a full socket while the
+    /// host waits for the frame behind them.
     fn wait(&mut self, proc: &mut Proc, until: Option<Instant>) -> io::Result<bool> {
         let timeout = until.map(|at| at.saturating_duration_since(Instant::now()));
-        let (ready, exited) = self.watch.wait_ready(self.fd.as_fd(), false, timeout)?;
-        if exited || (self.watch.pidfd.is_none() && proc.try_status()?.is_some()) {
+        let side = self.inbox.as_ref().map(|i| i.socket().as_fd());
+        let ready = self
+            .watch
+            .wait_ready(self.fd.as_fd(), false, side, timeout)?;
+        if ready.also {
+            if let Some(inbox) = &mut self.inbox {
+                inbox.drain().map_err(io::Error::other)?;
+            }
+        }
+        if ready.exited || (self.watch.pidfd.is_none() && proc.try_status()?.is_some()) {
             self.watch.mark_exited();
             self.exited = true;
             return Ok(true);
         }
-        Ok(ready)
+        Ok(ready.ready)
     }
 }
-
-/// Adaptive spinning: how long a reader polls the pipe without sleeping
-/// before it blocks.
-///
-/// Waking a process that sleeps in `poll` on another core costs tens of
-/// microseconds; an answer that comes back within a few microseconds is
-/// caught far sooner by a reader that keeps looking. But spinning burns a
-/// core, so it is bounded (`max`) and adapts to what it observes:
-///
-/// - a wait that spinning caught keeps the budget (or raises it to twice
-///   that wait, up to `max`);
-/// - a wait that spinning missed halves the budget: answers are slow, or
-///   too many processes compete for the cores and the one we wait for is
-///   not even running;
-/// - a missed wait that turned out short (under half of `max`) raises the
-///   budget to twice its length: the next one would have been caught.
-///
-/// With one usable core spinning can only delay the other side, so it is
-/// off (`max` zero). And when the host serves more scripts than half the
-/// cores it may use (looked at every 10 ms), spinning only takes time from
-/// processes that need it: it pauses until fewer scripts run. The Python
-/// client follows the same rule for the budget, and pauses when its own
-/// process keeps being preempted.
-#[derive(Debug, Clone)]
-pub(crate) struct Spin {
-    max: Duration,
-    budget: Duration,
-    /// When the machine's load was last looked at.
-    looked: Option<Instant>,
-    crowded: bool,
-}
-
-/// How often a spinning reader looks at how crowded the cores are.
-const LOOK_EVERY: Duration = Duration::from_millis(10);
-
-impl Spin {
-    /// Budgets below this are not worth a poll: spinning stops.
-    const FLOOR: Duration = Duration::from_nanos(500);
-
-    pub fn new(max: Duration) -> Spin {
-        Spin {
-            max,
-            budget: max,
-            looked: None,
-            crowded: false,
-        }
-    }
-
-    /// How long to spin before the next sleep; `now` is the time.
-    pub fn budget(&mut self, now: Instant) -> Duration {
-        if self.max.is_zero() {
-            return Duration::ZERO;
-        }
-        if self
-            .looked
-            .is_none_or(|at| now.duration_since(at) >= LOOK_EVERY)
-        {
-            self.looked = Some(now);
-            self.crowded = machine_is_crowded();
-        }
-        if self.crowded {
-            Duration::ZERO
-        } else {
-            self.learned()
-        }
-    }
-
-    /// The budget learned from past waits, whatever the machine's load.
-    pub fn learned(&self) -> Duration {
-        self.budget
-    }
-
-    /// Learns from one wait that took `waited`, caught by spinning or not.
-    pub fn record(&mut self, waited: Duration, caught: bool) {
-        if self.max.is_zero() {
-            return;
-        }
-        let twice = waited.saturating_mul(2).min(self.max);
-        self.budget = if caught {
-            self.budget.max(twice)
-        } else if waited <= self.max / 2 {
-            twice
-        } else {
-            self.budget / 2
-        };
-        if self.budget < Self::FLOOR {
-            self.budget = Duration::ZERO;
-        }
-    }
-}
-
-/// Writing found the child gone (it closed its read end, or exited).
-#[derive(Debug)]
-pub(crate) struct Gone;
 
 /// The writing end: frames to the child.
 pub(crate) struct Writer {
@@ -408,7 +359,7 @@ impl Writer {
     pub fn send_now_and_close(&mut self, frame: &[u8]) {
         if let Some(fd) = &self.fd {
             if frame.len() <= 4096 {
-                let _ = child::without_sigpipe(|| rustix::io::write(fd, frame));
+                let _ = process::without_sigpipe(|| rustix::io::write(fd, frame));
             }
         }
         self.fd = None;
@@ -419,34 +370,32 @@ impl Writer {
     ///
     /// # Errors
     ///
-    /// `Ok(Err(Gone))` when the child closed its end or exited, or the host
-    /// closed its own; `Err` for a host-side OS error.
-    pub fn send(
-        &mut self,
-        parts: &[&[u8]],
-        shared: &[Arc<OwnedFd>],
-    ) -> io::Result<Result<(), Gone>> {
+    /// [`Broken::Gone`] when the child closed its end or exited, or the host
+    /// closed its own; [`Broken::Io`] for a host-side OS error.
+    pub fn send(&mut self, parts: &[&[u8]], shared: &[Arc<OwnedFd>]) -> Result<(), Broken> {
         let Some(fd) = &self.fd else {
-            return Ok(Err(Gone));
+            return Err(Broken::Gone);
         };
         let mut rest = shared;
         while !rest.is_empty() {
             let Some(side) = &self.side else {
-                return Err(io::Error::other("a shared value, but shared memory is off"));
+                return Err(Broken::Io(io::Error::other(
+                    "a shared value, but shared memory is off",
+                )));
             };
             let (sent, result) = crate::shm::send_fds(&**side, rest);
             rest = &rest[sent..];
             match result {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.watch.wait(side.as_fd(), true, None)? {
-                        return Ok(Err(Gone));
+                    if self.watch.wait(side.as_fd(), true).map_err(Broken::Io)? {
+                        return Err(Broken::Gone);
                     }
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) => {
-                    return Ok(Err(Gone))
+                    return Err(Broken::Gone)
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(Broken::Io(e)),
             }
         }
         if !self.raised && parts.iter().map(|p| p.len()).sum::<usize>() >= LARGE_FRAME {
@@ -464,7 +413,7 @@ impl Writer {
                 .chain(parts[index + 1..].iter().copied())
                 .map(io::IoSlice::new)
                 .collect();
-            match child::without_sigpipe(|| rustix::io::writev(fd, &slices)) {
+            match process::without_sigpipe(|| rustix::io::writev(fd, &slices)) {
                 Ok(mut n) => {
                     while n > 0 && index < parts.len() {
                         let left = parts[index].len() - offset;
@@ -479,88 +428,15 @@ impl Writer {
                     }
                 }
                 Err(Errno::INTR) => {}
-                Err(Errno::PIPE) => return Ok(Err(Gone)),
+                Err(Errno::PIPE) => return Err(Broken::Gone),
                 Err(Errno::AGAIN) => {
-                    if self.watch.wait(fd.as_fd(), true, None)? {
-                        return Ok(Err(Gone));
+                    if self.watch.wait(fd.as_fd(), true).map_err(Broken::Io)? {
+                        return Err(Broken::Gone);
                     }
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Broken::Io(e.into())),
             }
         }
-        Ok(Ok(()))
-    }
-}
-
-/// Scripts this host process serves now.
-static SERVING: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts one script as served while it lives.
-pub(crate) struct Serving(());
-
-impl Serving {
-    pub fn start() -> Serving {
-        SERVING.fetch_add(1, Ordering::Relaxed);
-        Serving(())
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        SERVING.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Whether spinning would take time from others: this host serves more
-/// scripts than half the cores it may use (each call keeps two threads
-/// busy, the script's and the host's).
-fn machine_is_crowded() -> bool {
-    // Looked up once: on Linux it reads the affinity and cgroup files.
-    static USABLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let usable =
-        *USABLE.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
-    SERVING.load(Ordering::Relaxed) * 2 > usable
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Spin;
-    use std::time::Duration;
-
-    const MAX: Duration = Duration::from_micros(50);
-
-    fn us(n: u64) -> Duration {
-        Duration::from_micros(n)
-    }
-
-    #[test]
-    fn spinning_backs_off_when_answers_are_slow_and_returns_when_they_are_quick() {
-        let mut spin = Spin::new(MAX);
-        assert_eq!(spin.learned(), MAX);
-        // Answers slower than the bound: each miss halves the budget, down
-        // to nothing.
-        for _ in 0..20 {
-            spin.record(us(800), false);
-        }
-        assert_eq!(spin.learned(), Duration::ZERO);
-        // A blocking wait that turned out short: the next would be caught.
-        spin.record(us(4), false);
-        assert_eq!(spin.learned(), us(8));
-        // Caught waits keep the budget, or raise it to twice the wait.
-        spin.record(us(2), true);
-        assert_eq!(spin.learned(), us(8));
-        spin.record(us(7), true);
-        assert_eq!(spin.learned(), us(14));
-        // Never past the bound.
-        spin.record(us(40), true);
-        assert_eq!(spin.learned(), MAX);
-    }
-
-    #[test]
-    fn a_zero_bound_never_spins() {
-        let mut spin = Spin::new(Duration::ZERO);
-        spin.record(us(1), false);
-        spin.record(us(1), true);
-        assert_eq!(spin.learned(), Duration::ZERO);
+        Ok(())
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use crate::lock;
+use crate::sync::lock;
 
 /// How often the watchdog looks; a call that blocks is noticed after one to
 /// two ticks.

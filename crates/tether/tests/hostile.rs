@@ -137,7 +137,7 @@ fn hostile_scripts_end_cleanly_and_leave_nothing_behind() {
         &format!("{HANDSHAKE}os.write(w, struct.pack('<I', 50) + b'partial')\nos._exit(7)"),
         quick,
         |r| match r {
-            Err(Error::Protocol { detail, status }) => {
+            Err(Error::Protocol { detail, status, .. }) => {
                 assert!(detail.contains("inside a frame"), "{detail}");
                 assert_eq!(status.and_then(|s| s.code()), Some(7));
             }

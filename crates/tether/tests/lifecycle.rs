@@ -62,7 +62,7 @@ os._exit(4)
     )
     .unwrap_err();
     match &err {
-        Error::Protocol { detail, status } => {
+        Error::Protocol { detail, status, .. } => {
             assert!(
                 detail.contains("stream ended inside a frame (8 of 20 bytes arrived)"),
                 "{detail}"

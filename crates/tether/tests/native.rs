@@ -332,7 +332,9 @@ except tether.VersionMismatch as e:
     )
     .unwrap_err();
     match err {
-        tether::Error::VersionMismatch { host, client, .. } => assert_eq!((host, client), (1, 99)),
+        tether::Error::VersionMismatch { host, client, .. } => {
+            assert_eq!((host, client), (tether::PROTOCOL_VERSION, 99))
+        }
         other => panic!("{other}"),
     }
 }

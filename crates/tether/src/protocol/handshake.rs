@@ -1,14 +1,15 @@
 //! The handshake: the client's first message must be an `rpc.hello`
-//! request that names its protocol version (see `docs/protocol.md` §4).
+//! request that names its protocol version, which the host answers with
+//! its description ([`welcome`]) or a refusal ([`refusal`]); later the
+//! client says it serves with an `rpc.ready` notification ([`ready`]). See
+//! `docs/protocol.md` §4.
 
 use bytes::Bytes;
 
-use super::message::{Id, Message, Params};
-use super::DecodeError;
-use crate::value::Value;
-
-/// The method of the handshake request.
-pub const HELLO: &str = "rpc.hello";
+use super::message::{code, Id, Message, Params, RpcError};
+use super::method::{HELLO, READY};
+use super::{DecodeError, PROTOCOL_VERSION};
+use crate::value::{Map, Value};
 
 /// What the client said about itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +79,139 @@ pub fn hello(msg: Message) -> Result<Hello, DecodeError> {
         version,
         shared_memory,
     })
+}
+
+/// A host function as the client learns of it in the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    /// The name the script calls.
+    pub name: String,
+    /// Parameter names, when the host declared them.
+    pub params: Option<Vec<String>>,
+    /// The printable signature, `add(a: int, b: int) -> int`.
+    pub signature: String,
+    /// Each parameter's Python annotation.
+    pub annotations: Vec<String>,
+    /// The return annotation.
+    pub returns: String,
+    /// What the function does.
+    pub doc: Option<String>,
+}
+
+/// A struct's fields, each with its Python annotation.
+pub type StructFields = Vec<(String, String)>;
+
+/// What the host tells a client whose version it speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    /// The host's tether version.
+    pub version: String,
+    /// The largest frame either side may send.
+    pub max_frame: u32,
+    /// Whether the client should forward `logging` records.
+    pub logs: bool,
+    /// The threshold for shared memory, when the host offers it and the
+    /// client can take it.
+    pub shared_memory: Option<usize>,
+    /// The host's functions, in registration order.
+    pub functions: Vec<Described>,
+    /// Structs the annotations name: each field with its annotation.
+    pub types: Vec<(String, StructFields)>,
+}
+
+/// The host's answer to a hello it accepts.
+pub fn welcome(id: Id, welcome: &Welcome) -> Message {
+    let strings =
+        |items: &[String]| Value::List(items.iter().map(|s| Value::Str(s.clone())).collect());
+    let functions = welcome
+        .functions
+        .iter()
+        .map(|f| {
+            let mut m = Map::new();
+            m.insert("name".into(), Value::Str(f.name.clone()));
+            m.insert(
+                "params".into(),
+                f.params.as_deref().map_or(Value::Null, strings),
+            );
+            m.insert("signature".into(), Value::Str(f.signature.clone()));
+            m.insert("annotations".into(), strings(&f.annotations));
+            m.insert("returns".into(), Value::Str(f.returns.clone()));
+            m.insert("doc".into(), f.doc.clone().map_or(Value::Null, Value::Str));
+            Value::Map(m)
+        })
+        .collect();
+    let types = welcome
+        .types
+        .iter()
+        .map(|(name, fields)| {
+            let fields = fields
+                .iter()
+                .map(|(field, ann)| {
+                    Value::List(vec![Value::from(field.as_str()), Value::from(ann.as_str())])
+                })
+                .collect();
+            (name.clone(), Value::List(fields))
+        })
+        .collect::<Map>();
+    let mut result = Map::new();
+    result.insert("protocol".into(), Value::from(PROTOCOL_VERSION));
+    result.insert("version".into(), Value::from(welcome.version.as_str()));
+    result.insert("max_frame".into(), Value::from(welcome.max_frame));
+    result.insert("logs".into(), Value::Bool(welcome.logs));
+    result.insert(
+        "shm".into(),
+        welcome
+            .shared_memory
+            .map_or(Value::Null, |t| Value::from(t as u64)),
+    );
+    result.insert("functions".into(), Value::List(functions));
+    result.insert("types".into(), Value::Map(types));
+    Message::Reply {
+        id: Some(id),
+        outcome: Ok(Value::Map(result)),
+    }
+}
+
+/// The host's answer to a hello whose protocol version it does not speak.
+pub fn refusal(hello: &Hello, host_version: &str) -> Message {
+    let mut data = Map::new();
+    data.insert("kind".into(), Value::from("VersionMismatch"));
+    data.insert("protocol".into(), Value::from(PROTOCOL_VERSION));
+    data.insert("version".into(), Value::from(host_version));
+    let message = format!(
+        "protocol version mismatch: the host (tether {host_version}) speaks protocol {PROTOCOL_VERSION}, \
+         this client (tether {}) speaks {}; run the script with the client \
+         the host bundles (remove other tether installs from its path)",
+        hello.version, hello.protocol
+    );
+    Message::Reply {
+        id: Some(hello.id.clone()),
+        outcome: Err(RpcError {
+            code: code::VERSION_MISMATCH,
+            message,
+            data: Some(Value::Map(data)),
+        }),
+    }
+}
+
+/// Reads an `rpc.ready` notification's params: the names the script
+/// exports.
+///
+/// # Errors
+///
+/// When the params are not `{"exports": [names]}`.
+pub fn ready(params: &Params) -> Result<Vec<String>, DecodeError> {
+    let bad = || DecodeError::Invalid(format!("{READY} params must be {{\"exports\": [names]}}"));
+    let Params::Named(info) = params else {
+        return Err(bad());
+    };
+    let Some(Value::List(items)) = info.get("exports") else {
+        return Err(bad());
+    };
+    items
+        .iter()
+        .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
+        .collect()
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ pub struct Encoded {
     /// Attachment pieces, in order.
     pub attachments: Vec<Bytes>,
     /// Memory files to pass beside the frame, before it (shared memory).
-    pub shared: Vec<std::sync::Arc<std::os::fd::OwnedFd>>,
+    pub shared_files: Vec<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 impl Encoded {
@@ -180,7 +180,7 @@ impl Message {
     /// Like [`encode`](Message::encode), with bytes values of at least
     /// `share.threshold` bytes placed in shared memory by `share.place`
     /// instead of the frame (their memory files are in
-    /// [`Encoded::shared`]).
+    /// [`Encoded::shared_files`]).
     ///
     /// # Errors
     ///
@@ -214,7 +214,7 @@ impl Message {
         Ok(Encoded {
             head: head.freeze(),
             attachments: att.parts,
-            shared: att.shared,
+            shared_files: att.shared_files,
         })
     }
 
@@ -239,7 +239,7 @@ impl Message {
     /// [`DecodeError::Parse`].
     pub fn decode_shared(
         body: &Bytes,
-        shared: Option<&RefCell<Box<Resolve>>>,
+        shared: Option<&mut Resolve<'_>>,
     ) -> Result<Message, DecodeError> {
         let json_len = frame::peek_len(body).ok_or_else(|| {
             DecodeError::Parse(format!("body of {} bytes has no JSON length", body.len()))
@@ -256,9 +256,10 @@ impl Message {
         let blobs = body.slice(json_end..);
         let json = &body[HEADER_LEN..json_end];
         let mut de = serde_json::Deserializer::from_slice(json);
+        let shared = shared.map(|r| RefCell::new(r as &mut Resolve<'_>));
         let seed = WireSeed {
             blobs: &blobs,
-            shared,
+            shared: shared.as_ref(),
         };
         let value = serde::de::DeserializeSeed::deserialize(seed, &mut de)
             .and_then(|v| de.end().map(|()| v))

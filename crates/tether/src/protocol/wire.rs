@@ -34,7 +34,7 @@ pub type Place = dyn FnMut(&Bytes) -> Result<(Arc<OwnedFd>, u64), String> + Send
 
 /// Maps the next shared-memory value that arrived beside the frame, given
 /// its `[offset, length]`.
-pub type Resolve = dyn FnMut(u64, u64) -> Result<Bytes, String> + Send;
+pub type Resolve<'a> = dyn FnMut(u64, u64) -> Result<Bytes, String> + 'a;
 
 /// Sends bytes values of at least `threshold` bytes through shared memory.
 pub struct Share {
@@ -53,7 +53,7 @@ pub struct Attachments {
     pub share: Option<Share>,
     /// The memory files to pass beside the frame, in the order of their
     /// references in the JSON text.
-    pub shared: Vec<Arc<OwnedFd>>,
+    pub shared_files: Vec<Arc<OwnedFd>>,
 }
 
 impl std::fmt::Debug for Attachments {
@@ -61,7 +61,7 @@ impl std::fmt::Debug for Attachments {
         f.debug_struct("Attachments")
             .field("parts", &self.parts.len())
             .field("len", &self.len)
-            .field("shared", &self.shared.len())
+            .field("shared_files", &self.shared_files.len())
             .finish()
     }
 }
@@ -146,7 +146,7 @@ impl Serialize for Wire<'_> {
                     };
                     match placed {
                         Some((fd, offset)) => {
-                            att.shared.push(fd);
+                            att.shared_files.push(fd);
                             (SHARED_KEY, offset)
                         }
                         None => {
@@ -174,20 +174,20 @@ impl Serialize for Wire<'_> {
 /// Deserializes wire JSON into a [`Value`], resolving bytes references
 /// against the attachment area `blobs`.
 #[derive(Clone, Copy)]
-pub struct WireSeed<'a> {
+pub struct WireSeed<'a, 'r> {
     pub blobs: &'a Bytes,
     /// Maps shared-memory values; `None` when shared memory is off.
-    pub shared: Option<&'a RefCell<Box<Resolve>>>,
+    pub shared: Option<&'a RefCell<&'r mut Resolve<'r>>>,
 }
 
-impl<'de> DeserializeSeed<'de> for WireSeed<'_> {
+impl<'de> DeserializeSeed<'de> for WireSeed<'_, '_> {
     type Value = Value;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for WireSeed<'_> {
+impl<'de> Visitor<'de> for WireSeed<'_, '_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -266,7 +266,7 @@ fn resolve(reference: &Value, blobs: &Bytes) -> Result<Value, String> {
 
 fn resolve_shared(
     reference: &Value,
-    shared: Option<&RefCell<Box<Resolve>>>,
+    shared: Option<&RefCell<&mut Resolve<'_>>>,
 ) -> Result<Value, String> {
     let Some(shared) = shared else {
         return Err("a shared-memory reference, but shared memory is off".into());

@@ -10,7 +10,7 @@ use serde::de::{
 use serde::Deserialize;
 
 use super::{Map, Value};
-use crate::ValueError;
+use crate::error::ValueError;
 
 /// Converts a [`Value`] into any type that implements `Deserialize`.
 ///

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::ser::{self, Serialize, SerializeMap as _};
 
 use super::{Map, Value};
-use crate::ValueError;
+use crate::error::ValueError;
 
 /// Converts any serializable value into a [`Value`].
 ///

@@ -25,10 +25,12 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub(crate) use unix::{set_nonblocking, wait, without_sigpipe, Killer};
+pub(crate) use unix::{set_nonblocking, wait, without_sigpipe, Killer, Ready};
 
+use crate::error::Error;
 use crate::script::LineCallback;
-use crate::{lock, Error, Script, Stdio};
+use crate::script::{Script, Stdio};
+use crate::sync::lock;
 
 /// Names of the environment variables that carry the descriptor numbers.
 #[derive(Debug, Clone, Copy)]
@@ -65,8 +67,22 @@ pub(crate) struct Proc {
     stderr: Option<Capture>,
     /// The script leads a process group of its own.
     own_group: bool,
-    /// The host signalled the script on purpose (kill, shutdown).
-    signalled: Arc<std::sync::atomic::AtomicBool>,
+    /// Shared with every [`Killer`]: whether the child was reaped, and why
+    /// the host signalled it.
+    fate: Arc<Mutex<Fate>>,
+}
+
+/// What the host did to a child, shared between its owner and its killers.
+///
+/// The lock is held while the child is reaped and while it is signalled:
+/// once the leader is reaped its pid, and with it the id of its process
+/// group, may belong to a new process (in a busy host, to its next script),
+/// so nothing may signal by that id after reaping.
+#[derive(Debug, Default)]
+pub(crate) struct Fate {
+    reaped: bool,
+    /// The latest signal the host sent the child, and why.
+    killed_by: Option<(i32, String)>,
 }
 
 /// The host's ends of the channel.
@@ -181,7 +197,7 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
         stdout,
         stderr,
         own_group: launch.own_group,
-        signalled: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        fate: Arc::new(Mutex::new(Fate::default())),
     };
     let channel = Channel {
         to_child: File::from(host_write),
@@ -237,21 +253,25 @@ impl Proc {
             &self.child,
             self.exit_fd.as_ref(),
             self.own_group,
-            Arc::clone(&self.signalled),
+            Arc::clone(&self.fate),
         )
     }
 
     /// Whether the host signalled the script on purpose: then a frame cut
     /// short by its death is the host's doing, not a protocol violation.
     pub fn signalled_by_host(&self) -> bool {
-        self.signalled.load(std::sync::atomic::Ordering::Acquire)
+        lock(&self.fate).killed_by.is_some()
     }
 
-    /// Kills what is left of the script's process group (its children),
-    /// when it has one of its own.
-    pub fn kill_group(&self) {
-        if self.own_group {
-            unix::kill_group(self.child.id(), rustix::process::Signal::KILL);
+    /// Why the host signalled the script, when it did and that signal is
+    /// what ended it (a script that crashed while the host was stopping it
+    /// died of its own signal).
+    pub fn killed_by(&self) -> Option<String> {
+        use std::os::unix::process::ExitStatusExt;
+        let ended_by = self.status.and_then(|s| s.signal())?;
+        match &lock(&self.fate).killed_by {
+            Some((signal, why)) if *signal == ended_by => Some(why.clone()),
+            _ => None,
         }
     }
 
@@ -261,49 +281,59 @@ impl Proc {
         self.exit_fd.as_ref().map(|fd| fd.as_fd())
     }
 
-    /// The exit status if the child has exited (reaping it), without waiting.
+    /// The exit status if the child has exited, without waiting: then what
+    /// is left of its process group (the processes it started) is killed
+    /// first, while the exited leader still holds the group's id, and the
+    /// child is reaped after.
     pub fn try_status(&mut self) -> io::Result<Option<ExitStatus>> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait()?;
+        if self.status.is_some() {
+            return Ok(self.status);
         }
+        if !unix::has_exited(&self.child, self.exit_fd.as_ref())? {
+            return Ok(None);
+        }
+        let mut fate = lock(&self.fate);
+        if self.own_group {
+            unix::kill_group(self.child.id(), rustix::process::Signal::KILL);
+        }
+        self.status = self.child.try_wait()?;
+        fate.reaped = self.status.is_some();
         Ok(self.status)
     }
 
-    /// Waits for the child to exit for at most `timeout`.
+    /// Waits for the child to exit for at most `timeout`, and reaps it (see
+    /// [`try_status`](Proc::try_status)).
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             if let Some(status) = self.try_status()? {
                 return Ok(Some(status));
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
                 return Ok(None);
             }
             match &self.exit_fd {
                 Some(fd) => {
-                    unix::wait(fd.as_fd(), false, None, Some(left))?;
+                    unix::wait(fd.as_fd(), false, None, None, left)?;
                 }
-                None => thread::sleep(left.min(Duration::from_millis(10))),
+                None => thread::sleep(left.unwrap_or(Duration::MAX).min(Duration::from_millis(10))),
             }
         }
     }
 
-    /// Kills the child (if it still runs) and reaps it.
-    pub fn kill(&mut self) -> io::Result<ExitStatus> {
-        self.kill_group();
+    /// Kills the child (if it still runs) and its process group, and reaps
+    /// it; `why` is recorded as the reason when the signal was needed.
+    pub fn kill(&mut self, why: &str) -> io::Result<ExitStatus> {
         if let Some(status) = self.try_status()? {
             return Ok(status);
         }
-        match self.child.kill() {
-            Ok(()) => {}
-            // Exited between try_wait and kill: fine, wait reaps it.
-            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
-            Err(e) => return Err(e),
-        }
-        let status = self.child.wait()?;
-        self.status = Some(status);
-        Ok(status)
+        self.killer().signal(rustix::process::Signal::KILL, why)?;
+        // Waits without reaping, so the group's id stays the script's until
+        // its last member is signalled.
+        self.wait_timeout(Duration::MAX)?;
+        self.status
+            .ok_or_else(|| io::Error::other("the killed script was not reaped"))
     }
 
     /// What the captured streams collected, waiting at most `grace` for the
@@ -321,7 +351,7 @@ impl Drop for Proc {
     fn drop(&mut self) {
         // Never leave a running or unreaped child behind.
         if self.status.is_none() {
-            let _ = self.kill();
+            let _ = self.kill("its handle was dropped");
         }
     }
 }

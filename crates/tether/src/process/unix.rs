@@ -116,6 +116,26 @@ pub(super) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(&fd, 3)?)
 }
 
+/// Whether the child has exited, without reaping it (`waitid` with
+/// `WNOWAIT`): its pid and process group id stay its own until it is reaped.
+pub(super) fn has_exited(child: &Child, pidfd: Option<&OwnedFd>) -> io::Result<bool> {
+    use rustix::process::{waitid, WaitId, WaitIdOptions};
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG;
+    let id = match pidfd {
+        Some(fd) => WaitId::PidFd(fd.as_fd()),
+        None => WaitId::Pid(Pid::from_child(child)),
+    };
+    loop {
+        match waitid(id.clone(), options) {
+            Ok(status) => return Ok(status.is_some()),
+            Err(rustix::io::Errno::INTR) => {}
+            // Already reaped by someone else: it has exited.
+            Err(rustix::io::Errno::CHILD) => return Ok(true),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// A descriptor that becomes readable when the child exits (a pidfd), or
 /// `None` on kernels without pidfd, where callers poll `try_wait` instead.
 pub(super) fn exit_fd(child: &Child) -> Option<OwnedFd> {
@@ -129,42 +149,46 @@ pub(crate) struct Ready {
     /// `fd` is ready (or in error, which the next read or write reports).
     pub ready: bool,
     pub exited: bool,
+    /// The other descriptor watched for reading is readable.
+    pub also: bool,
 }
 
-/// Waits until `fd` is ready for `write` (or reading), or `exit` is readable,
-/// for at most `timeout` (forever when `None`).
+/// Waits until `fd` is ready for `write` (or reading), `exit` is readable,
+/// or `also` is readable, for at most `timeout` (forever when `None`).
 pub(crate) fn wait(
     fd: BorrowedFd<'_>,
     write: bool,
     exit: Option<BorrowedFd<'_>>,
+    also: Option<BorrowedFd<'_>>,
     timeout: Option<Duration>,
 ) -> io::Result<Ready> {
     let flags = if write { PollFlags::OUT } else { PollFlags::IN };
-    let mut fds = [
-        PollFd::new(&fd, flags),
-        PollFd::new(&fd, PollFlags::empty()),
-    ];
-    let n = match exit.as_ref() {
-        Some(e) => {
-            fds[1] = PollFd::new(e, PollFlags::IN);
-            2
-        }
-        None => 1,
-    };
+    let mut fds = Vec::with_capacity(3);
+    fds.push(PollFd::new(&fd, flags));
+    let exit_at = exit.as_ref().map(|e| {
+        fds.push(PollFd::new(e, PollFlags::IN));
+        fds.len() - 1
+    });
+    let also_at = also.as_ref().map(|a| {
+        fds.push(PollFd::new(a, PollFlags::IN));
+        fds.len() - 1
+    });
     let ts = timeout.map(|t| Timespec {
         tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: i64::from(t.subsec_nanos()),
     });
-    match poll(&mut fds[..n], ts.as_ref()) {
+    match poll(&mut fds, ts.as_ref()) {
         Ok(_) => {}
         Err(rustix::io::Errno::INTR) => return Ok(Ready::default()),
         Err(e) => return Err(e.into()),
     }
+    let set = |at: Option<usize>| at.is_some_and(|i| !fds[i].revents().is_empty());
     // Errors and hang-ups on `fd` count as ready: the next read or write
     // reports them.
     Ok(Ready {
         ready: !fds[0].revents().is_empty(),
-        exited: n == 2 && !fds[1].revents().is_empty(),
+        exited: set(exit_at),
+        also: set(also_at),
     })
 }
 
@@ -219,8 +243,7 @@ pub(crate) struct Killer {
     pidfd: Option<OwnedFd>,
     pid: u32,
     group: bool,
-    /// Set once the host signalled the child on purpose.
-    signalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fate: std::sync::Arc<std::sync::Mutex<super::Fate>>,
 }
 
 impl Killer {
@@ -228,28 +251,33 @@ impl Killer {
         child: &Child,
         pidfd: Option<&OwnedFd>,
         group: bool,
-        signalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        fate: std::sync::Arc<std::sync::Mutex<super::Fate>>,
     ) -> Killer {
         Killer {
             pidfd: pidfd.and_then(|fd| rustix::io::fcntl_dupfd_cloexec(fd, 3).ok()),
             pid: child.id(),
             group,
-            signalled,
+            fate,
         }
     }
 
     /// Sends `signal` to the child, and to its process group when it has
-    /// one. A child that already exited is not an error.
-    pub(crate) fn signal(&self, signal: rustix::process::Signal) -> io::Result<()> {
-        self.signalled
-            .store(true, std::sync::atomic::Ordering::Release);
+    /// one, recording `why` as the reason. A child that already exited, or
+    /// was reaped, is not an error: once it is reaped nothing is sent (its
+    /// ids may belong to someone else by then).
+    pub(crate) fn signal(&self, signal: rustix::process::Signal, why: &str) -> io::Result<()> {
+        let mut fate = crate::sync::lock(&self.fate);
+        if fate.reaped {
+            return Ok(());
+        }
+        fate.killed_by = Some((signal.as_raw(), why.to_owned()));
         if self.group {
             kill_group(self.pid, signal);
         }
         let sent = match &self.pidfd {
             Some(fd) => rustix::process::pidfd_send_signal(fd, signal),
-            // Without pidfds (Linux < 5.3) the pid may in theory be reused
-            // once the child is reaped; callers check that it is not first.
+            // Without pidfds (Linux < 5.3) the pid is still the child's: it
+            // is not reaped (checked above, under the lock reaping takes).
             None => match Pid::from_raw(self.pid as i32) {
                 Some(pid) => rustix::process::kill_process(pid, signal),
                 None => Ok(()),

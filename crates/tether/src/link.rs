@@ -1,0 +1,464 @@
+//! [`Link`]: the host's end of one script's channel, shared by everyone who
+//! writes to the script: the writer (behind a lock), the table of the
+//! host's calls waiting for an answer, id allocation, the nesting depth of
+//! calls made from host functions, and whether large values go in shared
+//! memory.
+//!
+//! A call into the script goes through these steps ([`Link::call`]):
+//!
+//! ```text
+//!   bound the nesting ─▶ hand reading over (if this thread is the reader)
+//!        ─▶ enter the call in the table ─▶ send it ─▶ wait for the answer
+//!        ─▶ (deadline passed) forget the call, send rpc.cancel
+//! ```
+//!
+//! The reader delivers each reply to its entry ([`Link::deliver`]); when the
+//! script ends, every entry left fails ([`Link::close`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, RemoteError, ValueError};
+use crate::pool::{self, Inner as PoolInner};
+use crate::protocol::message::{EncodeError, Encoded, Id, Message, Params, RpcError};
+use crate::protocol::method;
+use crate::scope;
+use crate::sync::lock;
+use crate::transport::{Broken, Writer};
+use crate::value::{Map, Value};
+
+/// The host's end of one script's channel.
+pub(crate) struct Link {
+    pub pid: u32,
+    pub max_frame: u32,
+    /// Calls into the script made by host functions serving it, pending now.
+    nested: AtomicUsize,
+    max_depth: usize,
+    writer: Mutex<Writer>,
+    /// Bytes values at least this large go in shared memory (`usize::MAX`:
+    /// never; set once the client said it can take them).
+    share_threshold: AtomicUsize,
+    next_id: AtomicI64,
+    pending: Mutex<Pending>,
+    /// Calls made before the script said it serves wait on this.
+    ready: Ready,
+}
+
+/// The host's calls waiting for an answer.
+struct Pending {
+    calls: HashMap<i64, Arc<Slot>>,
+    /// Why no more calls can be made, once the script has ended.
+    closed: Option<String>,
+}
+
+/// Whether the script serves yet (it said so with `rpc.ready`).
+struct Ready {
+    state: Mutex<ReadyState>,
+    cv: Condvar,
+    timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum ReadyState {
+    /// Not yet: calls wait.
+    Starting,
+    /// The script serves these exports.
+    Serving(Vec<String>),
+    /// The script ended (or broke the protocol) before it was ready.
+    Never(String),
+}
+
+/// Where the answer to one call lands.
+struct Slot {
+    answer: Mutex<Option<Result<Value, Error>>>,
+    cv: Condvar,
+    /// The pool whose worker waits here (it must be woken through the pool).
+    pool: Option<Arc<PoolInner>>,
+}
+
+impl Slot {
+    fn fill(&self, answer: Result<Value, Error>) {
+        *lock(&self.answer) = Some(answer);
+        self.cv.notify_all();
+        if let Some(pool) = &self.pool {
+            pool.wake();
+        }
+    }
+
+    fn is_filled(&self) -> bool {
+        lock(&self.answer).is_some()
+    }
+
+    /// Waits for the answer until `deadline`; whether it came.
+    fn wait(&self, deadline: Option<Instant>) -> bool {
+        if let Some(pool) = &self.pool {
+            // A pool worker lets queued host functions run while it waits:
+            // the script's nested calls may be among them.
+            return pool.help_until(&|| self.is_filled(), deadline);
+        }
+        let mut answer = lock(&self.answer);
+        loop {
+            if answer.is_some() {
+                return true;
+            }
+            answer = match deadline {
+                None => self.cv.wait(answer).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    self.cv
+                        .wait_timeout(answer, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    fn take(&self) -> Result<Value, Error> {
+        lock(&self.answer)
+            .take()
+            .unwrap_or_else(|| Err(Error::Closed("the call was abandoned".into())))
+    }
+}
+
+impl Link {
+    pub fn new(
+        pid: u32,
+        max_frame: u32,
+        max_depth: usize,
+        writer: Writer,
+        ready_timeout: Duration,
+    ) -> Link {
+        Link {
+            pid,
+            max_frame,
+            nested: AtomicUsize::new(0),
+            max_depth,
+            writer: Mutex::new(writer),
+            share_threshold: AtomicUsize::new(usize::MAX),
+            next_id: AtomicI64::new(1),
+            pending: Mutex::new(Pending {
+                calls: HashMap::new(),
+                closed: None,
+            }),
+            ready: Ready {
+                state: Mutex::new(ReadyState::Starting),
+                cv: Condvar::new(),
+                timeout: ready_timeout,
+            },
+        }
+    }
+
+    /// From now on, sends bytes values of at least `threshold` bytes in
+    /// shared memory.
+    pub fn share_from(&self, threshold: usize) {
+        self.share_threshold.store(threshold, Ordering::Release);
+    }
+
+    /// The script said it serves (`rpc.ready`), with these exports: calls
+    /// waiting for that go ahead.
+    pub fn set_ready(&self, exports: Vec<String>) {
+        let mut state = lock(&self.ready.state);
+        if *state == ReadyState::Starting {
+            *state = ReadyState::Serving(exports);
+        }
+        self.ready.cv.notify_all();
+    }
+
+    /// Waits until the script serves, for at most `timeout`; its exports.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when it is not ready in time, [`Error::Closed`]
+    /// when it ended first.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<Vec<String>, Error> {
+        let deadline = Instant::now() + timeout;
+        let mut state = lock(&self.ready.state);
+        loop {
+            match &*state {
+                ReadyState::Serving(exports) => return Ok(exports.clone()),
+                ReadyState::Never(why) => return Err(Error::Closed(why.clone())),
+                ReadyState::Starting => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout {
+                    method: "the script to become ready".into(),
+                    after: timeout,
+                });
+            }
+            state = self
+                .ready
+                .cv
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Encodes a message to send, large values in shared memory when that
+    /// is on.
+    pub fn encode(&self, msg: &Message, max: u32) -> Result<Encoded, EncodeError> {
+        let threshold = self.share_threshold.load(Ordering::Acquire);
+        if threshold == usize::MAX {
+            return msg.encode(max);
+        }
+        msg.encode_shared(
+            max,
+            Some(crate::protocol::Share {
+                threshold,
+                place: Box::new(crate::shm::place),
+            }),
+        )
+    }
+
+    /// Sends one encoded message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the script is gone, [`Error::Io`] for a
+    /// host-side failure.
+    pub fn send(&self, encoded: &Encoded) -> Result<(), Error> {
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + encoded.attachments.len());
+        parts.push(&encoded.head);
+        parts.extend(encoded.attachments.iter().map(|b| &b[..]));
+        match lock(&self.writer).send(&parts, &encoded.shared_files) {
+            Ok(()) => Ok(()),
+            Err(Broken::Gone | Broken::Decode(_)) => {
+                Err(Error::Closed(format!("script {} is gone", self.pid)))
+            }
+            Err(Broken::Io(source)) => Err(Error::Io {
+                context: format!("writing to script {}", self.pid),
+                source,
+            }),
+        }
+    }
+
+    /// Closes the host's end of the channel.
+    pub fn close_writer(&self) {
+        lock(&self.writer).close();
+    }
+
+    /// Asks the script to stop and closes the host's end of the channel, but
+    /// only if that needs no waiting: a writer blocked on a script that does
+    /// not read must not hold up a shutdown, which goes on with signals.
+    pub fn stop_without_waiting(&self) {
+        let Ok(mut writer) = self.writer.try_lock() else {
+            return;
+        };
+        let stop = Message::Call {
+            id: None,
+            method: method::STOP.to_owned(),
+            params: Params::Positional(Vec::new()),
+        };
+        if let Ok(enc) = stop.encode(self.max_frame) {
+            writer.send_now_and_close(&enc.to_vec());
+        } else {
+            writer.close();
+        }
+    }
+
+    /// Delivers a reply from the script. `Err` when it answers a call the
+    /// host never made (a late answer to a call that timed out is dropped).
+    pub fn deliver(&self, id: Option<Id>, outcome: Result<Value, RpcError>) -> Result<(), String> {
+        let n = match &id {
+            Some(Id::Int(n)) => *n,
+            _ => {
+                let shown = id.map_or_else(|| "null".to_owned(), |id| id.to_string());
+                return Err(format!("reply to a call the host never made (id {shown})"));
+            }
+        };
+        let slot = lock(&self.pending).calls.remove(&n);
+        match slot {
+            Some(slot) => {
+                slot.fill(outcome.map_err(|e| Error::Remote(Box::new(RemoteError::from_rpc(e)))));
+                Ok(())
+            }
+            None if n >= 1 && n < self.next_id.load(Ordering::Acquire) => {
+                tracing::debug!(pid = self.pid, id = n, "dropping a late answer");
+                Ok(())
+            }
+            None => Err(format!("reply to a call the host never made (id {n})")),
+        }
+    }
+
+    /// Fails every pending call, and every call made from now on: the script
+    /// has ended. `never_ready` is what calls that waited for the script to
+    /// become ready are told, when it never did.
+    pub fn close(&self, why: String, never_ready: String) {
+        let calls: Vec<Arc<Slot>> = {
+            let mut pending = lock(&self.pending);
+            pending.closed = Some(why.clone());
+            pending.calls.drain().map(|(_, s)| s).collect()
+        };
+        for slot in calls {
+            slot.fill(Err(Error::Closed(why.clone())));
+        }
+        let mut state = lock(&self.ready.state);
+        if *state == ReadyState::Starting {
+            *state = ReadyState::Never(never_ready);
+        }
+        self.ready.cv.notify_all();
+    }
+
+    /// Calls the script's export `method` and waits for its answer, for at
+    /// most `timeout`.
+    pub fn call(
+        self: &Arc<Self>,
+        method: &str,
+        params: Params,
+        timeout: Option<Duration>,
+    ) -> Result<Value, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let _depth = self.enter_nested(method)?;
+        // Called from the thread that reads this script's pipe: someone else
+        // must read the answer.
+        scope::hand_over_reading(self);
+        self.until_ready(method, deadline, timeout)?;
+        let (id, slot) = self.enter_pending()?;
+        if let Err(e) = self.send_call(id, method, params) {
+            lock(&self.pending).calls.remove(&id);
+            return Err(e);
+        }
+        if !slot.wait(deadline) && self.abandon(id) {
+            return Err(Error::Timeout {
+                method: method.to_owned(),
+                after: timeout.unwrap_or_default(),
+            });
+        }
+        slot.take()
+    }
+
+    /// Sends a notification: the script runs `method` and does not answer.
+    pub fn notify(&self, method: &str, params: Params) -> Result<(), Error> {
+        if let Some(why) = &lock(&self.pending).closed {
+            return Err(Error::Closed(why.clone()));
+        }
+        let msg = Message::Call {
+            id: None,
+            method: method.to_owned(),
+            params,
+        };
+        let enc = self.encode(&msg, self.max_frame).map_err(encode_error)?;
+        self.send(&enc)
+    }
+
+    /// Counts a call made by a host function that serves this same script
+    /// (it nests inside the script's call), refusing one too deep.
+    fn enter_nested(self: &Arc<Self>, method: &str) -> Result<Option<Depth<'_>>, Error> {
+        if !scope::serves(self) {
+            return Ok(None);
+        }
+        let depth = self.nested.fetch_add(1, Ordering::AcqRel) + 1;
+        let guard = Depth(&self.nested);
+        if depth > self.max_depth {
+            let what = format!(
+                "calls between host and script nested deeper than {} levels; {method}() was refused",
+                self.max_depth
+            );
+            tracing::warn!(target: "tether::limits", pid = self.pid, "{what}");
+            return Err(Error::Limit(what));
+        }
+        Ok(Some(guard))
+    }
+
+    /// Waits until the script serves (a call made while it still imports
+    /// would find none of its exports), within the call's own deadline and
+    /// the host's ready timeout. A call nested inside one of the script's
+    /// own calls needs no wait: the script is running.
+    fn until_ready(
+        self: &Arc<Self>,
+        method: &str,
+        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> Result<(), Error> {
+        if scope::serves(self) {
+            return Ok(());
+        }
+        {
+            let state = lock(&self.ready.state);
+            if matches!(*state, ReadyState::Serving(_)) {
+                return Ok(());
+            }
+        }
+        let wait = match deadline {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .min(self.ready.timeout),
+            None => self.ready.timeout,
+        };
+        match self.wait_ready(wait) {
+            Ok(_) => Ok(()),
+            Err(Error::Timeout { .. }) if timeout.is_some_and(|t| t <= self.ready.timeout) => {
+                Err(Error::Timeout {
+                    method: method.to_owned(),
+                    after: timeout.unwrap_or_default(),
+                })
+            }
+            Err(Error::Timeout { after, .. }) => Err(Error::Closed(format!(
+                "script {} did not become ready within {after:?} (it never entered tether.serve()); \
+                 {method}() was not sent",
+                self.pid
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A new call's id and the slot its answer lands in.
+    fn enter_pending(&self) -> Result<(i64, Arc<Slot>), Error> {
+        let id = self.next_id.fetch_add(1, Ordering::AcqRel);
+        let slot = Arc::new(Slot {
+            answer: Mutex::new(None),
+            cv: Condvar::new(),
+            pool: pool::current(),
+        });
+        let mut pending = lock(&self.pending);
+        if let Some(why) = &pending.closed {
+            return Err(Error::Closed(why.clone()));
+        }
+        pending.calls.insert(id, Arc::clone(&slot));
+        Ok((id, slot))
+    }
+
+    fn send_call(&self, id: i64, method: &str, params: Params) -> Result<(), Error> {
+        let msg = Message::Call {
+            id: Some(Id::Int(id)),
+            method: method.to_owned(),
+            params,
+        };
+        let enc = self.encode(&msg, self.max_frame).map_err(encode_error)?;
+        self.send(&enc)
+    }
+
+    /// Forgets a call whose caller gave up, so a late answer is dropped
+    /// instead of reaching anyone, and tells the script it is no longer
+    /// wanted. `false` when its answer arrived meanwhile.
+    fn abandon(&self, id: i64) -> bool {
+        let removed = lock(&self.pending).calls.remove(&id).is_some();
+        if removed {
+            let _ = self.notify(
+                method::CANCEL,
+                Params::Named(Map::from_iter([("id".to_owned(), Value::Int(id))])),
+            );
+        }
+        removed
+    }
+}
+
+/// Counts one nested call as pending until dropped.
+struct Depth<'a>(&'a AtomicUsize);
+
+impl Drop for Depth<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn encode_error(e: EncodeError) -> Error {
+    Error::Value(ValueError(e.to_string()))
+}

@@ -1,0 +1,130 @@
+//! How a run ends: the script is reaped (its process group killed first),
+//! its output collected, the host's pending calls failed, and the outcome
+//! reported once, by whichever reader saw the end.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::read::{io_error, ReadSide};
+use super::Core;
+use crate::error::Error;
+use crate::outcome::{report, Outcome};
+use crate::sync::lock;
+
+/// How long to wait for capture threads after the script exited.
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+
+/// How long a script that must be stopped may take to finish dying on its
+/// own first.
+const DYING_GRACE: Duration = Duration::from_millis(20);
+
+/// Why serving stopped.
+pub(super) enum End {
+    /// The script closed its end of the channel or exited.
+    Ended,
+    /// The session must end with this error; the script is stopped.
+    Fatal(Error),
+}
+
+impl Core {
+    /// Records how serving ended and sends the outcome, once.
+    pub(super) fn finish(&self, rs: &mut ReadSide, end: End) {
+        if self.ended.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let result = self.outcome(rs, end);
+        if let Some(tx) = lock(&self.done).take() {
+            let _ = tx.send(result);
+        }
+        self.finished.store(true, Ordering::Release);
+    }
+
+    /// Turns how serving ended into the run's result, reaping the script.
+    fn outcome(&self, rs: &mut ReadSide, end: End) -> Result<Outcome, Error> {
+        let grace = self.config.exit_grace;
+        let result = match end {
+            End::Ended => match rs.proc.wait_timeout(grace) {
+                Ok(Some(status)) => {
+                    let (stdout, stderr) = rs.proc.take_output(OUTPUT_GRACE);
+                    Ok(Outcome {
+                        status,
+                        stdout,
+                        stderr,
+                        calls: self.calls.load(Ordering::Relaxed),
+                        in_flight: self.running_names(),
+                        killed_by: rs.proc.killed_by(),
+                    })
+                }
+                Ok(None) => {
+                    let why = format!(
+                        "it closed its channel but did not exit within the exit grace of {grace:?}"
+                    );
+                    let status = rs.proc.kill(&why).ok();
+                    Err(Error::Protocol {
+                        detail: format!(
+                            "the script closed its channel but did not exit within {grace:?}"
+                        ),
+                        status,
+                        killed_by: rs.proc.killed_by(),
+                    })
+                }
+                Err(e) => Err(io_error("waiting for the script", e)),
+            },
+            End::Fatal(err) => {
+                if let Error::VersionMismatch { .. } = err {
+                    // The client learns of the mismatch from our reply; give
+                    // it the grace period to say so before it is killed.
+                    self.link.close_writer();
+                    let _ = rs.proc.wait_timeout(grace);
+                }
+                let why = match &err {
+                    Error::Protocol { .. } => "it broke the protocol".to_owned(),
+                    Error::Limit(what) => format!("a limit ran out ({what})"),
+                    other => format!("the run was stopped: {other}"),
+                };
+                // A script that broke the protocol by dying (a frame cut short)
+                // may still be on its way out: let it end by its own hand, so
+                // its status says how it ended rather than that we killed it.
+                let _ = rs.proc.wait_timeout(DYING_GRACE);
+                let status = rs.proc.kill(&why).ok();
+                let killed_by = rs.proc.killed_by();
+                let (_, stderr) = rs.proc.take_output(OUTPUT_GRACE);
+                let report = report(&self.running_names(), stderr.as_deref());
+                Err(match err {
+                    Error::Protocol { detail, .. } => Error::Protocol {
+                        detail: detail + &report,
+                        status,
+                        killed_by,
+                    },
+                    Error::Limit(what) => Error::Limit(what + &report),
+                    other => other,
+                })
+            }
+        };
+        self.link.close_writer();
+        let pid = self.link.pid;
+        let (why, never_ready) = match &result {
+            Ok(outcome) => (
+                format!("script {pid} ended ({})", outcome.status),
+                format!(
+                    "script {pid} ended ({}) without ever becoming ready: it never entered \
+                     tether.serve() (or called tether.ready())",
+                    outcome.status
+                ),
+            ),
+            Err(e) => (
+                format!("script {pid} was stopped: {e}"),
+                format!("script {pid} was stopped before it became ready: {e}"),
+            ),
+        };
+        self.link.close(why, never_ready);
+        // Any reaped-but-unreported status is already in `result`; make sure
+        // the process is gone in every case before reporting.
+        let _ = rs.proc.kill("the run ended");
+        match &result {
+            Ok(o) => tracing::debug!(status = %o.status, calls = o.calls, "script ended"),
+            Err(e) => tracing::debug!(error = %e, "script stopped"),
+        }
+        result
+    }
+}

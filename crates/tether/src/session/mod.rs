@@ -1,0 +1,330 @@
+//! Serving one script: starting it, reading what it sends and routing it,
+//! running its calls, and reporting how the run ended.
+//!
+//! ```text
+//!            frames             replies ──▶ the host's pending calls (Link)
+//!   script ──────────▶ reader ─┬ rpc.* ───▶ handshake, readiness, logs, cancels
+//!     ▲                        └ calls ───▶ run here (quick) ─┐
+//!     │                                   or on the pool ─────┤
+//!     └──────────────── writer (Link, behind a lock) ◀────────┘
+//! ```
+//!
+//! The rooms: [`read`] reads frames and routes them (the handshake and the
+//! other `rpc.*` messages are answered there), [`standby`] is the reader
+//! thread's loop and the standby reader that takes over while the reader
+//! runs a call that blocks, [`end`] turns how serving ended into the run's
+//! [`Outcome`] or error.
+//!
+//! The reader thread runs most of the script's calls itself, right after
+//! reading them: handing a call to another thread costs a wake-up, which is
+//! most of a small call's round trip. While it runs a call nobody reads, so
+//! a call that takes long (the [`watchdog`] notices after a millisecond) or
+//! calls back into the script (noticed at once) hands reading over to the
+//! standby reader, which passes the calls it reads to the pool until the
+//! inline call returns. A function that needed that runs on the pool from
+//! then on. Calls of a serial or classic host always run on a one-thread
+//! pool of the script's own, in the order they arrived, and never on the
+//! reader, which therefore always notices the script's end.
+
+mod end;
+mod read;
+mod standby;
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use crate::child::Child;
+use crate::config::{Config, Mode};
+use crate::error::Error;
+use crate::function::Registry;
+use crate::link::Link;
+use crate::outcome::Outcome;
+use crate::pool::Pool;
+use crate::process::{self, FdVars, Launch};
+use crate::protocol::message::{Id, Params};
+use crate::scope::{self, Scope};
+use crate::script::Script;
+use crate::sync::lock;
+use crate::transport::{ExitWatch, Limits, Reader, Writer};
+use crate::{bundle, watchdog};
+
+use read::ReadSide;
+use standby::Standby;
+
+/// Who runs the script's calls that the reader does not run itself.
+pub(crate) enum Dispatch {
+    /// The host's pool, shared by all its scripts; quick calls run on the
+    /// reader thread.
+    HostPool(Arc<Pool>),
+    /// A pool of one thread of this script's own: calls run one at a time,
+    /// in the order they arrived (serial and classic hosts).
+    Serial(Pool),
+}
+
+/// Starts the script and the thread that serves it. `pool` is the host's
+/// shared pool, for a host that is neither serial nor classic.
+pub(crate) fn start(
+    config: Arc<Config>,
+    registry: Arc<Registry>,
+    pool: impl FnOnce() -> std::io::Result<Arc<Pool>>,
+    script: &Script,
+) -> Result<Child, Error> {
+    let python = process::interpreter(config.python.as_deref());
+    // The bundled client goes on the path in both modes: classic scripts
+    // use `tether.classic`.
+    let client_dir = bundle::client_dir().map_err(|source| Error::Io {
+        context: "writing the bundled tether client to the cache directory".into(),
+        source,
+    })?;
+    let vars = match config.mode {
+        Mode::Native => FdVars {
+            read: "TETHER_READ_FD",
+            write: "TETHER_WRITE_FD",
+        },
+        Mode::Classic => FdVars {
+            read: "PY_READ_FD",
+            write: "PY_WRITE_FD",
+        },
+    };
+    let dispatch = if config.serial || config.mode == Mode::Classic {
+        Dispatch::Serial(Pool::new(1, "tether-serial").map_err(thread_error)?)
+    } else {
+        Dispatch::HostPool(pool().map_err(thread_error)?)
+    };
+    let (proc, pipes) = process::spawn(&Launch {
+        python: &python,
+        script,
+        vars,
+        pythonpath: &client_dir,
+        logs: config.forward_logs,
+        own_group: config.own_group,
+        capture_limit: config.capture_limit,
+        spin: config.spin_bound(),
+        shared_memory: config.shared_memory.is_some() && config.mode == Mode::Native,
+    })?;
+    let pid = proc.id();
+    tracing::debug!(pid, script = %script.path().display(), "script started");
+    let watch = ExitWatch::new(&proc);
+    let side = pipes.side.map(Arc::new);
+    let link = Arc::new(Link::new(
+        pid,
+        config.max_frame,
+        config.max_depth,
+        Writer::new(pipes.to_child, watch.clone(), side.clone()),
+        config.ready_timeout,
+    ));
+    let killer = proc.killer();
+    let (tx, rx) = mpsc::channel();
+    let reader = Reader::new(
+        pipes.from_child,
+        config.max_frame,
+        watch,
+        Limits {
+            deadline: config.deadline.map(|d| (Instant::now() + d, d)),
+            idle: config.idle_timeout,
+        },
+        crate::spin::Spin::new(config.spin_bound()),
+        side.clone(),
+    );
+    let core = Arc::new(Core {
+        read: Mutex::new(ReadSide::new(reader, proc, side.is_some(), &config)),
+        config,
+        registry,
+        link: Arc::clone(&link),
+        calls: AtomicU64::new(0),
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        running: Arc::new(Mutex::new(Vec::new())),
+        dispatch,
+        ended: AtomicBool::new(false),
+        done: Mutex::new(Some(tx)),
+        finished: Arc::new(AtomicBool::new(false)),
+        inline_seq: Arc::new(AtomicU64::new(0)),
+        handed_over: AtomicU64::new(0),
+        watched: AtomicU64::new(0),
+        standby: Mutex::new(Standby::default()),
+        standby_cv: Condvar::new(),
+    });
+    let finished = Arc::clone(&core.finished);
+    let busy = Arc::clone(&core.inline_seq);
+    if matches!(core.dispatch, Dispatch::HostPool(_)) {
+        let weak = Arc::downgrade(&core);
+        watchdog::watch(weak);
+    }
+    let thread = std::thread::Builder::new()
+        .name(format!("tether-reader-{pid}"))
+        .spawn(move || standby::serve(core))
+        .map_err(thread_error)?;
+    let peer = crate::peer::Peer { link };
+    Ok(Child::new(peer, killer, rx, thread, finished, busy))
+}
+
+fn thread_error(source: std::io::Error) -> Error {
+    Error::Io {
+        context: "starting a thread to serve the script".into(),
+        source,
+    }
+}
+
+/// One script being served, shared by its reader thread, its standby reader,
+/// the threads that run its calls and the watchdog.
+pub(crate) struct Core {
+    config: Arc<Config>,
+    registry: Arc<Registry>,
+    link: Arc<Link>,
+    calls: AtomicU64,
+    /// The script's calls running on the host now, and their names.
+    in_flight: Arc<AtomicUsize>,
+    running: Arc<Mutex<Vec<(u64, String)>>>,
+    dispatch: Dispatch,
+    read: Mutex<ReadSide>,
+    /// Serving has ended (set under the `read` lock by whoever ended it).
+    ended: AtomicBool,
+    done: Mutex<Option<mpsc::Sender<Result<Outcome, Error>>>>,
+    /// The outcome has been sent.
+    finished: Arc<AtomicBool>,
+    /// Counts the calls the reader thread runs itself, twice: odd while one
+    /// runs.
+    inline_seq: Arc<AtomicU64>,
+    /// The inline call for which reading was handed over.
+    handed_over: AtomicU64,
+    /// The inline call the watchdog saw running at its last tick.
+    watched: AtomicU64,
+    standby: Mutex<Standby>,
+    standby_cv: Condvar,
+}
+
+/// A call of the script's, read and ready to run.
+struct Work {
+    call: Call,
+    running: InFlight,
+}
+
+/// What the script asked for.
+enum Call {
+    /// A native call (`id` is `None` for a notification).
+    Native {
+        id: Option<Id>,
+        method: String,
+        params: Params,
+    },
+    /// A classic request: a name and one string argument, answered in order.
+    Classic { name: String, arg: String },
+}
+
+impl Call {
+    fn method(&self) -> &str {
+        match self {
+            Call::Native { method, .. } => method,
+            Call::Classic { name, .. } => name,
+        }
+    }
+}
+
+impl Core {
+    /// Runs one of the script's calls: on this thread when `hand_over` is
+    /// given (this is the reader thread) and the function is quick, else on
+    /// the pool.
+    fn run(self: &Arc<Core>, work: Work, hand_over: Option<&Rc<dyn Fn()>>) {
+        let pool = match &self.dispatch {
+            Dispatch::Serial(pool) => pool,
+            Dispatch::HostPool(pool) => {
+                let function = self.registry.get(work.call.method());
+                let quick = function.is_none_or(|f| !f.pooled.load(Ordering::Relaxed));
+                match hand_over.filter(|_| quick) {
+                    Some(hand_over) => return self.run_inline(work, hand_over),
+                    None => pool,
+                }
+            }
+        };
+        let core = Arc::clone(self);
+        pool.submit(Box::new(move || core.execute(work, None)));
+    }
+
+    /// Runs a call on the reader thread; when it needed another reader
+    /// meanwhile, its function runs on the pool from now on.
+    fn run_inline(self: &Arc<Core>, work: Work, hand_over: &Rc<dyn Fn()>) {
+        let function = self.registry.get(work.call.method());
+        let seq = self.inline_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        watchdog::poke();
+        self.execute(work, Some(Rc::clone(hand_over)));
+        self.inline_seq.fetch_add(1, Ordering::SeqCst);
+        if self.handed_over.load(Ordering::Acquire) == seq {
+            if let Some(f) = function {
+                tracing::debug!(function = %f.name, "host function blocks: it runs on the pool from now on");
+                f.pooled.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Runs one call inside its scope and sends the answer.
+    fn execute(self: &Arc<Core>, work: Work, hand_over: Option<Rc<dyn Fn()>>) {
+        let Work { call, running } = work;
+        let _running = running;
+        let scope = Scope {
+            link: Arc::clone(&self.link),
+            hand_over,
+        };
+        scope::enter(scope, || match call {
+            Call::Native { id, method, params } => {
+                let outcome = match self.registry.get(&method) {
+                    Some(f) => f.call(params),
+                    None => Err(read::method_not_found(&self.registry, &method)),
+                };
+                match id {
+                    Some(id) => {
+                        if let Err(e) = read::reply(&self.link, id, outcome) {
+                            tracing::warn!(pid = self.link.pid, "cannot answer the script: {e}");
+                        }
+                    }
+                    None => {
+                        if let Err(e) = outcome {
+                            tracing::warn!(method, error = %e.message, "notification failed");
+                        }
+                    }
+                }
+            }
+            Call::Classic { name, arg } => read::answer_classic(self, &name, arg),
+        });
+    }
+
+    fn running_names(&self) -> Vec<String> {
+        lock(&self.running)
+            .iter()
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+}
+
+/// Counts one of the script's calls as running until dropped, and remembers
+/// its name for crash reports.
+struct InFlight {
+    count: Arc<AtomicUsize>,
+    names: Arc<Mutex<Vec<(u64, String)>>>,
+    serial: u64,
+}
+
+impl InFlight {
+    fn start(core: &Core, method: &str) -> InFlight {
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        core.in_flight.fetch_add(1, Ordering::AcqRel);
+        lock(&core.running).push((serial, method.to_owned()));
+        InFlight {
+            count: Arc::clone(&core.in_flight),
+            names: Arc::clone(&core.running),
+            serial,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        let mut names = lock(&self.names);
+        if let Some(i) = names.iter().position(|(s, _)| *s == self.serial) {
+            names.swap_remove(i);
+        }
+    }
+}

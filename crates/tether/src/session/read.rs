@@ -1,0 +1,352 @@
+//! Reading and routing: frames off the script's pipe become replies to the
+//! host's calls, protocol messages (handshake, readiness, logs, cancels)
+//! answered here, or calls for the host's functions.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::end::End;
+use super::{Call, Core, InFlight, Work};
+use crate::config::{Config, Mode};
+use crate::error::Error;
+use crate::function::Registry;
+use crate::link::Link;
+use crate::process::Proc;
+use crate::protocol::classic::{self, Pairing};
+use crate::protocol::handshake::{self, Hello, Welcome};
+use crate::protocol::message::{code, EncodeError, Encoded, Id, Message, Params, RpcError};
+use crate::protocol::{method, DecodeError, PROTOCOL_VERSION};
+use crate::transport::{Broken, Incoming, Reader};
+use crate::value::{Map, Value};
+
+/// What the reading side owns: only the thread that reads touches it.
+pub(super) struct ReadSide {
+    pub reader: Reader,
+    pub proc: Proc,
+    greeted: bool,
+    pairing: Pairing,
+    /// The script got a socket for shared memory.
+    shares: bool,
+    mode: Mode,
+}
+
+impl ReadSide {
+    pub fn new(reader: Reader, proc: Proc, shares: bool, config: &Config) -> ReadSide {
+        ReadSide {
+            reader,
+            proc,
+            greeted: false,
+            pairing: Pairing::default(),
+            shares,
+            mode: config.mode,
+        }
+    }
+
+    /// Reads until one of the script's calls is ready to run (`Some`), or
+    /// `until` passes (`None`), handling everything else on the way.
+    pub fn next_work(&mut self, core: &Core, until: Option<Instant>) -> Result<Option<Work>, End> {
+        loop {
+            let incoming = match self.reader.next(&mut self.proc, until) {
+                Ok(incoming) => incoming,
+                // A script the host itself killed may leave a frame cut short.
+                Err(Broken::Decode(DecodeError::Truncated { .. }))
+                    if self.proc.signalled_by_host() =>
+                {
+                    return Err(End::Ended)
+                }
+                Err(Broken::Decode(e)) => return Err(End::Fatal(protocol(e.to_string()))),
+                Err(Broken::Io(e)) => {
+                    return Err(End::Fatal(io_error("reading from the script", e)))
+                }
+                Err(Broken::Gone) => return Err(End::Ended),
+            };
+            let frame = match incoming {
+                Incoming::Frame(frame) => frame,
+                Incoming::Waiting => return Ok(None),
+                Incoming::Expired(what) => {
+                    tracing::warn!(target: "tether::limits", pid = core.link.pid, "{what}");
+                    return Err(End::Fatal(Error::Limit(what)));
+                }
+                Incoming::Closed | Incoming::Exited => {
+                    return match self.pairing.finish() {
+                        Ok(()) => Err(End::Ended),
+                        Err(e) => Err(End::Fatal(protocol(e.to_string()))),
+                    };
+                }
+            };
+            let call = match self.mode {
+                Mode::Native => self.native(core, &frame)?,
+                Mode::Classic => self.pairing.push(frame).map(|request| Call::Classic {
+                    name: String::from_utf8_lossy(&request.name).into_owned(),
+                    arg: String::from_utf8_lossy(&request.arg).into_owned(),
+                }),
+            };
+            if let Some(call) = call {
+                if let Some(work) = admit(core, call)? {
+                    return Ok(Some(work));
+                }
+            }
+        }
+    }
+
+    /// Routes one native frame; a call for a host function comes back.
+    fn native(&mut self, core: &Core, frame: &Bytes) -> Result<Option<Call>, End> {
+        let msg = {
+            let mut resolve = |offset: u64, len: u64| {
+                let max = u64::from(core.config.max_frame);
+                let fd = self.reader.next_shared_fd()?;
+                crate::shm::map(fd, offset, len, max)
+            };
+            Message::decode_shared(frame, Some(&mut resolve))
+                .map_err(|e| End::Fatal(protocol(e.to_string())))?
+        };
+        if !self.greeted {
+            let hello = handshake::hello(msg).map_err(|e| End::Fatal(protocol(e.to_string())))?;
+            greet(core, hello, self.shares)?;
+            self.greeted = true;
+            return Ok(None);
+        }
+        let (id, method, params) = match msg {
+            Message::Call { id, method, params } => (id, method, params),
+            Message::Reply { id, outcome } => {
+                core.link
+                    .deliver(id, outcome)
+                    .map_err(|detail| End::Fatal(protocol(detail)))?;
+                return Ok(None);
+            }
+        };
+        match (method.as_str(), &id) {
+            (method::LOG, None) => {
+                forward_log(core.link.pid, params);
+                Ok(None)
+            }
+            (method::READY, None) => {
+                let exports =
+                    handshake::ready(&params).map_err(|e| End::Fatal(protocol(e.to_string())))?;
+                tracing::debug!(pid = core.link.pid, ?exports, "script is ready");
+                core.link.set_ready(exports);
+                Ok(None)
+            }
+            (method::CANCEL, None) => {
+                // Host functions cannot be interrupted; their late answer is
+                // dropped by the client.
+                tracing::debug!(pid = core.link.pid, "script cancelled a call");
+                Ok(None)
+            }
+            _ => Ok(Some(Call::Native { id, method, params })),
+        }
+    }
+}
+
+/// Counts a call and lets it run, unless the script has too many running:
+/// then it is refused at once (a notification is dropped).
+fn admit(core: &Core, call: Call) -> Result<Option<Work>, End> {
+    core.calls
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let limit = core.config.max_in_flight;
+    if core.in_flight.load(std::sync::atomic::Ordering::Acquire) < limit {
+        let running = InFlight::start(core, call.method());
+        return Ok(Some(Work { call, running }));
+    }
+    let method = call.method().to_owned();
+    let what = format!(
+        "the script has {limit} calls running on the host already (the limit); {method}() was refused"
+    );
+    tracing::warn!(target: "tether::limits", pid = core.link.pid, "{what}");
+    match call {
+        Call::Native { id: Some(id), .. } => {
+            let mut data = Map::new();
+            data.insert("kind".into(), Value::from("Limit"));
+            data.insert("function".into(), Value::Str(method));
+            let refusal = Err(RpcError {
+                code: code::LIMIT,
+                message: what,
+                data: Some(Value::Map(data)),
+            });
+            reply(&core.link, id, refusal).map_err(End::Fatal)?;
+        }
+        Call::Native { id: None, .. } => {}
+        Call::Classic { .. } => {
+            // Classic calls run one at a time, so this cannot be reached
+            // with a limit of one or more; answer in order all the same.
+            let answer = format!("{}{what}", classic::ERROR_PREFIX);
+            send_classic(&core.link, &answer, core.config.max_frame).map_err(End::Fatal)?;
+        }
+    }
+    Ok(None)
+}
+
+/// Checks the client's protocol version and answers with the host's
+/// description, or refuses it.
+fn greet(core: &Core, hello: Hello, shares: bool) -> Result<(), End> {
+    if hello.protocol != i64::from(PROTOCOL_VERSION) {
+        let refusal = handshake::refusal(&hello, crate::bundle::VERSION);
+        send_message(&core.link, &refusal).map_err(End::Fatal)?;
+        return Err(End::Fatal(Error::VersionMismatch {
+            host: PROTOCOL_VERSION,
+            client: u32::try_from(hello.protocol).unwrap_or(0),
+            client_version: hello.version,
+        }));
+    }
+    // Shared memory, when the host offers it and the client can take it:
+    // the threshold the client uses for what it sends.
+    let shared_memory = core
+        .config
+        .shared_memory
+        .filter(|_| hello.shared_memory && shares);
+    let welcome = Welcome {
+        version: crate::bundle::VERSION.to_owned(),
+        max_frame: core.config.max_frame,
+        logs: core.config.forward_logs,
+        shared_memory,
+        functions: core.registry.describe(),
+        types: core.registry.structs(),
+    };
+    send_message(&core.link, &handshake::welcome(hello.id, &welcome)).map_err(End::Fatal)?;
+    if let Some(threshold) = shared_memory {
+        core.link.share_from(threshold);
+    }
+    Ok(())
+}
+
+/// Runs a classic request and sends its answer: Python's `str()` of the
+/// result, `__BAD API__` for an unknown name, the error prefix for a
+/// failure.
+pub(super) fn answer_classic(core: &Core, name: &str, arg: String) {
+    let answer = match core.registry.get(name) {
+        None => classic::BAD_API.to_owned(),
+        Some(f) => match f.call(Params::Positional(vec![Value::Str(arg)])) {
+            Ok(value) => value.to_string(),
+            Err(e) => format!("{}{}", classic::ERROR_PREFIX, e.message),
+        },
+    };
+    if let Err(e) = send_classic(&core.link, &answer, core.config.max_frame) {
+        tracing::warn!(pid = core.link.pid, "cannot answer the script: {e}");
+    }
+}
+
+fn send_classic(link: &Link, answer: &str, max: u32) -> Result<(), Error> {
+    let bytes = match classic::encode_response(answer.as_bytes(), max) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            classic::encode_response(format!("{}{e}", classic::ERROR_PREFIX).as_bytes(), u32::MAX)
+                .map_err(|e| protocol(e.to_string()))?
+        }
+    };
+    let encoded = Encoded {
+        head: Bytes::from(bytes),
+        attachments: Vec::new(),
+        shared_files: Vec::new(),
+    };
+    quietly_gone(link.send(&encoded))
+}
+
+/// Sends the answer to one call, replacing a result that cannot be sent
+/// (too large, NaN) with an error that says why.
+pub(super) fn reply(link: &Link, id: Id, outcome: Result<Value, RpcError>) -> Result<(), Error> {
+    let max = link.max_frame;
+    let msg = Message::Reply {
+        id: Some(id.clone()),
+        outcome,
+    };
+    let encoded = match link.encode(&msg, max) {
+        Ok(enc) => enc,
+        Err(e) => {
+            let (code, kind) = match e {
+                EncodeError::TooLarge { .. } => (code::TOO_LARGE, "TooLarge"),
+                EncodeError::Value(_) => (code::INTERNAL_ERROR, "BadResult"),
+            };
+            let mut data = Map::new();
+            data.insert("kind".into(), Value::from(kind));
+            Message::Reply {
+                id: Some(id),
+                outcome: Err(RpcError {
+                    code,
+                    message: format!("the host cannot send its answer: {e}"),
+                    data: Some(Value::Map(data)),
+                }),
+            }
+            .encode(max.max(4096))
+            .map_err(|e| protocol(format!("cannot encode an error reply: {e}")))?
+        }
+    };
+    quietly_gone(link.send(&encoded))
+}
+
+fn send_message(link: &Link, msg: &Message) -> Result<(), Error> {
+    let encoded = msg
+        .encode(link.max_frame.max(4096))
+        .map_err(|e| protocol(format!("cannot encode a protocol message: {e}")))?;
+    quietly_gone(link.send(&encoded))
+}
+
+/// A script that went away is noticed by the reader, not by whoever
+/// answered it.
+fn quietly_gone(sent: Result<(), Error>) -> Result<(), Error> {
+    match sent {
+        Err(Error::Closed(_)) => Ok(()),
+        other => other,
+    }
+}
+
+pub(super) fn method_not_found(registry: &Registry, method: &str) -> RpcError {
+    let mut names: Vec<&str> = registry.names().collect();
+    names.sort_unstable();
+    let mut data = Map::new();
+    data.insert("kind".into(), Value::from("MethodNotFound"));
+    data.insert("method".into(), Value::from(method));
+    data.insert(
+        "available".into(),
+        Value::List(names.iter().map(|n| Value::from(*n)).collect()),
+    );
+    let message = if names.is_empty() {
+        format!("no host function named {method:?}; the host has no functions")
+    } else {
+        format!(
+            "no host function named {method:?}; the host has: {}",
+            names.join(", ")
+        )
+    };
+    RpcError {
+        code: code::METHOD_NOT_FOUND,
+        message,
+        data: Some(Value::Map(data)),
+    }
+}
+
+/// Re-emits a Python logging record as a `tracing` event.
+fn forward_log(pid: u32, params: Params) {
+    let Params::Named(record) = params else {
+        return;
+    };
+    let level = record.get("level").and_then(Value::as_i64).unwrap_or(20);
+    let logger = record
+        .get("logger")
+        .and_then(Value::as_str)
+        .unwrap_or("root");
+    let message = record.get("message").and_then(Value::as_str).unwrap_or("");
+    // Python levels: DEBUG 10, INFO 20, WARNING 30, ERROR 40, CRITICAL 50.
+    match level {
+        l if l >= 40 => tracing::error!(target: "tether::script", pid, logger, "{message}"),
+        l if l >= 30 => tracing::warn!(target: "tether::script", pid, logger, "{message}"),
+        l if l >= 20 => tracing::info!(target: "tether::script", pid, logger, "{message}"),
+        l if l >= 10 => tracing::debug!(target: "tether::script", pid, logger, "{message}"),
+        _ => tracing::trace!(target: "tether::script", pid, logger, "{message}"),
+    }
+}
+
+pub(super) fn protocol(detail: String) -> Error {
+    Error::Protocol {
+        detail,
+        status: None,
+        killed_by: None,
+    }
+}
+
+pub(super) fn io_error(context: &str, source: std::io::Error) -> Error {
+    Error::Io {
+        context: context.to_owned(),
+        source,
+    }
+}

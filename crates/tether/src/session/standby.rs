@@ -1,0 +1,142 @@
+//! The reader thread's loop, and the standby reader: a second thread that
+//! reads for the script while the reader thread runs a call that blocks or
+//! calls back into the script (see the module docs of [`session`](super)).
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Core;
+use crate::sync::lock;
+use crate::watchdog;
+
+/// How often the standby reader checks whether the inline call returned.
+const STANDBY_POLL: Duration = Duration::from_millis(1);
+
+/// The standby reader's state, under `Core::standby`.
+#[derive(Default)]
+pub(super) struct Standby {
+    /// The inline call (by its sequence number) to read during.
+    wanted: u64,
+    exit: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The reader thread: reads, runs calls, and when serving ends, reports.
+pub(super) fn serve(core: Arc<Core>) {
+    let _serving = crate::spin::Serving::start();
+    let hand_over: Rc<dyn Fn()> = {
+        let core = Arc::clone(&core);
+        Rc::new(move || core.hand_over(core.inline_seq.load(Ordering::SeqCst)))
+    };
+    loop {
+        let work = {
+            let mut rs = lock(&core.read);
+            if core.ended.load(Ordering::Acquire) {
+                break;
+            }
+            match rs.next_work(&core, None) {
+                Ok(work) => work,
+                Err(end) => {
+                    core.finish(&mut rs, end);
+                    break;
+                }
+            }
+        };
+        if let Some(work) = work {
+            core.run(work, Some(&hand_over));
+        }
+    }
+    let standby = {
+        let mut sb = lock(&core.standby);
+        sb.exit = true;
+        sb.thread.take()
+    };
+    core.standby_cv.notify_all();
+    if let Some(thread) = standby {
+        let _ = thread.join();
+    }
+}
+
+/// The standby reader's thread.
+fn standby(core: Arc<Core>) {
+    let mut served = 0;
+    loop {
+        let seq = {
+            let mut sb = lock(&core.standby);
+            loop {
+                if sb.exit {
+                    return;
+                }
+                if sb.wanted != served {
+                    break sb.wanted;
+                }
+                sb = core.standby_cv.wait(sb).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        served = seq;
+        tracing::trace!(pid = core.link.pid, "standby reader takes over");
+        while core.inline_seq.load(Ordering::SeqCst) == seq {
+            let work = {
+                let mut rs = lock(&core.read);
+                if core.ended.load(Ordering::Acquire) {
+                    return;
+                }
+                match rs.next_work(&core, Some(Instant::now() + STANDBY_POLL)) {
+                    Ok(work) => work,
+                    Err(end) => {
+                        core.finish(&mut rs, end);
+                        return;
+                    }
+                }
+            };
+            if let Some(work) = work {
+                core.run(work, None);
+            }
+        }
+    }
+}
+
+impl watchdog::Watched for Core {
+    fn tick(self: Arc<Self>) -> bool {
+        let seq = self.inline_seq.load(Ordering::SeqCst);
+        if seq.is_multiple_of(2) {
+            return false;
+        }
+        if self.watched.swap(seq, Ordering::AcqRel) == seq {
+            // The same inline call as a tick ago: it blocks reading.
+            self.hand_over(seq);
+        }
+        true
+    }
+}
+
+impl Core {
+    /// Gets the standby reader to read while inline call `seq` runs.
+    fn hand_over(self: &Arc<Core>, seq: u64) {
+        if seq.is_multiple_of(2) || self.handed_over.swap(seq, Ordering::AcqRel) == seq {
+            return;
+        }
+        let mut sb = lock(&self.standby);
+        if sb.exit {
+            return;
+        }
+        sb.wanted = seq;
+        if sb.thread.is_none() {
+            let core = Arc::clone(self);
+            match std::thread::Builder::new()
+                .name(format!("tether-standby-{}", self.link.pid))
+                .spawn(move || standby(core))
+            {
+                Ok(thread) => sb.thread = Some(thread),
+                Err(e) => {
+                    // Reading resumes when the inline call returns.
+                    tracing::warn!(pid = self.link.pid, "cannot start a standby reader: {e}");
+                }
+            }
+        }
+        drop(sb);
+        self.standby_cv.notify_all();
+    }
+}
