@@ -47,7 +47,8 @@ fn static_lib() -> PathBuf {
 }
 
 fn build(compiler: &str, source: &str, name: &str) -> PathBuf {
-    let out_dir = std::env::temp_dir().join(format!("tether-capi-{}", std::process::id()));
+    // Under target/, not the system temporary directory: nothing is left there.
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tether-capi");
     std::fs::create_dir_all(&out_dir).unwrap();
     let exe = out_dir.join(name);
     let lib = static_lib();

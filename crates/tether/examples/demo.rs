@@ -9,7 +9,10 @@
 //! `echo(value)`, `fail(message)`, `sleep(seconds)`, and `map_with(name,
 //! values)`, which calls the script's export `name` on each value and returns
 //! the results. Without a script it runs a bundled one that mirrors the
-//! seed's. It exits with the script's exit code. With `--stubs DIR` it writes
+//! seed's. It exits with the script's exit code. SIGTERM or SIGINT stop the
+//! script gracefully (`rpc.stop`, SIGTERM at 2.5 s, SIGKILL at 5 s; a second
+//! signal stops it at once), and the demo then exits with 128 plus the
+//! signal's number. With `--stubs DIR` it writes
 //! type stubs for its functions into `DIR/tether/` instead (check a script
 //! with `MYPYPATH=DIR mypy script.py`).
 
@@ -85,6 +88,13 @@ fn main() -> ExitCode {
         args.remove(0);
     }
     let host = if classic { host().classic() } else { host() };
+    let stop = match tether::stop_on_signals(Duration::from_secs(5)) {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            return ExitCode::from(70);
+        }
+    };
     let script = match args.split_first() {
         Some((path, rest)) => Script::new(path).args(rest),
         None => {
@@ -100,7 +110,13 @@ fn main() -> ExitCode {
             )
         }
     };
-    match host.run(script) {
+    let result = host.run(script);
+    if let Some(signal) = stop.signal() {
+        stop.wait_stopped();
+        eprintln!("demo: stopped by signal {signal}");
+        return ExitCode::from(128 + u8::try_from(signal).unwrap_or(0));
+    }
+    match result {
         Ok(outcome) => match (outcome.code(), outcome.signal()) {
             (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             (None, signal) => {

@@ -1,7 +1,7 @@
 //! [`Child`]: a running script, served by threads of its own: call it,
 //! wait for it, stop it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::outcome::Outcome;
 use crate::peer::Peer;
-use crate::process::Killer;
+use crate::stop::Target;
 
 /// A script started with [`Host::spawn`](crate::Host::spawn), served by threads of its own.
 ///
@@ -22,11 +22,11 @@ use crate::process::Killer;
 /// outlives its handle.
 pub struct Child {
     peer: Peer,
-    killer: Killer,
+    /// The script as a graceful stop of the whole process sees it: its
+    /// killer and whether its outcome has been sent.
+    target: Arc<Target>,
     done: mpsc::Receiver<Result<Outcome, Error>>,
     thread: Option<JoinHandle<()>>,
-    /// The outcome has been sent.
-    finished: Arc<AtomicBool>,
     /// Odd while the serving thread runs one of the script's calls.
     busy: Arc<AtomicU64>,
 }
@@ -34,18 +34,16 @@ pub struct Child {
 impl Child {
     pub(crate) fn new(
         peer: Peer,
-        killer: Killer,
+        target: Arc<Target>,
         done: mpsc::Receiver<Result<Outcome, Error>>,
         thread: JoinHandle<()>,
-        finished: Arc<AtomicBool>,
         busy: Arc<AtomicU64>,
     ) -> Child {
         Child {
             peer,
-            killer,
+            target,
             done,
             thread: Some(thread),
-            finished,
             busy,
         }
     }
@@ -99,7 +97,7 @@ impl Child {
 
     /// Whether the script has ended and its outcome is ready.
     pub fn is_finished(&self) -> bool {
-        self.thread.is_none() || self.finished.load(Ordering::Acquire)
+        self.thread.is_none() || self.target.finished.load(Ordering::Acquire)
     }
 
     /// Kills the script with SIGKILL; [`wait`](Child::wait) then reports it
@@ -118,10 +116,13 @@ impl Child {
         if self.is_finished() {
             return Ok(());
         }
-        self.killer.signal(signal, why).map_err(|source| Error::Io {
-            context: format!("signalling script {}", self.id()),
-            source,
-        })
+        self.target
+            .killer
+            .signal(signal, why)
+            .map_err(|source| Error::Io {
+                context: format!("signalling script {}", self.id()),
+                source,
+            })
     }
 
     /// Waits for the script to end and says how it ended, as

@@ -32,6 +32,7 @@ mod script;
 mod session;
 mod shm;
 mod spin;
+mod stop;
 mod stubs;
 mod sync;
 mod transport;
@@ -49,6 +50,7 @@ pub use outcome::Outcome;
 pub use peer::Peer;
 pub use protocol::PROTOCOL_VERSION;
 pub use script::{Script, Stdio};
+pub use stop::{stop_all, stop_on_signals, StopSignals};
 pub use value::{from_value, to_value, Map, Value};
 
 /// Implementation details that public traits mention; not part of the API.

@@ -9,6 +9,13 @@
 //! With one worker this is the *serial* mode: calls run one at a time in
 //! arrival order, except those nested inside the running one.
 //!
+//! A wait with a deadline (a call with a time limit) must not run queued
+//! tasks itself: one of them could take longer than the deadline, and the
+//! wait would return late. Such a waiter leaves the queue to the other
+//! workers, and when none is free it starts one extra thread that runs the
+//! queue until it is empty (so the script's nested calls still find a
+//! thread, in serial mode too, while the timed call waits).
+//!
 //! [`help_until`]: Pool::help_until
 
 use std::cell::RefCell;
@@ -33,6 +40,10 @@ pub(crate) struct Inner {
 struct Queue {
     tasks: VecDeque<Task>,
     shutdown: bool,
+    /// Workers waiting for a task.
+    idle: usize,
+    /// Extra threads started for timed waits, still running the queue.
+    helpers: usize,
 }
 
 thread_local! {
@@ -47,6 +58,8 @@ impl Pool {
             queue: Mutex::new(Queue {
                 tasks: VecDeque::new(),
                 shutdown: false,
+                idle: 0,
+                helpers: 0,
             }),
             cv: Condvar::new(),
         });
@@ -87,7 +100,27 @@ fn worker(inner: Arc<Inner>) {
                 if q.shutdown {
                     return;
                 }
+                q.idle += 1;
                 q = inner.cv.wait(q).unwrap_or_else(|e| e.into_inner());
+                q.idle -= 1;
+            }
+        };
+        run(task);
+    }
+}
+
+/// An extra thread for a timed wait: runs queued tasks until none is left.
+fn helper(inner: Arc<Inner>) {
+    WORKER_OF.with(|w| *w.borrow_mut() = Some(Arc::clone(&inner)));
+    loop {
+        let task = {
+            let mut q = lock(&inner.queue);
+            match q.tasks.pop_front() {
+                Some(task) => task,
+                None => {
+                    q.helpers -= 1;
+                    return;
+                }
             }
         };
         run(task);
@@ -108,35 +141,57 @@ pub(crate) fn current() -> Option<Arc<Inner>> {
 }
 
 impl Inner {
-    /// Runs queued tasks until `done()` or the deadline; returns `done()`.
+    /// Waits until `done()` or the deadline; returns `done()`. Without a
+    /// deadline it runs queued tasks meanwhile; with one it leaves them to
+    /// other threads, starting one when no worker is free (see the module
+    /// docs), so it returns on time.
     ///
     /// `done` is checked with the queue locked, and whoever makes it true must
     /// then call [`wake`](Inner::wake): no wake-up can be lost in between.
-    pub fn help_until(&self, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> bool {
+    pub fn help_until(
+        self: &Arc<Self>,
+        done: &dyn Fn() -> bool,
+        deadline: Option<Instant>,
+    ) -> bool {
         let mut q = lock(&self.queue);
         loop {
             if done() {
                 return true;
             }
-            if let Some(task) = q.tasks.pop_front() {
-                drop(q);
-                run(task);
-                q = lock(&self.queue);
-                continue;
-            }
-            q = match deadline {
-                None => self.cv.wait(q).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return done();
-                    }
-                    self.cv
-                        .wait_timeout(q, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+            let Some(deadline) = deadline else {
+                if let Some(task) = q.tasks.pop_front() {
+                    drop(q);
+                    run(task);
+                    q = lock(&self.queue);
+                } else {
+                    q = self.cv.wait(q).unwrap_or_else(|e| e.into_inner());
                 }
+                continue;
             };
+            if !q.tasks.is_empty() && q.idle > 0 {
+                // A wake-up meant for a free worker may have reached this
+                // waiter instead: pass it on.
+                self.cv.notify_one();
+            }
+            if !q.tasks.is_empty() && q.idle == 0 && q.helpers == 0 {
+                let inner = Arc::clone(self);
+                let started = std::thread::Builder::new()
+                    .name("tether-helper".into())
+                    .spawn(move || helper(inner));
+                match started {
+                    Ok(_) => q.helpers += 1,
+                    Err(e) => tracing::warn!("cannot start a helper thread: {e}"),
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return done();
+            }
+            q = self
+                .cv
+                .wait_timeout(q, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 

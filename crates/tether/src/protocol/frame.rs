@@ -57,11 +57,6 @@ impl FrameReader {
         }
     }
 
-    /// The largest frame body this decoder accepts.
-    pub fn max(&self) -> u32 {
-        self.max
-    }
-
     /// Bytes received but not yet returned as a frame.
     pub fn buffered(&self) -> usize {
         self.mapped.as_ref().map_or(0, |m| m.filled) + self.buf.len() - self.room
@@ -84,14 +79,17 @@ impl FrameReader {
         if self.mapped.is_none() {
             self.map_large_frame();
         }
-        if let Some(m) = &mut self.mapped {
+        if let Some(m) = self.mapped.as_mut().filter(|m| m.filled < m.map.len()) {
             let result = read(&mut m.map[m.filled..]);
             let room = m.map.len() - m.filled;
             m.filled += result.as_ref().map_or(0, |n| (*n).min(room));
             return result;
         }
         let have = self.buffered();
-        match self.pending_len() {
+        // A frame that is already whole (the caller has not taken it yet)
+        // leaves no room of its own: what comes next goes after it.
+        let in_progress = self.mapped.is_none() && self.pending_len().is_some_and(|t| t > have);
+        match self.pending_len().filter(|_| in_progress) {
             Some(total) if total > CHUNK => {
                 if self.room == 0 {
                     let want = (total - have).min(have.max(CHUNK));
@@ -255,6 +253,42 @@ mod tests {
         let mut out = (body.len() as u32).to_le_bytes().to_vec();
         out.extend_from_slice(body);
         out
+    }
+
+    /// Reads from `wire` through `read_with`, `step` bytes at most each time,
+    /// never with an empty buffer (that would read as end of file).
+    fn read_from(r: &mut FrameReader, wire: &[u8], at: &mut usize, step: usize) -> usize {
+        r.read_with(|buf: &mut [u8]| {
+            assert!(!buf.is_empty(), "read_with lent an empty buffer");
+            let n = step.min(buf.len()).min(wire.len() - *at);
+            buf[..n].copy_from_slice(&wire[*at..*at + n]);
+            *at += n;
+            Ok::<_, ()>(n)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn read_with_twice_without_taking_the_frame() {
+        // A frame of each kind (small, larger than a chunk, mapped), then
+        // more bytes, read with several reads before anyone takes a frame:
+        // this used to underflow (debug) or lend an empty buffer, which a
+        // reader takes for end of file.
+        for size in [10, CHUNK + 10, MAPPED + 10] {
+            let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let mut wire = frame(&body);
+            wire.extend(frame(b"next"));
+            let mut r = FrameReader::new(u32::MAX);
+            r.feed(&wire[..HEADER_LEN + size]);
+            let mut at = HEADER_LEN + size;
+            assert_eq!(read_from(&mut r, &wire, &mut at, 3), 3);
+            while at < wire.len() {
+                assert!(read_from(&mut r, &wire, &mut at, 5) > 0);
+            }
+            assert_eq!(r.next_frame().unwrap().unwrap(), body, "size {size}");
+            assert_eq!(&r.next_frame().unwrap().unwrap()[..], b"next");
+            assert_eq!(r.buffered(), 0);
+        }
     }
 
     #[test]

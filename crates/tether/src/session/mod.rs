@@ -146,7 +146,11 @@ pub(crate) fn start(
         standby: Mutex::new(Standby::default()),
         standby_cv: Condvar::new(),
     });
-    let finished = Arc::clone(&core.finished);
+    let target = crate::stop::register(crate::stop::Target {
+        link: Arc::clone(&link),
+        killer,
+        finished: Arc::clone(&core.finished),
+    });
     let busy = Arc::clone(&core.inline_seq);
     if matches!(core.dispatch, Dispatch::HostPool(_)) {
         let weak = Arc::downgrade(&core);
@@ -157,7 +161,7 @@ pub(crate) fn start(
         .spawn(move || standby::serve(core))
         .map_err(thread_error)?;
     let peer = crate::peer::Peer { link };
-    Ok(Child::new(peer, killer, rx, thread, finished, busy))
+    Ok(Child::new(peer, target, rx, thread, busy))
 }
 
 fn thread_error(source: std::io::Error) -> Error {

@@ -4,20 +4,46 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use tether::{FunctionError, Host, Outcome, Script, Stdio, Value};
 
-/// A fresh directory for one test's files.
+/// A fresh directory for one test's files, under `target/tmp/tether-tests/`
+/// (never the system temporary directory). The first call of a test binary
+/// removes what runs of it that have ended left there.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "tether-test-{}-{}-{tag}",
+    static PRUNED: std::sync::Once = std::sync::Once::new();
+    let root = test_root();
+    PRUNED.call_once(|| prune(&root));
+    let dir = root.join(format!(
+        "{}-{}-{tag}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Where the tests' files go.
+pub fn test_root() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("tether-tests")
+}
+
+/// Removes the directories of test processes that no longer run.
+fn prune(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_string_lossy().split('-').next().map(str::to_owned);
+        let alive = pid.is_some_and(|pid| Path::new("/proc").join(pid).exists());
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Writes `code` to a script file named `name` in a fresh directory.
@@ -156,4 +182,19 @@ pub fn children() -> Vec<String> {
                 .then(|| format!("{} state {}", e.file_name().to_string_lossy(), fields[0]))
         })
         .collect()
+}
+
+/// Runs `f` on a thread and fails the test when it takes longer than
+/// `limit` (a hang would otherwise hang the whole test run).
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
 }
