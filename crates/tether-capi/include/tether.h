@@ -70,6 +70,15 @@ typedef enum tether_result {
    tether panicked (a bug); the object involved should not be used again.
    */
   TETHER_RESULT_PANIC = 13,
+  /*
+   A limit set on the host ran out (deadline, idle timeout, calls in
+   flight, nesting depth); the message says which.
+   */
+  TETHER_RESULT_LIMIT = 14,
+  /*
+   The script exited with an error code or was killed by a signal.
+   */
+  TETHER_RESULT_SCRIPT_FAILED = 15,
 } tether_result;
 
 /*
@@ -104,6 +113,24 @@ typedef struct tether_script tether_script;
 typedef struct tether_value tether_value;
 
 /*
+ How a script ended.
+ */
+typedef struct tether_outcome {
+  /*
+   The exit code, or -1 when a signal ended the script.
+   */
+  int32_t exit_code;
+  /*
+   The signal that ended the script, or 0.
+   */
+  int32_t signal;
+  /*
+   How many calls the script made to the host.
+   */
+  uint64_t calls;
+} tether_outcome;
+
+/*
  A host function: reads its arguments from `call` and answers through
  `reply` (with `tether_reply_*`; no answer means `None`). It may run on any
  thread, several at once unless the host is serial
@@ -124,27 +151,148 @@ typedef void (*tether_string_function)(void *user_data,
                                        size_t arg_len,
                                        struct tether_reply *reply);
 
-/*
- How a script ended.
- */
-typedef struct tether_outcome {
-  /*
-   The exit code, or -1 when a signal ended the script.
-   */
-  int32_t exit_code;
-  /*
-   The signal that ended the script, or 0.
-   */
-  int32_t signal;
-  /*
-   How many calls the script made to the host.
-   */
-  uint64_t calls;
-} tether_outcome;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ How many positional arguments the call has.
+ */
+size_t tether_call_arg_count(const struct tether_call *call);
+
+/*
+ All arguments as wire JSON: a NUL-terminated JSON array in which bytes
+ values are `{"$bytes":[offset,length]}` into the attachment area
+ (`tether_call_attachments`). The pointer is valid during the callback.
+ */
+enum tether_result tether_call_args_json(const struct tether_call *call,
+                                         const char **json,
+                                         size_t *len);
+
+/*
+ The attachment area that bytes values in `tether_call_args_json` point
+ into. The pointer is valid during the callback.
+ */
+enum tether_result tether_call_attachments(const struct tether_call *call,
+                                           const uint8_t **data,
+                                           size_t *len);
+
+/*
+ Argument `index` as a string: `*text` is NUL-terminated UTF-8 of `*len`
+ bytes, valid during the callback. `TETHER_RESULT_INVALID_ARGUMENT` when it
+ is not a string.
+ */
+enum tether_result tether_call_arg_string(const struct tether_call *call,
+                                          size_t index,
+                                          const char **text,
+                                          size_t *len);
+
+/*
+ Argument `index` as a 64-bit integer.
+ */
+enum tether_result tether_call_arg_int(const struct tether_call *call, size_t index, int64_t *out);
+
+/*
+ Argument `index` as a double (an integer argument is converted).
+ */
+enum tether_result tether_call_arg_double(const struct tether_call *call,
+                                          size_t index,
+                                          double *out);
+
+/*
+ Argument `index` as bytes: `*data` points to `*len` bytes, valid during
+ the callback.
+ */
+enum tether_result tether_call_arg_bytes(const struct tether_call *call,
+                                         size_t index,
+                                         const uint8_t **data,
+                                         size_t *len);
+
+/*
+ Answers with the value in `json` (`len` bytes of UTF-8 JSON, copied).
+ `TETHER_RESULT_INVALID_ARGUMENT` when it is not JSON.
+ */
+enum tether_result tether_reply_json(struct tether_reply *reply, const char *json, size_t len);
+
+/*
+ Answers with the string `text` (`len` bytes of UTF-8, copied).
+ */
+enum tether_result tether_reply_string(struct tether_reply *reply, const char *text, size_t len);
+
+/*
+ Answers with `len` bytes from `data` (copied), which reach the script as
+ `bytes`.
+ */
+enum tether_result tether_reply_bytes(struct tether_reply *reply, const uint8_t *data, size_t len);
+
+/*
+ Answers with an integer.
+ */
+enum tether_result tether_reply_int(struct tether_reply *reply, int64_t value);
+
+/*
+ Answers with a double (NaN and infinities cannot be sent: the script then
+ gets an error instead).
+ */
+enum tether_result tether_reply_double(struct tether_reply *reply, double value);
+
+/*
+ Answers with an error: the script raises `tether.RemoteError` (catchable
+ as `host.errors.KIND`) with `message`. Both strings are copied.
+ */
+enum tether_result tether_reply_error(struct tether_reply *reply,
+                                      const char *kind,
+                                      const char *message);
+
+/*
+ Calls the script's export `name` with `args_json` (`args_len` bytes of
+ UTF-8 JSON: an array for positional arguments, an object for arguments by
+ name), waiting at most `timeout_ms` milliseconds (0: no limit). On success
+ `*out` owns the result; free it with `tether_value_free`.
+ */
+enum tether_result tether_child_call(struct tether_child *child,
+                                     const char *name,
+                                     const char *args_json,
+                                     size_t args_len,
+                                     uint32_t timeout_ms,
+                                     struct tether_value **out);
+
+/*
+ Sends the script a notification: it runs export `name` with `args_json`
+ (as for `tether_child_call`) and answers nothing.
+ */
+enum tether_result tether_child_notify(struct tether_child *child,
+                                       const char *name,
+                                       const char *args_json,
+                                       size_t args_len);
+
+/*
+ Writes the script's process id to `*out`.
+ */
+enum tether_result tether_child_pid(struct tether_child *child, uint32_t *out);
+
+/*
+ Waits for the script to end and writes how it ended to `*out` (which may
+ be NULL). The child cannot be used afterwards except by
+ `tether_child_free`.
+ */
+enum tether_result tether_child_wait(struct tether_child *child, struct tether_outcome *out);
+
+/*
+ Stops the script: asks it to stop, sends SIGTERM after half of
+ `grace_ms`, SIGKILL when `grace_ms` has run out; writes how it ended to
+ `*out` (which may be NULL). The child cannot be used afterwards except by
+ `tether_child_free`.
+ */
+enum tether_result tether_child_shutdown(struct tether_child *child,
+                                         uint32_t grace_ms,
+                                         struct tether_outcome *out);
+
+/*
+ Frees a child, killing and reaping the script if it still runs. NULL is
+ ignored.
+ */
+void tether_child_free(struct tether_child *child);
 
 /*
  Copies the message of the last failed call on this thread into `buf`
@@ -255,145 +403,6 @@ enum tether_result tether_script_set_env(struct tether_script *script,
  Runs the script in `dir` (copied) instead of the host's working directory.
  */
 enum tether_result tether_script_set_cwd(struct tether_script *script, const char *dir);
-
-/*
- Calls the script's export `name` with `args_json` (`args_len` bytes of
- UTF-8 JSON: an array for positional arguments, an object for arguments by
- name), waiting at most `timeout_ms` milliseconds (0: no limit). On success
- `*out` owns the result; free it with `tether_value_free`.
- */
-enum tether_result tether_child_call(struct tether_child *child,
-                                     const char *name,
-                                     const char *args_json,
-                                     size_t args_len,
-                                     uint32_t timeout_ms,
-                                     struct tether_value **out);
-
-/*
- Sends the script a notification: it runs export `name` with `args_json`
- (as for `tether_child_call`) and answers nothing.
- */
-enum tether_result tether_child_notify(struct tether_child *child,
-                                       const char *name,
-                                       const char *args_json,
-                                       size_t args_len);
-
-/*
- Writes the script's process id to `*out`.
- */
-enum tether_result tether_child_pid(struct tether_child *child, uint32_t *out);
-
-/*
- Waits for the script to end and writes how it ended to `*out` (which may
- be NULL). The child cannot be used afterwards except by
- `tether_child_free`.
- */
-enum tether_result tether_child_wait(struct tether_child *child, struct tether_outcome *out);
-
-/*
- Stops the script: asks it to stop, sends SIGTERM after half of
- `grace_ms`, SIGKILL when `grace_ms` has run out; writes how it ended to
- `*out` (which may be NULL). The child cannot be used afterwards except by
- `tether_child_free`.
- */
-enum tether_result tether_child_shutdown(struct tether_child *child,
-                                         uint32_t grace_ms,
-                                         struct tether_outcome *out);
-
-/*
- Frees a child, killing and reaping the script if it still runs. NULL is
- ignored.
- */
-void tether_child_free(struct tether_child *child);
-
-/*
- How many positional arguments the call has.
- */
-size_t tether_call_arg_count(const struct tether_call *call);
-
-/*
- All arguments as wire JSON: a NUL-terminated JSON array in which bytes
- values are `{"$bytes":[offset,length]}` into the attachment area
- (`tether_call_attachments`). The pointer is valid during the callback.
- */
-enum tether_result tether_call_args_json(const struct tether_call *call,
-                                         const char **json,
-                                         size_t *len);
-
-/*
- The attachment area that bytes values in `tether_call_args_json` point
- into. The pointer is valid during the callback.
- */
-enum tether_result tether_call_attachments(const struct tether_call *call,
-                                           const uint8_t **data,
-                                           size_t *len);
-
-/*
- Argument `index` as a string: `*text` is NUL-terminated UTF-8 of `*len`
- bytes, valid during the callback. `TETHER_RESULT_INVALID_ARGUMENT` when it
- is not a string.
- */
-enum tether_result tether_call_arg_string(const struct tether_call *call,
-                                          size_t index,
-                                          const char **text,
-                                          size_t *len);
-
-/*
- Argument `index` as a 64-bit integer.
- */
-enum tether_result tether_call_arg_int(const struct tether_call *call, size_t index, int64_t *out);
-
-/*
- Argument `index` as a double (an integer argument is converted).
- */
-enum tether_result tether_call_arg_double(const struct tether_call *call,
-                                          size_t index,
-                                          double *out);
-
-/*
- Argument `index` as bytes: `*data` points to `*len` bytes, valid during
- the callback.
- */
-enum tether_result tether_call_arg_bytes(const struct tether_call *call,
-                                         size_t index,
-                                         const uint8_t **data,
-                                         size_t *len);
-
-/*
- Answers with the value in `json` (`len` bytes of UTF-8 JSON, copied).
- `TETHER_RESULT_INVALID_ARGUMENT` when it is not JSON.
- */
-enum tether_result tether_reply_json(struct tether_reply *reply, const char *json, size_t len);
-
-/*
- Answers with the string `text` (`len` bytes of UTF-8, copied).
- */
-enum tether_result tether_reply_string(struct tether_reply *reply, const char *text, size_t len);
-
-/*
- Answers with `len` bytes from `data` (copied), which reach the script as
- `bytes`.
- */
-enum tether_result tether_reply_bytes(struct tether_reply *reply, const uint8_t *data, size_t len);
-
-/*
- Answers with an integer.
- */
-enum tether_result tether_reply_int(struct tether_reply *reply, int64_t value);
-
-/*
- Answers with a double (NaN and infinities cannot be sent: the script then
- gets an error instead).
- */
-enum tether_result tether_reply_double(struct tether_reply *reply, double value);
-
-/*
- Answers with an error: the script raises `tether.RemoteError` (catchable
- as `host.errors.KIND`) with `message`. Both strings are copied.
- */
-enum tether_result tether_reply_error(struct tether_reply *reply,
-                                      const char *kind,
-                                      const char *message);
 
 /*
  The value as NUL-terminated wire JSON (bytes values are

@@ -4,7 +4,18 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 
-use crate::tether_result;
+use crate::error::tether_result;
+
+/// Unwraps a `Result<T, tether_result>` inside an exported function: the
+/// error code (already recorded with [`fail`]) is returned at once.
+macro_rules! try_ffi {
+    ($e:expr) => {
+        match $e {
+            Ok(value) => value,
+            Err(code) => return code,
+        }
+    };
+}
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -51,6 +62,12 @@ pub(crate) fn boundary(body: impl FnOnce() -> tether_result) -> tether_result {
             "tether panicked (a bug in tether; please report it)",
         ),
     }
+}
+
+/// Runs `body` for a function that returns no result code (the `_free`
+/// functions and plain getters): a panic gives `fallback`.
+pub(crate) fn free_boundary<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(fallback)
 }
 
 /// A NUL-terminated UTF-8 string argument.

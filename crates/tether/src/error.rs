@@ -211,6 +211,19 @@ impl std::error::Error for RemoteError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueError(pub(crate) String);
 
+impl ValueError {
+    /// A value error with this message, for bindings that convert values
+    /// of their own.
+    ///
+    /// ```
+    /// let e = tether::ValueError::new("NaN cannot be sent");
+    /// assert_eq!(e.to_string(), "NaN cannot be sent");
+    /// ```
+    pub fn new(message: impl Into<String>) -> ValueError {
+        ValueError(message.into())
+    }
+}
+
 impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

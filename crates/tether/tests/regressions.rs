@@ -74,10 +74,13 @@ fn a_script_that_keeps_the_pipe_full_cannot_outrun_its_deadline() {
 import os
 from tether import _framing, host
 host.add(1, 2)  # handshake done
+import fcntl
 w = int(os.environ["TETHER_WRITE_FD"])
+# A large pipe, kept full: every read the host makes fills its buffer.
+fcntl.fcntl(w, 1031, 1 << 20)  # F_SETPIPE_SZ
 frame = b"".join(bytes(p) for p in _framing.encode(
     {"jsonrpc": "2.0", "method": "rpc.cancel", "params": {"id": 1}}))
-burst = frame * (1 << 16 // len(frame) + 1)
+burst = frame * ((1 << 20) // len(frame) + 1)
 while True:
     os.write(w, burst)
 "#,
