@@ -28,7 +28,7 @@ _INT_MAX = (1 << 64) - 1
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 
 # The reserved method names (docs/protocol.md §5): every name that starts with
-# "rpc." belongs to the protocol. The host's list is protocol/method.rs; a test
+# `rpc.` belongs to the protocol. The host's list is protocol/method.rs; a test
 # checks that the two agree.
 HELLO = "rpc.hello"
 READY = "rpc.ready"

@@ -66,3 +66,82 @@ fn classic_vectors_match_the_encoder() {
         assert_eq!(bytes, frame);
     }
 }
+
+#[test]
+fn the_hello_answer_and_the_ready_notice_are_the_golden_frames() {
+    use tether::protocol::handshake::{self, Described, Welcome};
+    use tether::protocol::message::{Id, Params};
+    let vectors = load("native.json");
+    let find = |name: &str| {
+        let v = vectors
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("vector {name}"));
+        hex(v["frame_hex"].as_str().unwrap())
+    };
+    let welcome = Welcome {
+        version: "0.1.0".into(),
+        max_frame: 64 * 1024 * 1024,
+        logs: false,
+        shared_memory: None,
+        functions: vec![
+            Described {
+                name: "add".into(),
+                params: Some(vec!["a".into(), "b".into()]),
+                signature: "add(a: int, b: int) -> int".into(),
+                annotations: vec!["int".into(), "int".into()],
+                returns: "int".into(),
+                doc: Some("Adds.".into()),
+            },
+            Described {
+                name: "count".into(),
+                params: None,
+                signature: "count(*args)".into(),
+                annotations: vec![],
+                returns: "Any".into(),
+                doc: None,
+            },
+        ],
+        types: vec![(
+            "Point".into(),
+            vec![("x".into(), "float".into()), ("y".into(), "float".into())],
+        )],
+    };
+    let encoded = handshake::welcome(Id::Int(0), &welcome)
+        .encode(1 << 20)
+        .unwrap();
+    assert_eq!(encoded.to_vec(), find("welcome"));
+
+    let ready = find("ready");
+    let mut reader = FrameReader::new(1 << 20);
+    reader.feed(&ready);
+    let Message::Call {
+        id: None,
+        method,
+        params,
+    } = Message::decode(&reader.next_frame().unwrap().unwrap()).unwrap()
+    else {
+        panic!("rpc.ready is a notification")
+    };
+    assert_eq!(method, tether::protocol::method::READY);
+    assert_eq!(handshake::ready(&params).unwrap(), ["describe", "square"]);
+    assert!(handshake::ready(&Params::Positional(vec![])).is_err());
+}
+
+#[test]
+fn the_client_reserves_the_same_method_names() {
+    use tether::protocol::method;
+    let client = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/tether/_framing.py"),
+    )
+    .unwrap();
+    for name in method::ALL {
+        assert!(
+            client.contains(&format!("\"{name}\"")),
+            "_framing.py lacks {name}"
+        );
+        assert!(method::is_reserved(name));
+    }
+    assert_eq!(client.matches("\"rpc.").count(), method::ALL.len());
+    assert!(!method::is_reserved("add"));
+}

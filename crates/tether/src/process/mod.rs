@@ -464,3 +464,62 @@ pub(crate) fn interpreter(configured: Option<&Path>) -> PathBuf {
         _ => PathBuf::from("python3"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shell command run as a script would be: in a group of its own.
+    fn start(command: &str) -> Proc {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(command);
+        unix::prepare(&mut cmd, &[], true);
+        let child = unix::spawn(cmd).unwrap();
+        let exit_fd = unix::exit_fd(&child);
+        Proc {
+            child,
+            exit_fd,
+            status: None,
+            stdout: None,
+            stderr: None,
+            own_group: true,
+            fate: Arc::new(Mutex::new(Fate::default())),
+        }
+    }
+
+    fn gone(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, s)| s.starts_with('Z'))
+        })
+    }
+
+    #[test]
+    fn the_group_is_killed_before_its_leader_is_reaped_and_never_signalled_after() {
+        let dir = std::env::temp_dir().join(format!("tether-reap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("member");
+        // The leader leaves a member of its group behind and exits.
+        let mut proc = start(&format!("sleep 30 & echo $! > {}; exit 0", file.display()));
+        let killer = proc.killer();
+        let status = proc.wait_timeout(Duration::from_secs(20)).unwrap();
+        assert!(status.is_some_and(|s| s.success()));
+        let member = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Killed while the exited leader still held the group's id.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !gone(&member) {
+            assert!(
+                Instant::now() < deadline,
+                "the group member {member} lives on"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        // Reaped: its ids may be someone else's now, so nothing is sent.
+        killer
+            .signal(rustix::process::Signal::KILL, "too late")
+            .unwrap();
+        assert!(!proc.signalled_by_host());
+        assert_eq!(proc.killed_by(), None);
+    }
+}
