@@ -7,7 +7,7 @@ import time
 import unittest
 
 import tether
-from tether import _connection, _framing
+from tether import _connection, _dispatch, _framing
 
 
 class FakeHost(threading.Thread):
@@ -156,7 +156,7 @@ class ScriptedHost(threading.Thread):
 
 class ExportTests(unittest.TestCase):
     def setUp(self):
-        _connection.EXPORTS.clear()
+        _dispatch.EXPORTS.clear()
 
         @tether.export
         def double(x):

@@ -189,7 +189,7 @@ class Values(unittest.TestCase):
 
 class Spinning(unittest.TestCase):
     def test_the_budget_backs_off_and_comes_back_as_the_host_does(self):
-        from tether._connection import Spin
+        from tether._spin import Spin
 
         spin = Spin(50e-6)
         for _ in range(20):

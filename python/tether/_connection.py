@@ -9,6 +9,11 @@ it reads frames, hands each answer to the thread (or asyncio future) that waits
 for it, and runs the host's calls itself after giving the role up. A script
 with one thread therefore never hands a call over to another thread; with many
 threads, one reads while the others sleep until their answer is there.
+
+The rooms: this module is the reader role and its I/O (reading frames,
+delivering answers, the handshake); ``_writers.py`` is the one send path,
+``_dispatch.py`` runs the host's calls to exports, ``_futures.py`` holds the
+slots and asyncio futures answers land in, ``_spin.py`` the spinning policy.
 """
 
 from __future__ import annotations
@@ -18,142 +23,36 @@ import os
 import select
 import sys
 import threading
-from time import perf_counter as _clock
-from contextvars import ContextVar
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _framing
+from ._dispatch import EXPORTS, INVALID_PARAMS, METHOD_NOT_FOUND, CallContext, Dispatch
 from ._errors import (
     ConnectionLost,
     Error,
     InvalidParams,
     MethodNotFound,
     NotConnected,
-    ProtocolError,
     RemoteError,
     VersionMismatch,
     error_class,
 )
+from ._futures import _call_future, _future_slot, _running_loop, _settle, _Slot
+from ._spin import Spin, _spin_bound
 from ._version import PROTOCOL_VERSION, __version__
+from ._writers import Writer, _close_all
 
 READ_VAR = "TETHER_READ_FD"
 WRITE_VAR = "TETHER_WRITE_FD"
 
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-FUNCTION_ERROR = -32000
 VERSION_MISMATCH = -32001
 
 CANCEL = _framing.CANCEL
-STOP = _framing.STOP
 
 _CHUNK = 64 * 1024
-
-_yield = getattr(os, "sched_yield", lambda: None)
-
-
-def _spin_bound() -> float:
-    """How long a reader may spin, in seconds: ``TETHER_SPIN_US`` from the host, and 0 with one core."""
-    try:
-        micros = int(os.environ.get("TETHER_SPIN_US", "50"))
-    except ValueError:
-        micros = 50
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(micros, 0) / 1e6 if cores > 1 else 0.0
-
-
-class Spin:
-    """Adaptive spinning before sleeping in ``poll``; the same rule as the host's.
-
-    Waking a process that sleeps on another core costs tens of microseconds; an
-    answer that comes back within a few is caught far sooner by a reader that
-    keeps looking. The budget is bounded by ``max`` and adapts: a wait that
-    spinning caught keeps it (or raises it to twice that wait); a wait that it
-    missed halves it (answers are slow, or the cores are busy with other
-    processes); a missed wait that turned out short raises it to twice its length.
-    While it spins it yields the core to anything else that wants to run, and
-    while the cores are crowded (this process keeps being preempted, or far more
-    threads are runnable than there are cores; looked at every 10 ms) it does not
-    spin at all.
-    """
-
-    __slots__ = ("max", "budget", "looked", "crowded")
-
-    FLOOR = 0.5e-6
-    LOOK_EVERY = 0.01
-
-    def __init__(self, max_seconds: float) -> None:
-        self.max = max_seconds
-        self.budget = max_seconds
-        self.looked = -1.0
-        self.crowded = False
-
-    def wait(self, poller: Any) -> None:
-        """Return once the polled descriptor is readable."""
-        budget = self.budget
-        start = _clock()
-        if budget:
-            if start - self.looked >= self.LOOK_EVERY:
-                self.looked = start
-                self.crowded = _machine_is_crowded()
-            if self.crowded:
-                budget = 0.0
-        if budget:
-            poll = poller.poll
-            end = start + budget
-            while True:
-                if poll(0):
-                    self.record(_clock() - start, True)
-                    return
-                if _clock() >= end:
-                    break
-                _yield()
-        poller.poll()
-        self.record(_clock() - start, False)
-
-    def record(self, waited: float, caught: bool) -> None:
-        maximum = self.max
-        if not maximum:
-            return
-        twice = min(waited * 2, maximum)
-        if caught:
-            budget = max(self.budget, twice)
-        elif waited <= maximum / 2:
-            budget = twice
-        else:
-            budget = self.budget / 2
-        self.budget = budget if budget >= self.FLOOR else 0.0
-
-
-_PREEMPTED = [0]
-
-
-def _machine_is_crowded() -> bool:
-    """Whether spinning would take time from others: this process was preempted
-    more than twice since the last look (10 ms ago), or more than twice as many
-    threads are runnable as the machine has cores (``/proc/loadavg``)."""
-    try:
-        import resource
-
-        preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
-    except (ImportError, OSError):
-        return False
-    was, _PREEMPTED[0] = _PREEMPTED[0], preempted
-    if preempted - was > 2:
-        return True
-    # Or far more threads want to run than the machine has cores.
-    try:
-        with open("/proc/loadavg", "rb") as f:
-            running = int(f.read().split()[3].split(b"/")[0])
-    except (OSError, ValueError, IndexError):
-        return False
-    return running > 2 * (os.cpu_count() or 1)
 
 
 class Function:
@@ -170,57 +69,12 @@ class Function:
         self.doc: Optional[str] = description.get("doc")
 
 
-class Export:
-    """A function of the script that the host may call."""
+class Connection(Dispatch, Writer):
+    """A channel to the host: the reader role and its I/O. Thread-safe; ``close()`` may be called twice.
 
-    __slots__ = ("name", "fn", "signature", "is_async")
-
-    def __init__(self, name: str, fn: Callable[..., Any]) -> None:
-        import inspect
-
-        self.name = name
-        self.fn = fn
-        try:
-            self.signature: Any = inspect.signature(fn)
-        except (TypeError, ValueError):
-            self.signature = None
-        self.is_async = inspect.iscoroutinefunction(fn)
-
-
-EXPORTS: Dict[str, Export] = {}
-
-
-class CallContext:
-    """One call from the host that the script is running."""
-
-    __slots__ = ("id", "cancelled", "task", "loop")
-
-    def __init__(self, msg_id: Any) -> None:
-        self.id = msg_id
-        self.cancelled = False
-        self.task: Any = None
-        self.loop: Any = None
-
-
-CURRENT_CALL: "ContextVar[Optional[CallContext]]" = ContextVar("tether_current_call", default=None)
-
-
-class _Slot:
-    """Where the answer to one of the script's calls lands."""
-
-    __slots__ = ("done", "result", "error", "future", "loop", "loop_thread")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.result: Any = None
-        self.error: Optional[BaseException] = None
-        self.future: Any = None
-        self.loop: Any = None
-        self.loop_thread: Optional[int] = None
-
-
-class Connection:
-    """A channel to the host. Thread-safe; ``close()`` may be called twice."""
+    Writing is :class:`~tether._writers.Writer`'s, running the host's calls
+    :class:`~tether._dispatch.Dispatch`'s; both are mixed in here.
+    """
 
     def __init__(self, read_fd: int, write_fd: int) -> None:
         self._rfd = read_fd
@@ -328,24 +182,8 @@ class Connection:
             FrameTooLarge, TypeError, ValueError, OverflowError: the arguments cannot be sent.
         """
         slot = _Slot()
-        frame = None
-        if not kwargs:
-            msg_id = next(self._ids)
-            frame = _framing.encode_call(msg_id, method, args, self.max_frame)
-        if frame is not None:
-            # The common case, with less work: positional arguments that need
-            # no attachment area.
-            with self._lock:
-                if self._lost is not None:
-                    raise self._lost
-                self._pending[msg_id] = slot
-            try:
-                self._send_frame(frame)
-            except BaseException:
-                self._forget(msg_id)
-                raise
-        else:
-            self._start(method, args, kwargs, slot)
+        msg_id = next(self._ids)
+        self._request(msg_id, self._encode_request(msg_id, method, args, kwargs), slot)
         self._wait(slot)
         if slot.error is not None:
             raise slot.error
@@ -367,18 +205,14 @@ class Connection:
         fut = _call_future()(loop=loop)
         fut.connection = self
         fut.thread = threading.get_ident()
-        frame = None
         msg_id = fut.msg_id = next(self._ids)
-        if not kwargs:
-            frame = _framing.encode_call(msg_id, method, args, self.max_frame)
-        if frame is None:
-            self._start(method, args, kwargs, _future_slot(fut), msg_id)
+        pieces, fds = encoded = self._encode_request(msg_id, method, args, kwargs)
+        if len(pieces) == 1 and not fds and type(pieces[0]) is bytes:
+            # Leaves with the other requests of this loop iteration.
+            self._register(msg_id, fut)
+            self._post(pieces[0], loop)
         else:
-            with self._lock:
-                if self._lost is not None:
-                    raise self._lost
-                self._pending[msg_id] = fut
-            self._post(frame, loop)
+            self._request(msg_id, encoded, fut)
         return fut
 
     def _cancelled(self, msg_id: int) -> None:
@@ -389,38 +223,6 @@ class Connection:
             except Error:
                 pass
 
-    def _post(self, frame: bytes, loop: Any) -> None:
-        """Queue a request made in the event loop; all of them leave together."""
-        with self._write_lock:
-            self._outbox.append(frame)
-            if len(self._outbox) > 1:
-                return
-        loop.call_soon(self._flush_outbox)
-
-    def _flush_outbox(self) -> None:
-        try:
-            with self._write_lock:
-                self._write_outbox()
-        except OSError as e:
-            self._lose(_lost_writing(e))
-
-    def _write_outbox(self) -> None:
-        """Write the queued requests; call with the write lock held.
-
-        Raises:
-            OSError: the write failed.
-        """
-        box = self._outbox
-        if not box:
-            return
-        data = box[0] if len(box) == 1 else b"".join(box)
-        box.clear()
-        self._write_all(memoryview(data))
-
-    def _write_all(self, view: memoryview) -> None:
-        """Write all of ``view``; call with the write lock held."""
-        while view:
-            view = view[os.write(self._wfd, view):]
 
     def notify(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
         """Send a notification: the host runs ``method`` and sends no answer."""
@@ -508,22 +310,21 @@ class Connection:
 
     # -- the reader role --------------------------------------------------------
 
-    def _start(
-        self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], slot: _Slot, msg_id: Optional[int] = None
-    ) -> int:
-        """Send a request whose answer will land in ``slot``; returns its id."""
-        params = self._params(method, args, kwargs)
-        if msg_id is None:
-            msg_id = next(self._ids)
-        self._register(msg_id, slot)
+    def _request(self, msg_id: int, encoded: Tuple[List[_framing.Buffer], List[int]], waiter: Any) -> None:
+        """Send an encoded request whose answer goes to ``waiter`` (a slot, or an asyncio call's future)."""
+        pieces, fds = encoded
         try:
-            self._send(*self._encode(_framing.request(msg_id, method, params), self.max_frame))
+            self._register(msg_id, waiter)
+        except BaseException:
+            _close_all(fds)
+            raise
+        try:
+            self._send(pieces, fds)
         except BaseException:
             self._forget(msg_id)
             raise
-        return msg_id
 
-    def _register(self, msg_id: int, slot: _Slot) -> None:
+    def _register(self, msg_id: int, slot: Any) -> None:
         with self._lock:
             if self._lost is not None:
                 raise self._lost
@@ -724,152 +525,6 @@ class Connection:
                 _settle(slot)
         self._cond.notify_all()
 
-    # -- running the host's calls ---------------------------------------------
-
-    def _handle(self, msg: Dict[str, Any], loop: Any = None) -> None:
-        method = msg.get("method")
-        msg_id = msg.get("id")
-        params = msg.get("params", [])
-        if method == CANCEL:
-            target = params.get("id") if isinstance(params, dict) else None
-            ctx = self._running.get(target)
-            if ctx is not None:
-                ctx.cancelled = True
-                if ctx.task is not None:
-                    ctx.loop.call_soon_threadsafe(ctx.task.cancel)
-            elif target is not None:
-                # The call has not started yet (it may still be in the pipe).
-                self._cancelled_early[target] = None
-                while len(self._cancelled_early) > 4096:
-                    del self._cancelled_early[next(iter(self._cancelled_early))]
-            return
-        if method == STOP:
-            with self._lock:
-                self.stop_requested = True
-                self._cond.notify_all()
-            self._release_serve_waiters()
-            return
-        if msg_id is not None and self._cancelled_early.pop(msg_id, 0) is None:
-            self._reply_error(msg_id, FUNCTION_ERROR, "%s() was cancelled before it started" % method,
-                              {"kind": "CancelledError", "function": method})
-            return
-        export = EXPORTS.get(method) if isinstance(method, str) else None
-        if export is None:
-            names = sorted(EXPORTS)
-            self._reply_error(
-                msg_id,
-                METHOD_NOT_FOUND,
-                "the script exports no function named %r; it exports: %s" % (method, ", ".join(names) or "nothing"),
-                {"kind": "MethodNotFound", "method": method, "available": names},
-            )
-            return
-        if isinstance(params, list):
-            args, kwargs = params, {}
-        elif isinstance(params, dict):
-            args, kwargs = [], params
-        else:
-            self._reply_error(msg_id, INVALID_PARAMS, "params must be a list or a dict",
-                              {"kind": "InvalidParams", "function": export.name})
-            return
-        if export.signature is not None:
-            try:
-                export.signature.bind(*args, **kwargs)
-            except TypeError as e:
-                self._reply_error(
-                    msg_id,
-                    INVALID_PARAMS,
-                    "%s%s: %s" % (export.name, export.signature, e),
-                    {"kind": "InvalidParams", "function": export.name},
-                )
-                return
-        ctx = CallContext(msg_id)
-        if export.is_async:
-            self._start_async(export, args, kwargs, ctx, loop)
-            return
-        if msg_id is not None:
-            self._running[msg_id] = ctx
-        token = CURRENT_CALL.set(ctx)
-        try:
-            result = export.fn(*args, **kwargs)
-        except Exception as e:
-            self._reply_exception(msg_id, export.name, e)
-            return
-        finally:
-            CURRENT_CALL.reset(token)
-            if msg_id is not None:
-                self._running.pop(msg_id, None)
-        self._reply_result(msg_id, export.name, result)
-
-    def _start_async(self, export: Export, args: Any, kwargs: Any, ctx: CallContext, loop: Any) -> None:
-        import asyncio
-
-        async def run() -> None:
-            ctx.task = asyncio.current_task()
-            ctx.loop = asyncio.get_running_loop()
-            if ctx.id is not None:
-                self._running[ctx.id] = ctx
-            CURRENT_CALL.set(ctx)
-            try:
-                result = await export.fn(*args, **kwargs)
-            except asyncio.CancelledError:
-                self._reply_error(ctx.id, FUNCTION_ERROR, "%s() was cancelled" % export.name,
-                                  {"kind": "CancelledError", "function": export.name})
-                return
-            except Exception as e:
-                self._reply_exception(ctx.id, export.name, e)
-                return
-            finally:
-                if ctx.id is not None:
-                    self._running.pop(ctx.id, None)
-            self._reply_result(ctx.id, export.name, result)
-
-        if loop is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-        if loop is not None:
-            loop.create_task(run())
-        elif self._aio_loop is not None and self._aio_loop.is_running():
-            asyncio.run_coroutine_threadsafe(run(), self._aio_loop)
-        else:
-            # No event loop serves this script: run the coroutine to its end here.
-            asyncio.run(run())
-
-    def _reply_result(self, msg_id: Any, name: str, result: Any) -> None:
-        if msg_id is None:
-            return
-        try:
-            _framing.check_value(result)
-            pieces, fds = self._encode({"jsonrpc": "2.0", "id": msg_id, "result": result}, self.max_frame)
-        except Exception as e:
-            self._reply_error(msg_id, INTERNAL_ERROR, "%s() returned a value that cannot be sent: %s" % (name, e),
-                              {"kind": "BadResult", "function": name})
-            return
-        self._send_quietly(pieces, fds)
-
-    def _reply_exception(self, msg_id: Any, name: str, e: BaseException) -> None:
-        import traceback
-
-        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        if msg_id is None:
-            sys.stderr.write("tether: notification %s() raised:\n%s" % (name, tb))
-            return
-        self._reply_error(msg_id, FUNCTION_ERROR, str(e),
-                          {"kind": type(e).__name__, "function": name, "traceback": tb})
-
-    def _reply_error(self, msg_id: Any, code: int, message: str, data: Dict[str, Any]) -> None:
-        if msg_id is None:
-            sys.stderr.write("tether: notification failed: %s\n" % message)
-            return
-        error = {"code": code, "message": message, "data": data}
-        self._send_quietly(_framing.encode({"jsonrpc": "2.0", "id": msg_id, "error": error}, 1 << 30))
-
-    def _send_quietly(self, pieces: List[_framing.Buffer], fds: Optional[List[int]] = None) -> None:
-        try:
-            self._send(pieces, fds)
-        except ConnectionLost:
-            pass
 
     # -- asyncio ----------------------------------------------------------------
 
@@ -967,143 +622,6 @@ class Connection:
                 raise TypeError("%s() got multiple values for argument %r" % (method, key))
             named[key] = value
         return named
-
-    def _send_frame(self, frame: bytes) -> None:
-        if self._closed:
-            raise ConnectionLost("the connection to the host was closed")
-        try:
-            with self._write_lock:
-                if self._outbox:
-                    self._write_outbox()
-                n = os.write(self._wfd, frame)
-                if n != len(frame):
-                    self._write_all(memoryview(frame)[n:])
-        except OSError as e:
-            raise _lost_writing(e) from None
-
-    def _encode(self, message: Dict[str, Any], max_frame: int) -> Tuple[List[_framing.Buffer], List[int]]:
-        """The pieces of a frame, and the memory files of its shared values."""
-        fds: List[int] = []
-        try:
-            return _framing.encode(message, max_frame, self._share, fds), fds
-        except BaseException:
-            for fd in fds:
-                os.close(fd)
-            raise
-
-    def _send(self, pieces: List[_framing.Buffer], fds: Optional[List[int]] = None) -> None:
-        if self._closed:
-            for fd in fds or ():
-                os.close(fd)
-            raise ConnectionLost("the connection to the host was closed")
-        try:
-            with self._write_lock:
-                if self._outbox:
-                    self._write_outbox()
-                if fds:
-                    # The host takes them in this order while it decodes the frame.
-                    self._side.send(fds)
-                if len(pieces) == 1:
-                    self._write_all(memoryview(pieces[0]))
-                else:
-                    _writev_all(self._wfd, pieces)
-        except OSError as e:
-            raise _lost_writing(e) from None
-
-
-def _lost_writing(e: OSError) -> ConnectionLost:
-    """What a failed write to the host means for the script."""
-    if isinstance(e, (BrokenPipeError, ConnectionResetError)):
-        return ConnectionLost("the host closed the channel (it exited or stopped serving)")
-    return ConnectionLost("writing to the host failed: %s" % e)
-
-
-_GET_RUNNING_LOOP: Any = None
-
-
-def _running_loop() -> Any:
-    """``asyncio.get_running_loop``, imported on first use."""
-    global _GET_RUNNING_LOOP
-    if _GET_RUNNING_LOOP is None:
-        import asyncio
-
-        _GET_RUNNING_LOOP = asyncio.get_running_loop
-    return _GET_RUNNING_LOOP
-
-
-_CALL_FUTURE: Any = None
-
-
-def _call_future() -> Any:
-    """The future class of asyncio calls, made on first use (asyncio costs start-up time).
-
-    Cancelling it (directly, or by cancelling the task that awaits it) tells
-    the host, without a done-callback on every call.
-    """
-    global _CALL_FUTURE
-    if _CALL_FUTURE is None:
-        import asyncio
-
-        class CallFuture(asyncio.Future):  # type: ignore[type-arg]
-            # Set right after creation: the connection, the call's id, and
-            # the thread of the future's loop.
-            __slots__ = ("connection", "msg_id", "thread")
-            connection: Connection
-            msg_id: int
-            thread: int
-
-            def cancel(self, msg: Any = None) -> bool:
-                # Python 3.8's cancel() takes no message.
-                if not (super().cancel() if msg is None else super().cancel(msg)):
-                    return False
-                self.connection._cancelled(self.msg_id)
-                return True
-
-        _CALL_FUTURE = CallFuture
-    return _CALL_FUTURE
-
-
-def _future_slot(fut: Any) -> _Slot:
-    """A slot that settles an asyncio call's future (from any thread)."""
-    slot = _Slot()
-    slot.future = fut
-    slot.loop = fut.get_loop()
-    slot.loop_thread = fut.thread
-    return slot
-
-
-def _settle(slot: _Slot) -> None:
-    """Resolve an asyncio future from whichever thread read the answer."""
-
-    def settle() -> None:
-        fut = slot.future
-        if fut.done():
-            return
-        if slot.error is not None:
-            fut.set_exception(slot.error)
-        else:
-            fut.set_result(slot.result)
-
-    if slot.loop_thread == threading.get_ident():
-        settle()
-    else:
-        try:
-            slot.loop.call_soon_threadsafe(settle)
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits any more
-
-
-def _writev_all(fd: int, pieces: List[_framing.Buffer]) -> None:
-    views = [memoryview(p).cast("B") for p in pieces if len(p)]
-    while views:
-        n = os.writev(fd, views)
-        while n and views:
-            if n >= len(views[0]):
-                n -= len(views[0])
-                views.pop(0)
-            else:
-                views[0] = views[0][n:]
-                n = 0
 
 
 def _remote_error(error: Dict[str, Any]) -> RemoteError:

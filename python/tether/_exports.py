@@ -1,8 +1,11 @@
-"""The script's side of calls from the host: exports, serving, cancellation."""
+"""The public functions a script uses to be called by the host: ``export``, ``serve``,
+``ready``, ``notify``, ``cancelled``, ``stop_requested``. They register exports
+(``_dispatch.py`` runs them) and drive the connection (``_connection.py``)."""
 
 from __future__ import annotations
 
-from ._connection import CURRENT_CALL, EXPORTS, Connection, Export, connection
+from ._connection import Connection, connection
+from ._dispatch import CURRENT_CALL, EXPORTS, Export
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time; annotations are strings

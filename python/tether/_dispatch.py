@@ -1,0 +1,215 @@
+"""Running the host's calls: the script's exports, the call context an export sees, and
+the answers the script sends back."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from contextvars import ContextVar
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
+    from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from . import _framing
+
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+FUNCTION_ERROR = -32000
+
+CANCEL = _framing.CANCEL
+STOP = _framing.STOP
+
+
+class Export:
+    """A function of the script that the host may call."""
+
+    __slots__ = ("name", "fn", "signature", "is_async")
+
+    def __init__(self, name: str, fn: Callable[..., Any]) -> None:
+        import inspect
+
+        self.name = name
+        self.fn = fn
+        try:
+            self.signature: Any = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self.signature = None
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+
+EXPORTS: Dict[str, Export] = {}
+
+
+class CallContext:
+    """One call from the host that the script is running."""
+
+    __slots__ = ("id", "cancelled", "task", "loop")
+
+    def __init__(self, msg_id: Any) -> None:
+        self.id = msg_id
+        self.cancelled = False
+        self.task: Any = None
+        self.loop: Any = None
+
+
+CURRENT_CALL: "ContextVar[Optional[CallContext]]" = ContextVar("tether_current_call", default=None)
+
+
+class Dispatch:
+    """The host's calls, as :class:`~tether._connection.Connection` runs them (a mixin)."""
+
+    if TYPE_CHECKING:
+        _lock: threading.Lock
+        _cond: threading.Condition
+        _running: Dict[Any, CallContext]
+        _cancelled_early: Dict[Any, None]
+        _aio_loop: Any
+        stop_requested: bool
+        max_frame: int
+
+        def _release_serve_waiters(self) -> None: ...
+
+        def _encode(self, message: Dict[str, Any], max_frame: int) -> Tuple[List[_framing.Buffer], List[int]]: ...
+
+        def _send_quietly(self, pieces: List[_framing.Buffer], fds: Optional[List[int]] = None) -> None: ...
+
+    def _handle(self, msg: Dict[str, Any], loop: Any = None) -> None:
+        method = msg.get("method")
+        msg_id = msg.get("id")
+        params = msg.get("params", [])
+        if method == CANCEL:
+            target = params.get("id") if isinstance(params, dict) else None
+            ctx = self._running.get(target)
+            if ctx is not None:
+                ctx.cancelled = True
+                if ctx.task is not None:
+                    ctx.loop.call_soon_threadsafe(ctx.task.cancel)
+            elif target is not None:
+                # The call has not started yet (it may still be in the pipe).
+                self._cancelled_early[target] = None
+                while len(self._cancelled_early) > 4096:
+                    del self._cancelled_early[next(iter(self._cancelled_early))]
+            return
+        if method == STOP:
+            with self._lock:
+                self.stop_requested = True
+                self._cond.notify_all()
+            self._release_serve_waiters()
+            return
+        if msg_id is not None and self._cancelled_early.pop(msg_id, 0) is None:
+            self._reply_error(msg_id, FUNCTION_ERROR, "%s() was cancelled before it started" % method,
+                              {"kind": "CancelledError", "function": method})
+            return
+        export = EXPORTS.get(method) if isinstance(method, str) else None
+        if export is None:
+            names = sorted(EXPORTS)
+            self._reply_error(
+                msg_id,
+                METHOD_NOT_FOUND,
+                "the script exports no function named %r; it exports: %s" % (method, ", ".join(names) or "nothing"),
+                {"kind": "MethodNotFound", "method": method, "available": names},
+            )
+            return
+        if isinstance(params, list):
+            args, kwargs = params, {}
+        elif isinstance(params, dict):
+            args, kwargs = [], params
+        else:
+            self._reply_error(msg_id, INVALID_PARAMS, "params must be a list or a dict",
+                              {"kind": "InvalidParams", "function": export.name})
+            return
+        if export.signature is not None:
+            try:
+                export.signature.bind(*args, **kwargs)
+            except TypeError as e:
+                self._reply_error(
+                    msg_id,
+                    INVALID_PARAMS,
+                    "%s%s: %s" % (export.name, export.signature, e),
+                    {"kind": "InvalidParams", "function": export.name},
+                )
+                return
+        ctx = CallContext(msg_id)
+        if export.is_async:
+            self._start_async(export, args, kwargs, ctx, loop)
+            return
+        if msg_id is not None:
+            self._running[msg_id] = ctx
+        token = CURRENT_CALL.set(ctx)
+        try:
+            result = export.fn(*args, **kwargs)
+        except Exception as e:
+            self._reply_exception(msg_id, export.name, e)
+            return
+        finally:
+            CURRENT_CALL.reset(token)
+            if msg_id is not None:
+                self._running.pop(msg_id, None)
+        self._reply_result(msg_id, export.name, result)
+
+    def _start_async(self, export: Export, args: Any, kwargs: Any, ctx: CallContext, loop: Any) -> None:
+        import asyncio
+
+        async def run() -> None:
+            ctx.task = asyncio.current_task()
+            ctx.loop = asyncio.get_running_loop()
+            if ctx.id is not None:
+                self._running[ctx.id] = ctx
+            CURRENT_CALL.set(ctx)
+            try:
+                result = await export.fn(*args, **kwargs)
+            except asyncio.CancelledError:
+                self._reply_error(ctx.id, FUNCTION_ERROR, "%s() was cancelled" % export.name,
+                                  {"kind": "CancelledError", "function": export.name})
+                return
+            except Exception as e:
+                self._reply_exception(ctx.id, export.name, e)
+                return
+            finally:
+                if ctx.id is not None:
+                    self._running.pop(ctx.id, None)
+            self._reply_result(ctx.id, export.name, result)
+
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        if loop is not None:
+            loop.create_task(run())
+        elif self._aio_loop is not None and self._aio_loop.is_running():
+            asyncio.run_coroutine_threadsafe(run(), self._aio_loop)
+        else:
+            # No event loop serves this script: run the coroutine to its end here.
+            asyncio.run(run())
+
+    def _reply_result(self, msg_id: Any, name: str, result: Any) -> None:
+        if msg_id is None:
+            return
+        try:
+            _framing.check_value(result)
+            pieces, fds = self._encode({"jsonrpc": "2.0", "id": msg_id, "result": result}, self.max_frame)
+        except Exception as e:
+            self._reply_error(msg_id, INTERNAL_ERROR, "%s() returned a value that cannot be sent: %s" % (name, e),
+                              {"kind": "BadResult", "function": name})
+            return
+        self._send_quietly(pieces, fds)
+
+    def _reply_exception(self, msg_id: Any, name: str, e: BaseException) -> None:
+        import traceback
+
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        if msg_id is None:
+            sys.stderr.write("tether: notification %s() raised:\n%s" % (name, tb))
+            return
+        self._reply_error(msg_id, FUNCTION_ERROR, str(e),
+                          {"kind": type(e).__name__, "function": name, "traceback": tb})
+
+    def _reply_error(self, msg_id: Any, code: int, message: str, data: Dict[str, Any]) -> None:
+        if msg_id is None:
+            sys.stderr.write("tether: notification failed: %s\n" % message)
+            return
+        error = {"code": code, "message": message, "data": data}
+        self._send_quietly(_framing.encode({"jsonrpc": "2.0", "id": msg_id, "error": error}, 1 << 30))

@@ -1,0 +1,113 @@
+"""Adaptive spinning before a reader sleeps in ``poll``: the same rule as the host's (spin.rs)."""
+
+from __future__ import annotations
+
+import os
+from time import perf_counter as _clock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
+    from typing import Any
+
+_yield = getattr(os, "sched_yield", lambda: None)
+
+
+def _spin_bound() -> float:
+    """How long a reader may spin, in seconds: ``TETHER_SPIN_US`` from the host, and 0 with one core."""
+    try:
+        micros = int(os.environ.get("TETHER_SPIN_US", "50"))
+    except ValueError:
+        micros = 50
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(micros, 0) / 1e6 if cores > 1 else 0.0
+
+
+class Spin:
+    """Adaptive spinning before sleeping in ``poll``; the same rule as the host's.
+
+    Waking a process that sleeps on another core costs tens of microseconds; an
+    answer that comes back within a few is caught far sooner by a reader that
+    keeps looking. The budget is bounded by ``max`` and adapts: a wait that
+    spinning caught keeps it (or raises it to twice that wait); a wait that it
+    missed halves it (answers are slow, or the cores are busy with other
+    processes); a missed wait that turned out short raises it to twice its length.
+    While it spins it yields the core to anything else that wants to run, and
+    while the cores are crowded (this process keeps being preempted, or far more
+    threads are runnable than there are cores; looked at every 10 ms) it does not
+    spin at all.
+    """
+
+    __slots__ = ("max", "budget", "looked", "crowded")
+
+    FLOOR = 0.5e-6
+    LOOK_EVERY = 0.01
+
+    def __init__(self, max_seconds: float) -> None:
+        self.max = max_seconds
+        self.budget = max_seconds
+        self.looked = -1.0
+        self.crowded = False
+
+    def wait(self, poller: Any) -> None:
+        """Return once the polled descriptor is readable."""
+        budget = self.budget
+        start = _clock()
+        if budget:
+            if start - self.looked >= self.LOOK_EVERY:
+                self.looked = start
+                self.crowded = _machine_is_crowded()
+            if self.crowded:
+                budget = 0.0
+        if budget:
+            poll = poller.poll
+            end = start + budget
+            while True:
+                if poll(0):
+                    self.record(_clock() - start, True)
+                    return
+                if _clock() >= end:
+                    break
+                _yield()
+        poller.poll()
+        self.record(_clock() - start, False)
+
+    def record(self, waited: float, caught: bool) -> None:
+        maximum = self.max
+        if not maximum:
+            return
+        twice = min(waited * 2, maximum)
+        if caught:
+            budget = max(self.budget, twice)
+        elif waited <= maximum / 2:
+            budget = twice
+        else:
+            budget = self.budget / 2
+        self.budget = budget if budget >= self.FLOOR else 0.0
+
+
+_PREEMPTED = [0]
+
+
+def _machine_is_crowded() -> bool:
+    """Whether spinning would take time from others: this process was preempted
+    more than twice since the last look (10 ms ago), or more than twice as many
+    threads are runnable as the machine has cores (``/proc/loadavg``)."""
+    try:
+        import resource
+
+        preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+    except (ImportError, OSError):
+        return False
+    was, _PREEMPTED[0] = _PREEMPTED[0], preempted
+    if preempted - was > 2:
+        return True
+    # Or far more threads want to run than the machine has cores.
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return running > 2 * (os.cpu_count() or 1)

@@ -1,0 +1,155 @@
+"""Writing to the host: one encoder and one send path for every message, the outbox of
+requests made in an event loop, and what a failed write means."""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
+    import threading
+    from typing import Any, Dict, List, Optional, Tuple
+
+from . import _framing
+from ._errors import ConnectionLost
+
+
+class Writer:
+    """The writing half of :class:`~tether._connection.Connection` (a mixin).
+
+    Every message leaves through :meth:`_send`, with the write lock held, after
+    the requests queued in the outbox; memory files of shared values go over
+    the side socket first.
+    """
+
+    if TYPE_CHECKING:
+        _wfd: int
+        _write_lock: threading.Lock
+        _outbox: List[bytes]
+        _closed: bool
+        _side: Any
+        _share: Any
+        max_frame: int
+
+        def _lose(self, error: Any) -> None: ...
+
+        def _params(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any: ...
+
+    def _encode_request(
+        self, msg_id: int, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+    ) -> Tuple[List[_framing.Buffer], List[int]]:
+        """The pieces of a request's frame and the memory files of its shared values.
+
+        Positional arguments that need no attachment take the short way
+        (``_framing.encode_call``); everything else the general encoder.
+
+        Raises:
+            InvalidParams, TypeError: the arguments do not fit the host function.
+            FrameTooLarge, ValueError, OverflowError: they cannot be sent.
+        """
+        if not kwargs:
+            frame = _framing.encode_call(msg_id, method, args, self.max_frame)
+            if frame is not None:
+                return [frame], []
+        params = self._params(method, args, kwargs)
+        return self._encode(_framing.request(msg_id, method, params), self.max_frame)
+
+    def _encode(self, message: Dict[str, Any], max_frame: int) -> Tuple[List[_framing.Buffer], List[int]]:
+        """The pieces of a frame, and the memory files of its shared values."""
+        fds: List[int] = []
+        try:
+            return _framing.encode(message, max_frame, self._share, fds), fds
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+
+    def _send(self, pieces: List[_framing.Buffer], fds: Optional[List[int]] = None) -> None:
+        if self._closed:
+            for fd in fds or ():
+                os.close(fd)
+            raise ConnectionLost("the connection to the host was closed")
+        try:
+            with self._write_lock:
+                if self._outbox:
+                    self._write_outbox()
+                if fds:
+                    # The host takes them in this order while it decodes the frame.
+                    self._side.send(fds)
+                if len(pieces) == 1:
+                    piece = pieces[0]
+                    n = os.write(self._wfd, piece)
+                    if n != len(piece):
+                        self._write_all(memoryview(piece)[n:])
+                else:
+                    _writev_all(self._wfd, pieces)
+        except OSError as e:
+            raise _lost_writing(e) from None
+
+    def _send_quietly(self, pieces: List[_framing.Buffer], fds: Optional[List[int]] = None) -> None:
+        try:
+            self._send(pieces, fds)
+        except ConnectionLost:
+            pass
+
+    def _post(self, frame: bytes, loop: Any) -> None:
+        """Queue a request made in the event loop; all of them leave together."""
+        with self._write_lock:
+            self._outbox.append(frame)
+            if len(self._outbox) > 1:
+                return
+        loop.call_soon(self._flush_outbox)
+
+    def _flush_outbox(self) -> None:
+        try:
+            with self._write_lock:
+                self._write_outbox()
+        except OSError as e:
+            self._lose(_lost_writing(e))
+
+    def _write_outbox(self) -> None:
+        """Write the queued requests; call with the write lock held.
+
+        Raises:
+            OSError: the write failed.
+        """
+        box = self._outbox
+        if not box:
+            return
+        data = box[0] if len(box) == 1 else b"".join(box)
+        box.clear()
+        self._write_all(memoryview(data))
+
+    def _write_all(self, view: memoryview) -> None:
+        """Write all of ``view``; call with the write lock held."""
+        while view:
+            view = view[os.write(self._wfd, view):]
+
+
+def _lost_writing(e: OSError) -> ConnectionLost:
+    """What a failed write to the host means for the script."""
+    if isinstance(e, (BrokenPipeError, ConnectionResetError)):
+        return ConnectionLost("the host closed the channel (it exited or stopped serving)")
+    return ConnectionLost("writing to the host failed: %s" % e)
+
+
+def _writev_all(fd: int, pieces: List[_framing.Buffer]) -> None:
+    views = [memoryview(p).cast("B") for p in pieces if len(p)]
+    while views:
+        n = os.writev(fd, views)
+        while n and views:
+            if n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][n:]
+                n = 0
+
+
+def _close_all(fds: List[int]) -> None:
+    """Close memory files that will not be sent."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
