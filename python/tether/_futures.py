@@ -9,8 +9,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
     from typing import Any, Optional
 
-    from ._connection import Connection
-
 
 class _Slot:
     """Where the answer to one of the script's calls lands."""
@@ -56,7 +54,7 @@ def _call_future() -> Any:
             # Set right after creation: the connection, the call's id, and
             # the thread of the future's loop.
             __slots__ = ("connection", "msg_id", "thread")
-            connection: Connection
+            connection: Any  # the Connection, which settles the call
             msg_id: int
             thread: int
 

@@ -1,11 +1,10 @@
 //! Result codes, the thread's last error message, and how a tether
 //! [`Error`] becomes a code.
 
+use std::cell::RefCell;
 use std::ffi::c_char;
 
 use tether::Error;
-
-use crate::ffi::{self, fail, free_boundary};
 
 /// What a call returned.
 #[repr(C)]
@@ -47,13 +46,54 @@ pub enum tether_result {
     ScriptFailed = 15,
 }
 
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Records `message` as this thread's last error and returns `code`.
+pub(crate) fn fail(code: tether_result, message: impl Into<String>) -> tether_result {
+    let message = message.into();
+    LAST_ERROR.with(|e| *e.borrow_mut() = message);
+    code
+}
+
+/// Clears the last error (a call succeeded).
+pub(crate) fn ok() -> tether_result {
+    LAST_ERROR.with(|e| e.borrow_mut().clear());
+    tether_result::Ok
+}
+
+/// Copies the last error into `buf` (NUL-terminated, truncated to `len`) and
+/// returns its full length.
+///
+/// It cannot panic (no allocation, no borrow that can fail, no thread-local
+/// access after the thread's end), so it needs no panic boundary.
+fn last_error(buf: *mut c_char, len: usize) -> usize {
+    let copied = LAST_ERROR.try_with(|e| {
+        let Ok(message) = e.try_borrow() else {
+            return 0;
+        };
+        if !buf.is_null() && len > 0 {
+            let n = message.len().min(len - 1);
+            // SAFETY: the caller promises `buf` has room for `len` bytes, and
+            // `n + 1 <= len`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(message.as_ptr(), buf.cast::<u8>(), n);
+                *buf.add(n) = 0;
+            }
+        }
+        message.len()
+    });
+    copied.unwrap_or(0)
+}
+
 /// Copies the message of the last failed call on this thread into `buf`
 /// (NUL-terminated, truncated to `len` bytes) and returns the message's full
 /// length, so a too-small buffer can be retried. `buf` may be NULL to ask for
 /// the length. Returns 0 when the last call succeeded.
 #[no_mangle]
 pub extern "C" fn tether_last_error(buf: *mut c_char, len: usize) -> usize {
-    free_boundary(0, || ffi::last_error(buf, len))
+    last_error(buf, len)
 }
 
 /// The name of a result code, as a static NUL-terminated string (never freed).

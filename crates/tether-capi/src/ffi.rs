@@ -1,10 +1,10 @@
-//! The helpers every exported function uses: the panic boundary, pointer
-//! checks, C strings, and the thread's last error message.
+//! The helpers every exported function uses: the panic boundary, the
+//! early-return macro, pointer checks and C strings.
 
-use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 
 use crate::error::tether_result;
+pub(crate) use crate::error::{fail, ok};
 
 /// Unwraps a `Result<T, tether_result>` inside an exported function: the
 /// error code (already recorded with [`fail`]) is returned at once.
@@ -15,41 +15,6 @@ macro_rules! try_ffi {
             Err(code) => return code,
         }
     };
-}
-
-thread_local! {
-    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
-}
-
-/// Records `message` as this thread's last error and returns `code`.
-pub(crate) fn fail(code: tether_result, message: impl Into<String>) -> tether_result {
-    let message = message.into();
-    LAST_ERROR.with(|e| *e.borrow_mut() = message);
-    code
-}
-
-/// Clears the last error (a call succeeded).
-pub(crate) fn ok() -> tether_result {
-    LAST_ERROR.with(|e| e.borrow_mut().clear());
-    tether_result::Ok
-}
-
-/// Copies the last error into `buf` (NUL-terminated, truncated to `len`) and
-/// returns its full length.
-pub(crate) fn last_error(buf: *mut c_char, len: usize) -> usize {
-    LAST_ERROR.with(|e| {
-        let message = e.borrow();
-        if !buf.is_null() && len > 0 {
-            let n = message.len().min(len - 1);
-            // SAFETY: the caller promises `buf` has room for `len` bytes, and
-            // `n + 1 <= len`.
-            unsafe {
-                std::ptr::copy_nonoverlapping(message.as_ptr(), buf.cast::<u8>(), n);
-                *buf.add(n) = 0;
-            }
-        }
-        message.len()
-    })
 }
 
 /// Runs `body`, turning a panic into `TETHER_RESULT_PANIC`: no unwinding

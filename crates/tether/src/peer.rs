@@ -41,7 +41,7 @@ impl Peer {
     /// The script whose call the current thread is serving, inside a host
     /// function; `None` elsewhere.
     pub fn current() -> Option<Peer> {
-        scope::current_link().map(|link| Peer { link })
+        scope::current::<Link>().map(|link| Peer { link })
     }
 
     /// The script's process id.

@@ -6,17 +6,23 @@
 //! of its own calls (the depth bound and readiness skip it), and whether
 //! this thread is the script's reader, which must hand reading over before
 //! it waits for an answer only a reader can bring.
+//!
+//! The script is held as an opaque handle (the caller's `Arc` of its link):
+//! this module knows nothing of what a script is, so the link can ask it
+//! questions without the two importing each other.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::link::Link;
+/// A script, as the scope holds it: its link, type-erased.
+pub(crate) type Handle = Arc<dyn Any + Send + Sync>;
 
 /// What a thread serving one of a script's calls knows.
 pub(crate) struct Scope {
     /// The script whose call runs.
-    pub link: Arc<Link>,
+    pub link: Handle,
     /// Set when this thread is the script's reader: how to get another
     /// thread to read for it.
     pub hand_over: Option<Rc<dyn Fn()>>,
@@ -41,26 +47,30 @@ pub(crate) fn enter<T>(scope: Scope, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// The script whose call this thread runs, if any.
-pub(crate) fn current_link() -> Option<Arc<Link>> {
-    CURRENT.with(|c| c.borrow().as_ref().map(|s| Arc::clone(&s.link)))
+/// The script whose call this thread runs, if any, as the type it was
+/// entered with.
+pub(crate) fn current<T: Any + Send + Sync>() -> Option<Arc<T>> {
+    let handle = CURRENT.with(|c| c.borrow().as_ref().map(|s| Arc::clone(&s.link)))?;
+    handle.downcast::<T>().ok()
 }
 
-/// Whether this thread runs one of `link`'s calls.
-pub(crate) fn serves(link: &Arc<Link>) -> bool {
-    CURRENT.with(|c| {
-        c.borrow()
-            .as_ref()
-            .is_some_and(|s| Arc::ptr_eq(&s.link, link))
-    })
+/// Whether `a` is the handle of the script at `b`.
+fn same<T>(a: &Handle, b: &Arc<T>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
 }
 
-/// If this thread is `link`'s reader, gets another thread to read.
-pub(crate) fn hand_over_reading(link: &Arc<Link>) {
+/// Whether this thread runs one of the calls of the script at `link`.
+pub(crate) fn serves<T>(link: &Arc<T>) -> bool {
+    CURRENT.with(|c| c.borrow().as_ref().is_some_and(|s| same(&s.link, link)))
+}
+
+/// If this thread is the reader of the script at `link`, gets another
+/// thread to read.
+pub(crate) fn hand_over_reading<T>(link: &Arc<T>) {
     let hook = CURRENT.with(|c| {
         c.borrow()
             .as_ref()
-            .filter(|s| Arc::ptr_eq(&s.link, link))
+            .filter(|s| same(&s.link, link))
             .and_then(|s| s.hand_over.clone())
     });
     if let Some(hook) = hook {

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::read::{io_error, ReadSide};
+use super::read::{io_error, End, ReadSide};
 use super::Core;
 use crate::error::Error;
 use crate::outcome::{report, Outcome};
@@ -17,14 +17,6 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 /// How long a script that must be stopped may take to finish dying on its
 /// own first.
 const DYING_GRACE: Duration = Duration::from_millis(20);
-
-/// Why serving stopped.
-pub(super) enum End {
-    /// The script closed its end of the channel or exited.
-    Ended,
-    /// The session must end with this error; the script is stopped.
-    Fatal(Error),
-}
 
 impl Core {
     /// Records how serving ended and sends the outcome, once.

@@ -267,7 +267,7 @@ impl Core {
         let Work { call, running } = work;
         let _running = running;
         let scope = Scope {
-            link: Arc::clone(&self.link),
+            link: Arc::clone(&self.link) as scope::Handle,
             hand_over,
         };
         scope::enter(scope, || match call {

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::end::End;
 use super::{Call, Core, InFlight, Work};
 use crate::config::{Config, Mode};
 use crate::error::Error;
@@ -19,6 +18,14 @@ use crate::protocol::message::{code, EncodeError, Encoded, Id, Message, Params, 
 use crate::protocol::{method, DecodeError, PROTOCOL_VERSION};
 use crate::transport::{Broken, Incoming, Reader};
 use crate::value::{Map, Value};
+
+/// Why serving stopped.
+pub(super) enum End {
+    /// The script closed its end of the channel or exited.
+    Ended,
+    /// The session must end with this error; the script is stopped.
+    Fatal(Error),
+}
 
 /// What the reading side owns: only the thread that reads touches it.
 pub(super) struct ReadSide {
