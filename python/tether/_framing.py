@@ -447,16 +447,6 @@ class FrameDecoder:
             raise ProtocolError("stream ended inside a frame (%d bytes left over)" % len(buf))
         return None
 
-    def missing(self) -> int:
-        """How many more bytes the current frame needs (at least 1)."""
-        if self._large is not None:
-            return max(1, len(self._large) - self._have)
-        buf = self._buf
-        if len(buf) < 4:
-            return 4 - len(buf)
-        length: int = HEADER.unpack_from(buf, 0)[0]
-        return max(1, 4 + length - len(buf))
-
 
 def request(msg_id: int, method: str, params: Union[List[Any], Dict[str, Any], None]) -> Dict[str, Any]:
     """A request message."""
