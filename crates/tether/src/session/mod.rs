@@ -22,9 +22,12 @@
 //! calls back into the script (noticed at once) hands reading over to the
 //! standby reader, which passes the calls it reads to the pool until the
 //! inline call returns. A function that needed that runs on the pool from
-//! then on. Calls of a serial or classic host always run on a one-thread
-//! pool of the script's own, in the order they arrived, and never on the
-//! reader, which therefore always notices the script's end.
+//! then on. A serial host runs every call on a one-thread pool of the
+//! script's own, in the order they arrived, never on the reader. A classic
+//! host runs quick calls on the reader too (the seed's protocol is one call
+//! at a time), the others on such a pool, and answers strictly in order
+//! (`Core::classic_order`); a classic call that blocks hands reading over
+//! like a native one, so the reader always notices the script's end.
 
 mod end;
 mod read;
@@ -55,8 +58,7 @@ use standby::Standby;
 
 /// Who runs the script's calls that the reader does not run itself.
 pub(crate) enum Dispatch {
-    /// The host's pool, shared by all its scripts; quick calls run on the
-    /// reader thread.
+    /// The host's pool, shared by all its scripts.
     HostPool(Arc<Pool>),
     /// A pool of one thread of this script's own: calls run one at a time,
     /// in the order they arrived (serial and classic hosts).
@@ -128,6 +130,7 @@ pub(crate) fn start(
         crate::spin::Spin::new(config.spin_bound()),
         side.clone(),
     );
+    let inline = matches!(dispatch, Dispatch::HostPool(_)) || config.mode == Mode::Classic;
     let core = Arc::new(Core {
         read: Mutex::new(ReadSide::new(reader, proc, side.is_some(), &config)),
         config,
@@ -136,7 +139,10 @@ pub(crate) fn start(
         calls: AtomicU64::new(0),
         in_flight: Arc::new(AtomicUsize::new(0)),
         running: Arc::new(Mutex::new(Vec::new())),
+        inline,
         dispatch,
+        classic_order: Mutex::new(()),
+        classic_queued: AtomicUsize::new(0),
         ended: AtomicBool::new(false),
         done: Mutex::new(Some(tx)),
         finished: Arc::new(AtomicBool::new(false)),
@@ -152,7 +158,7 @@ pub(crate) fn start(
         finished: Arc::clone(&core.finished),
     });
     let busy = Arc::clone(&core.inline_seq);
-    if matches!(core.dispatch, Dispatch::HostPool(_)) {
+    if core.inline {
         let weak = Arc::downgrade(&core);
         watchdog::watch(weak);
     }
@@ -182,6 +188,13 @@ pub(crate) struct Core {
     in_flight: Arc<AtomicUsize>,
     running: Arc<Mutex<Vec<(u64, String)>>>,
     dispatch: Dispatch,
+    /// Quick calls may run on the reader thread (not in serial mode).
+    inline: bool,
+    /// Held while a classic call runs and answers: answers leave in the
+    /// order the requests came, whichever thread runs them.
+    classic_order: Mutex<()>,
+    /// Classic calls handed to the pool and not answered yet.
+    classic_queued: AtomicUsize,
     read: Mutex<ReadSide>,
     /// Serving has ended (set under the `read` lock by whoever ended it).
     ended: AtomicBool,
@@ -231,19 +244,30 @@ impl Core {
     /// given (this is the reader thread) and the function is quick, else on
     /// the pool.
     fn run(self: &Arc<Core>, work: Work, hand_over: Option<&Rc<dyn Fn()>>) {
-        let pool = match &self.dispatch {
-            Dispatch::Serial(pool) => pool,
-            Dispatch::HostPool(pool) => {
-                let function = self.registry.get(work.call.method());
-                let quick = function.is_none_or(|f| !f.pooled.load(Ordering::Relaxed));
-                match hand_over.filter(|_| quick) {
-                    Some(hand_over) => return self.run_inline(work, hand_over),
-                    None => pool,
-                }
+        let classic = matches!(work.call, Call::Classic { .. });
+        if self.inline {
+            let function = self.registry.get(work.call.method());
+            let quick = function.is_none_or(|f| !f.pooled.load(Ordering::Relaxed));
+            // A classic call waits behind those already on the pool.
+            let in_order = !classic || self.classic_queued.load(Ordering::Acquire) == 0;
+            if let Some(hand_over) = hand_over.filter(|_| quick && in_order) {
+                return self.run_inline(work, hand_over);
             }
+        }
+        let pool: &Pool = match &self.dispatch {
+            Dispatch::Serial(pool) => pool,
+            Dispatch::HostPool(pool) => pool,
         };
+        if classic {
+            self.classic_queued.fetch_add(1, Ordering::AcqRel);
+        }
         let core = Arc::clone(self);
-        pool.submit(Box::new(move || core.execute(work, None)));
+        pool.submit(Box::new(move || {
+            core.execute(work, None);
+            if classic {
+                core.classic_queued.fetch_sub(1, Ordering::AcqRel);
+            }
+        }));
     }
 
     /// Runs a call on the reader thread; when it needed another reader

@@ -221,6 +221,7 @@ fn greet(core: &Core, hello: Hello, shares: bool) -> Result<(), End> {
 /// result, `__BAD API__` for an unknown name, the error prefix for a
 /// failure.
 pub(super) fn answer_classic(core: &Core, name: &str, arg: String) {
+    let _in_order = crate::sync::lock(&core.classic_order);
     let answer = match core.registry.get(name) {
         None => classic::BAD_API.to_owned(),
         Some(f) => match f.call(Params::Positional(vec![Value::Str(arg)])) {
