@@ -335,10 +335,13 @@ impl Link {
     }
 
     /// Sends a notification: the script runs `method` and does not answer.
-    pub fn notify(&self, method: &str, params: Params) -> Result<(), Error> {
+    /// Like a call, it waits until the script is ready (unless it nests in
+    /// one of the script's calls).
+    pub fn notify(self: &Arc<Self>, method: &str, params: Params) -> Result<(), Error> {
         if let Some(why) = &lock(&self.pending).closed {
             return Err(Error::Closed(why.clone()));
         }
+        self.until_ready(method, None, None)?;
         let msg = Message::Call {
             id: None,
             method: method.to_owned(),
@@ -438,7 +441,7 @@ impl Link {
     /// Forgets a call whose caller gave up, so a late answer is dropped
     /// instead of reaching anyone, and tells the script it is no longer
     /// wanted. `false` when its answer arrived meanwhile.
-    fn abandon(&self, id: i64) -> bool {
+    fn abandon(self: &Arc<Self>, id: i64) -> bool {
         let removed = lock(&self.pending).calls.remove(&id).is_some();
         if removed {
             let _ = self.notify(

@@ -232,18 +232,26 @@ CONFIG = host.kv_get("config")
 inspect.signature(host.kv_get)
 time.sleep(0.3)  # a slow import
 
+NOTES = []
+
+@tether.export
+def remember(note):
+    NOTES.append(note)
+
 @tether.export
 def describe():
-    return "plugin with " + CONFIG
+    return "plugin with " + CONFIG + " and " + ",".join(NOTES)
 
 tether.serve()
 "#,
         )))
         .unwrap();
+    // A notification waits for readiness too (else it would find no export).
+    child.notify("remember", ("early",)).unwrap();
     let description: String = child.call("describe", ()).unwrap();
-    assert_eq!(description, "plugin with value of config");
+    assert_eq!(description, "plugin with value of config and early");
     let exports = child.peer().wait_ready(Duration::from_secs(1)).unwrap();
-    assert_eq!(exports, ["describe"]);
+    assert_eq!(exports, ["describe", "remember"]);
     child.shutdown(Duration::from_secs(2)).unwrap();
 }
 
@@ -290,14 +298,26 @@ from tether import host
 
 @tether.export
 def look():
-    return [str(inspect.signature(host.scale)), host.scale.__doc__.splitlines()[0]]
+    try:
+        host.scale(1.0, 2.0, 3.0)
+        local = "no error"
+    except TypeError as e:  # raised by Python itself, before anything is sent
+        local = type(e).__name__
+    return [str(inspect.signature(host.scale)), host.scale.__doc__.splitlines()[0], local]
 
 tether.serve()
 "#,
         )))
         .unwrap();
     let seen: Vec<String> = child.call("look", ()).unwrap();
-    assert_eq!(seen, ["(x: float, factor: float) -> float", "Scales x."]);
+    assert_eq!(
+        seen,
+        [
+            "(x: float, factor: float) -> float",
+            "Scales x.",
+            "TypeError"
+        ]
+    );
     child.shutdown(Duration::from_secs(2)).unwrap();
 }
 
