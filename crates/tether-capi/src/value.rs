@@ -1,5 +1,5 @@
 //! `tether_value`: a value the script returned, as wire JSON plus the
-//! attachment area its bytes values point into ([`Wire`], which call
+//! attachment area its bytes values point into (`Wire`, which call
 //! arguments use too).
 
 use std::ffi::c_char;
