@@ -8,7 +8,10 @@ fn main() {
     let manifest = PathBuf::from(
         std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
     );
-    let client = manifest.join("../../python/tether");
+    // `client` is a symlink to `python/tether` in the repository (cargo
+    // packages the files it points to), so the pip package and the host
+    // bundle one source.
+    let client = manifest.join("client");
     println!("cargo:rerun-if-changed={}", client.display());
     let mut files = Vec::new();
     collect(&client, &client, &mut files);
