@@ -1,7 +1,7 @@
 //! The main demo: a Rust host serving a Python script.
 //!
 //! ```text
-//! cargo run --example demo -- [--classic] [SCRIPT [ARGS...]]
+//! cargo run --example demo -- [--classic] [--venv DIR] [SCRIPT [ARGS...]]
 //! cargo run --example demo -- --stubs DIR
 //! ```
 //!
@@ -9,7 +9,8 @@
 //! `echo(value)`, `fail(message)`, `sleep(seconds)`, and `map_with(name,
 //! values)`, which calls the script's export `name` on each value and returns
 //! the results. Without a script it runs a bundled one that mirrors the
-//! seed's. It exits with the script's exit code. SIGTERM or SIGINT stop the
+//! seed's. With `--venv DIR` the script runs in that virtual environment.
+//! It exits with the script's exit code. SIGTERM or SIGINT stop the
 //! script gracefully (`rpc.stop`, SIGTERM at 2.5 s, SIGKILL at 5 s; a second
 //! signal stops it at once), and the demo then exits with 128 plus the
 //! signal's number. With `--stubs DIR` it writes
@@ -83,9 +84,24 @@ fn main() -> ExitCode {
             }
         };
     }
-    let classic = args.first().is_some_and(|a| a == "--classic");
-    if classic {
-        args.remove(0);
+    let mut classic = false;
+    let mut venv = None;
+    loop {
+        match args.first().map(String::as_str) {
+            Some("--classic") => {
+                classic = true;
+                args.remove(0);
+            }
+            Some("--venv") => {
+                if args.len() < 2 {
+                    eprintln!("demo: --venv needs a directory");
+                    return ExitCode::from(2);
+                }
+                venv = Some(args.remove(1));
+                args.remove(0);
+            }
+            _ => break,
+        }
     }
     let host = if classic { host().classic() } else { host() };
     let stop = match tether::stop_on_signals(Duration::from_secs(5)) {
@@ -109,6 +125,10 @@ fn main() -> ExitCode {
                     .join(name),
             )
         }
+    };
+    let script = match venv {
+        Some(dir) => script.venv(dir),
+        None => script,
     };
     let result = host.run(script);
     if let Some(signal) = stop.signal() {

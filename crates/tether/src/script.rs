@@ -43,6 +43,7 @@ pub struct Script {
     pub(crate) stderr: Stdio,
     pub(crate) stdout_lines: Option<LineCallback>,
     pub(crate) stderr_lines: Option<LineCallback>,
+    pub(crate) venv: Option<PathBuf>,
 }
 
 /// A function that receives the script's output one line at a time.
@@ -69,7 +70,26 @@ impl Script {
             stderr: Stdio::Inherit,
             stdout_lines: None,
             stderr_lines: None,
+            venv: None,
         }
+    }
+
+    /// Runs the script in the virtual environment `dir`: with the venv's
+    /// interpreter (over [`Host::python`](crate::Host::python) and
+    /// `TETHER_PYTHON`), `VIRTUAL_ENV` set and the venv's `bin` first on
+    /// `PATH`, as activation would, so the script's own subprocesses use it
+    /// too. The bundled client is still on the path.
+    ///
+    /// ```no_run
+    /// let outcome = tether::Host::new().run(tether::Script::new("plugin.py").venv(".venv"))?;
+    /// # Ok::<(), tether::Error>(())
+    /// ```
+    ///
+    /// Starting fails with [`Error::Spawn`](crate::Error::Spawn) when `dir`
+    /// is not a virtual environment (no `pyvenv.cfg`, or no `bin/python`).
+    pub fn venv(mut self, dir: impl Into<PathBuf>) -> Script {
+        self.venv = Some(dir.into());
+        self
     }
 
     /// Adds one argument (the script sees it in `sys.argv[1:]`).

@@ -124,7 +124,9 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
         None
     };
 
-    let mut cmd = Command::new(launch.python);
+    let venv = script.venv.as_deref().map(VirtualEnv::open).transpose()?;
+    let python = venv.as_ref().map_or(launch.python, |v| v.python.as_path());
+    let mut cmd = Command::new(python);
     cmd.arg(&path).args(&script.args);
     cmd.env("PYTHONUNBUFFERED", "1");
     if launch.logs {
@@ -136,6 +138,9 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
             Some(v) => cmd.env(key, v),
             None => cmd.env_remove(key),
         };
+    }
+    if let Some(venv) = &venv {
+        venv.activate(&mut cmd, script);
     }
     let mut pythonpath = launch.pythonpath.as_os_str().to_owned();
     let existing = script
@@ -173,7 +178,7 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     unix::prepare(&mut cmd, &keep, launch.own_group);
 
     let mut child = unix::spawn(cmd).map_err(|source| Error::Spawn {
-        program: launch.python.to_owned(),
+        program: python.to_owned(),
         source,
     })?;
     // The child has its copies now; ours must go, or we would never see EOF.
@@ -210,6 +215,61 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     set_nonblocking(&channel.to_child).map_err(io_err("configuring the channel"))?;
     set_nonblocking(&channel.from_child).map_err(io_err("configuring the channel"))?;
     Ok((proc, channel))
+}
+
+/// A virtual environment a script runs in.
+struct VirtualEnv {
+    dir: PathBuf,
+    python: PathBuf,
+}
+
+impl VirtualEnv {
+    /// Checks that `dir` is a virtual environment (`pyvenv.cfg` and
+    /// `bin/python`, as `python3 -m venv` makes them).
+    fn open(dir: &Path) -> Result<VirtualEnv, Error> {
+        let not_a_venv = |what: &str| Error::Spawn {
+            program: dir.to_owned(),
+            source: io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "not a virtual environment ({what}); make one with `python3 -m venv {}`",
+                    dir.display()
+                ),
+            ),
+        };
+        let dir = std::path::absolute(dir).map_err(|source| Error::Spawn {
+            program: dir.to_owned(),
+            source,
+        })?;
+        if !dir.join("pyvenv.cfg").is_file() {
+            return Err(not_a_venv("it has no pyvenv.cfg"));
+        }
+        let python = dir.join("bin").join("python");
+        if !python.exists() {
+            return Err(not_a_venv("it has no bin/python"));
+        }
+        Ok(VirtualEnv { dir, python })
+    }
+
+    /// What activation does: `VIRTUAL_ENV`, the venv's `bin` first on `PATH`
+    /// (the script's own `PATH`, else the host's), no `PYTHONHOME`.
+    fn activate(&self, cmd: &mut Command, script: &Script) {
+        let path = script
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| std::env::var_os("PATH"));
+        let mut joined = self.dir.join("bin").into_os_string();
+        if let Some(path) = path.filter(|p| !p.is_empty()) {
+            joined.push(":");
+            joined.push(path);
+        }
+        cmd.env("VIRTUAL_ENV", &self.dir)
+            .env("PATH", joined)
+            .env_remove("PYTHONHOME");
+    }
 }
 
 /// A connected pair of Unix stream sockets, close-on-exec: the host's end
