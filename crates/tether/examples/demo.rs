@@ -68,6 +68,15 @@ fn map_with(name: String, values: Vec<Value>) -> Result<Vec<Value>, tether::Erro
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--help" || a == "-h") {
+        println!(
+            "usage: demo [--classic] [--venv DIR] [SCRIPT [ARGS...]]\n       demo --stubs DIR\n\n\
+             Runs SCRIPT (a bundled demo without one) and serves it foo, bar, echo, fail,\n\
+             sleep and map_with. --classic speaks the seed's protocol; --venv runs the\n\
+             script in that virtual environment; --stubs writes type stubs into DIR/tether."
+        );
+        return ExitCode::SUCCESS;
+    }
     if args.first().is_some_and(|a| a == "--stubs") {
         let Some(dir) = args.get(1) else {
             eprintln!("demo: --stubs needs a directory");

@@ -231,4 +231,17 @@ fn missing_interpreter_and_missing_script_are_spawn_errors() {
     let err = host().run("/nonexistent/script.py").unwrap_err();
     assert!(matches!(err, Error::Spawn { .. }), "{err}");
     assert!(err.to_string().contains("no such script file"), "{err}");
+    let err = host().run(temp_dir("a-dir")).unwrap_err();
+    assert!(
+        err.to_string().contains("a directory, not a script file"),
+        "{err}"
+    );
+    let err = host()
+        .python("/nonexistent/python3")
+        .run(script("pass"))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("chosen with Host::python"),
+        "{err}"
+    );
 }

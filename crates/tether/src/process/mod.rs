@@ -42,6 +42,8 @@ pub(crate) struct FdVars {
 /// What to start.
 pub(crate) struct Launch<'a> {
     pub python: &'a Path,
+    /// Where `python` came from (for the message when it cannot start).
+    pub python_from: Origin,
     pub script: &'a Script,
     pub vars: FdVars,
     /// A directory to put first on `PYTHONPATH` (the bundled client).
@@ -102,9 +104,14 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
         source,
     })?;
     if !path.is_file() {
+        let what = if path.is_dir() {
+            "a directory, not a script file"
+        } else {
+            "no such script file"
+        };
         return Err(Error::Spawn {
             program: path,
-            source: io::Error::new(io::ErrorKind::NotFound, "no such script file"),
+            source: io::Error::new(io::ErrorKind::NotFound, what),
         });
     }
     if script.stdin == Stdio::Capture {
@@ -177,9 +184,20 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     keep.extend(side.as_ref().map(|(_, child_side)| child_side.as_raw_fd()));
     unix::prepare(&mut cmd, &keep, launch.own_group);
 
-    let mut child = unix::spawn(cmd).map_err(|source| Error::Spawn {
-        program: python.to_owned(),
-        source,
+    let mut child = unix::spawn(cmd).map_err(|source| {
+        let chosen = match (&venv, launch.python_from) {
+            (Some(_), _) => "the virtual environment's interpreter",
+            (None, Origin::Host) => "chosen with Host::python",
+            (None, Origin::Variable) => "chosen by the TETHER_PYTHON environment variable",
+            (None, Origin::Default) => {
+                "python3 from PATH; install Python 3.8 or later, or choose an interpreter \
+                 with Host::python or the TETHER_PYTHON environment variable"
+            }
+        };
+        Error::Spawn {
+            program: python.to_owned(),
+            source: io::Error::new(source.kind(), format!("{source} ({chosen})")),
+        }
     })?;
     // The child has its copies now; ours must go, or we would never see EOF.
     drop(child_read);
@@ -513,15 +531,26 @@ fn deliver_lines(stream: impl Read, callback: &LineCallback) {
     }
 }
 
-/// Returns the `python` to run: the builder's choice, else `TETHER_PYTHON`,
-/// else `python3` from `PATH`.
-pub(crate) fn interpreter(configured: Option<&Path>) -> PathBuf {
+/// Where the interpreter to run came from, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// `Host::python`.
+    Host,
+    /// The `TETHER_PYTHON` environment variable.
+    Variable,
+    /// `python3` from `PATH`.
+    Default,
+}
+
+/// Returns the `python` to run, and where it came from: the builder's
+/// choice, else `TETHER_PYTHON`, else `python3` from `PATH`.
+pub(crate) fn interpreter(configured: Option<&Path>) -> (PathBuf, Origin) {
     if let Some(p) = configured {
-        return p.to_owned();
+        return (p.to_owned(), Origin::Host);
     }
     match std::env::var_os("TETHER_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from("python3"),
+        Some(p) if !p.is_empty() => (PathBuf::from(p), Origin::Variable),
+        _ => (PathBuf::from("python3"), Origin::Default),
     }
 }
 

@@ -73,7 +73,7 @@ pub(crate) fn start(
     pool: impl FnOnce() -> std::io::Result<Arc<Pool>>,
     script: &Script,
 ) -> Result<Child, Error> {
-    let python = process::interpreter(config.python.as_deref());
+    let (python, python_from) = process::interpreter(config.python.as_deref());
     // The bundled client goes on the path in both modes: classic scripts
     // use `tether.classic`.
     let client_dir = bundle::client_dir().map_err(|source| Error::Io {
@@ -97,6 +97,7 @@ pub(crate) fn start(
     };
     let (proc, pipes) = process::spawn(&Launch {
         python: &python,
+        python_from,
         script,
         vars,
         pythonpath: &client_dir,
