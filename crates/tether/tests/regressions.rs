@@ -191,10 +191,10 @@ fn a_kill_the_host_ordered_is_not_blamed_on_the_oom_killer() {
     // The shutdown's escalation names itself too.
     let child = host()
         .spawn(Script::new(script(
-            "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)\n",
+            "import signal, time, tether\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntether.ready()\ntime.sleep(60)\n",
         )).stdout(Stdio::Capture))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    child.peer().wait_ready(Duration::from_secs(30)).unwrap();
     let outcome = child.shutdown(Duration::from_millis(400)).unwrap();
     assert_eq!(outcome.signal(), Some(9));
     assert!(

@@ -128,13 +128,12 @@ fn sigterm_to_the_host_kills_a_script_that_ignores_it_at_the_grace_and_the_host_
 fn sigterm_to_the_host_lets_a_serving_script_finish_its_work() {
     let done = temp_dir("graceful").join("done");
     let code = format!(
-        "import time, tether\nprint('ready', flush=True)\ntether.serve()\n\
+        "import time, tether\ntether.ready()\nprint('ready', flush=True)\ntether.serve()\n\
          time.sleep(0.2)\nopen({:?}, 'w').write('saved')\n",
         done.display().to_string()
     );
+    // Connected (tether.ready() shakes hands first) before it says "ready".
     let host = signal_host(&code, Duration::from_secs(10));
-    // The script serves once it said so; give it the moment to get there.
-    std::thread::sleep(Duration::from_millis(300));
     terminate(&host);
     let (code, took) = exit_of(host, Duration::from_secs(20));
     assert_eq!(code, Some(128 + 15));

@@ -282,12 +282,15 @@ print("threads %d calls/s" % (80000 / elapsed))
 
 #[test]
 fn shutdown_stops_a_script_stuck_in_a_busy_loop_within_the_grace_period() {
+    // Each script says it is ready right before its loop: a shutdown that
+    // came while it still started would end it otherwise (a loaded machine
+    // can take longer than any fixed sleep).
     let child = host()
         .spawn(script(
-            "from tether import host\nhost.add(1, 2)\nwhile True:\n    pass\n",
+            "import tether\nfrom tether import host\nhost.add(1, 2)\ntether.ready()\nwhile True:\n    pass\n",
         ))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    child.peer().wait_ready(Duration::from_secs(30)).unwrap();
     let started = Instant::now();
     let outcome = child.shutdown(Duration::from_secs(1)).unwrap();
     assert!(
@@ -300,10 +303,10 @@ fn shutdown_stops_a_script_stuck_in_a_busy_loop_within_the_grace_period() {
     // A script that ignores SIGTERM gets SIGKILL when the grace runs out.
     let child = host()
         .spawn(script(
-            "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass\n",
+            "import signal, tether\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntether.ready()\nwhile True:\n    pass\n",
         ))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    child.peer().wait_ready(Duration::from_secs(30)).unwrap();
     let started = Instant::now();
     let outcome = child.shutdown(Duration::from_millis(600)).unwrap();
     assert!(
