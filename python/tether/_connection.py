@@ -421,10 +421,11 @@ class Connection(Dispatch, Writer):
             if block:
                 # Nothing buffered: wait for bytes (spinning first) instead of
                 # paying for a read that fails.
-                self._spin.wait(self._poller)
-                if self._side is not None:
+                ready = self._spin.wait(self._poller)
+                side = self._side
+                if side is not None and any(fd != self._rfd for fd, _ in ready):
                     try:
-                        self._side.drain()
+                        side.drain()
                     except Error as e:
                         self._lose(e)
                         return requests

@@ -51,8 +51,8 @@ class Spin:
         self.looked = -1.0
         self.crowded = False
 
-    def wait(self, poller: Any) -> None:
-        """Return once the polled descriptor is readable."""
+    def wait(self, poller: Any) -> Any:
+        """Return once a polled descriptor is readable: ``poll``'s list of (fd, events)."""
         budget = self.budget
         start = _clock()
         if budget:
@@ -65,14 +65,16 @@ class Spin:
             poll = poller.poll
             end = start + budget
             while True:
-                if poll(0):
+                ready = poll(0)
+                if ready:
                     self.record(_clock() - start, True)
-                    return
+                    return ready
                 if _clock() >= end:
                     break
                 _yield()
-        poller.poll()
+        ready = poller.poll()
         self.record(_clock() - start, False)
+        return ready
 
     def record(self, waited: float, caught: bool) -> None:
         maximum = self.max

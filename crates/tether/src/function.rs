@@ -88,13 +88,13 @@ impl Registry {
         known
     }
 
-    /// What a client learns of the functions in the handshake.
-    pub fn describe(&self) -> Vec<Described> {
-        let known = self.types();
+    /// What a client learns of the functions in the handshake; `known` is
+    /// [`types`](Registry::types).
+    pub fn describe(&self, known: &Types) -> Vec<Described> {
         self.functions
             .values()
             .map(|f| {
-                let (annotations, returns) = f.annotations(&known);
+                let (annotations, returns) = f.annotations(known);
                 Described {
                     name: f.name.clone(),
                     params: f.params.clone(),
@@ -107,9 +107,10 @@ impl Registry {
             .collect()
     }
 
-    /// The structs the annotations name, each with its fields' annotations.
-    pub fn structs(&self) -> Vec<(String, StructFields)> {
-        self.types().structs.into_iter().collect()
+    /// The structs the annotations name (in `known`, the
+    /// [`types`](Registry::types)), each with its fields' annotations.
+    pub fn structs(known: Types) -> Vec<(String, StructFields)> {
+        known.structs.into_iter().collect()
     }
 }
 

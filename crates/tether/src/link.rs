@@ -315,11 +315,14 @@ impl Link {
         timeout: Option<Duration>,
     ) -> Result<Value, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let _depth = self.enter_nested(method)?;
+        let here = scope::within(self);
+        let _depth = self.enter_nested(here.nested, method)?;
         // Called from the thread that reads this script's pipe: someone else
         // must read the answer.
-        scope::hand_over_reading(self);
-        self.until_ready(method, deadline, timeout)?;
+        if let Some(hand_over) = here.hand_over {
+            hand_over();
+        }
+        self.until_ready(here.nested, method, deadline, timeout)?;
         let (id, slot) = self.enter_pending()?;
         if let Err(e) = self.send_call(id, method, params) {
             lock(&self.pending).calls.remove(&id);
@@ -341,7 +344,7 @@ impl Link {
         if let Some(why) = &lock(&self.pending).closed {
             return Err(Error::Closed(why.clone()));
         }
-        self.until_ready(method, None, None)?;
+        self.until_ready(scope::serves(self), method, None, None)?;
         let msg = Message::Call {
             id: None,
             method: method.to_owned(),
@@ -353,8 +356,8 @@ impl Link {
 
     /// Counts a call made by a host function that serves this same script
     /// (it nests inside the script's call), refusing one too deep.
-    fn enter_nested(self: &Arc<Self>, method: &str) -> Result<Option<Depth<'_>>, Error> {
-        if !scope::serves(self) {
+    fn enter_nested(&self, nested: bool, method: &str) -> Result<Option<Depth<'_>>, Error> {
+        if !nested {
             return Ok(None);
         }
         let depth = self.nested.fetch_add(1, Ordering::AcqRel) + 1;
@@ -373,14 +376,15 @@ impl Link {
     /// Waits until the script serves (a call made while it still imports
     /// would find none of its exports), within the call's own deadline and
     /// the host's ready timeout. A call nested inside one of the script's
-    /// own calls needs no wait: the script is running.
+    /// own calls (`nested`) needs no wait: the script is running.
     fn until_ready(
-        self: &Arc<Self>,
+        &self,
+        nested: bool,
         method: &str,
         deadline: Option<Instant>,
         timeout: Option<Duration>,
     ) -> Result<(), Error> {
-        if scope::serves(self) {
+        if nested {
             return Ok(());
         }
         {

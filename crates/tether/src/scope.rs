@@ -64,16 +64,28 @@ pub(crate) fn serves<T>(link: &Arc<T>) -> bool {
     CURRENT.with(|c| c.borrow().as_ref().is_some_and(|s| same(&s.link, link)))
 }
 
-/// If this thread is the reader of the script at `link`, gets another
-/// thread to read.
-pub(crate) fn hand_over_reading<T>(link: &Arc<T>) {
-    let hook = CURRENT.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|s| same(&s.link, link))
-            .and_then(|s| s.hand_over.clone())
-    });
-    if let Some(hook) = hook {
-        hook();
-    }
+/// How this thread stands to the script at `link`: whether it runs one of
+/// that script's calls, and, if it is that script's reader, how to get
+/// another thread to read. One look at the thread-local for both.
+pub(crate) fn within<T>(link: &Arc<T>) -> Within {
+    CURRENT.with(
+        |c| match c.borrow().as_ref().filter(|s| same(&s.link, link)) {
+            Some(s) => Within {
+                nested: true,
+                hand_over: s.hand_over.clone(),
+            },
+            None => Within {
+                nested: false,
+                hand_over: None,
+            },
+        },
+    )
+}
+
+/// See [`within`].
+pub(crate) struct Within {
+    /// This thread runs one of the script's calls.
+    pub nested: bool,
+    /// Set when this thread is the script's reader.
+    pub hand_over: Option<Rc<dyn Fn()>>,
 }

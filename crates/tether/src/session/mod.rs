@@ -95,6 +95,7 @@ pub(crate) fn start(
     } else {
         Dispatch::HostPool(pool().map_err(thread_error)?)
     };
+    let spin = config.spin_bound();
     let (proc, pipes) = process::spawn(&Launch {
         python: &python,
         python_from,
@@ -104,7 +105,7 @@ pub(crate) fn start(
         logs: config.forward_logs,
         own_group: config.own_group,
         capture_limit: config.capture_limit,
-        spin: config.spin_bound(),
+        spin,
         shared_memory: config.shared_memory.is_some() && config.mode == Mode::Native,
     })?;
     let pid = proc.id();
@@ -128,7 +129,7 @@ pub(crate) fn start(
             deadline: config.deadline.map(|d| (Instant::now() + d, d)),
             idle: config.idle_timeout,
         },
-        crate::spin::Spin::new(config.spin_bound()),
+        crate::spin::Spin::new(spin),
         side.clone(),
     );
     let inline = matches!(dispatch, Dispatch::HostPool(_)) || config.mode == Mode::Classic;

@@ -202,13 +202,14 @@ fn greet(core: &Core, hello: Hello, shares: bool) -> Result<(), End> {
         .config
         .shared_memory
         .filter(|_| hello.shared_memory && shares);
+    let known = core.registry.types();
     let welcome = Welcome {
         version: crate::bundle::VERSION.to_owned(),
         max_frame: core.config.max_frame,
         logs: core.config.forward_logs,
         shared_memory,
-        functions: core.registry.describe(),
-        types: core.registry.structs(),
+        functions: core.registry.describe(&known),
+        types: Registry::structs(known),
     };
     send_message(&core.link, &handshake::welcome(hello.id, &welcome)).map_err(End::Fatal)?;
     if let Some(threshold) = shared_memory {
