@@ -26,13 +26,17 @@ def install_if_requested() -> None:
 
         def emit(self, record: logging.LogRecord) -> None:
             from ._connection import connection
+            from ._dispatch import CURRENT_CALL
             from ._framing import LOG
 
             try:
                 message = self.format(record)
-                connection().notify(
-                    LOG, (), {"level": record.levelno, "logger": record.name, "message": message}
-                )
+                params = {"level": record.levelno, "logger": record.name, "message": message}
+                # The host's call this record belongs to (the host puts it in that call's span).
+                call = CURRENT_CALL.get()
+                if call is not None and call.id is not None:
+                    params["call"] = call.id
+                connection().notify(LOG, (), params)
             except Exception:
                 # Logging must never break the script; a lost host is reported by calls.
                 pass

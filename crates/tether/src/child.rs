@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::outcome::Outcome;
 use crate::peer::Peer;
+use crate::stats::Stats;
 use crate::stop::Target;
 
 /// A script started with [`Host::spawn`](crate::Host::spawn), served by threads of its own.
@@ -51,6 +52,11 @@ impl Child {
     /// The script's process id.
     pub fn id(&self) -> u32 {
         self.peer.id()
+    }
+
+    /// What the script's channel has carried so far; see [`Peer::stats`].
+    pub fn stats(&self) -> Stats {
+        self.peer.stats()
     }
 
     /// A handle for calling the script from other threads.

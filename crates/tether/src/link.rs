@@ -15,6 +15,7 @@
 //! The reader delivers each reply to its entry ([`Link::deliver`]); when the
 //! script ends, every entry left fails ([`Link::close`]).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -25,14 +26,21 @@ use crate::pool::{self, Inner as PoolInner};
 use crate::protocol::message::{EncodeError, Encoded, Id, Message, Params, RpcError};
 use crate::protocol::method;
 use crate::scope;
+use crate::stats::{Counters, Stats};
 use crate::sync::lock;
+use crate::trace::{CallSpan, Direction, Ended};
 use crate::transport::{Broken, Writer};
 use crate::value::{Map, Value};
 
 /// The host's end of one script's channel.
 pub(crate) struct Link {
     pub pid: u32,
+    /// The script's file name, for spans and messages.
+    pub script: String,
+    /// The value the host attached to the script when it spawned it.
+    pub context: Option<Arc<dyn Any + Send + Sync>>,
     pub max_frame: u32,
+    pub counters: Arc<Counters>,
     /// Calls into the script made by host functions serving it, pending now.
     nested: AtomicUsize,
     max_depth: usize,
@@ -76,6 +84,9 @@ struct Slot {
     cv: Condvar,
     /// The pool whose worker waits here (it must be woken through the pool).
     pool: Option<Arc<PoolInner>>,
+    /// The call's span: the script's log records made while it runs it
+    /// belong there.
+    span: tracing::Span,
 }
 
 impl Slot {
@@ -126,17 +137,34 @@ impl Slot {
     }
 }
 
+/// What a [`Link`] is made of, besides its writer.
+pub(crate) struct LinkSetup {
+    pub pid: u32,
+    pub script: String,
+    pub context: Option<Arc<dyn Any + Send + Sync>>,
+    pub max_frame: u32,
+    pub max_depth: usize,
+    pub ready_timeout: Duration,
+    pub counters: Arc<Counters>,
+}
+
 impl Link {
-    pub fn new(
-        pid: u32,
-        max_frame: u32,
-        max_depth: usize,
-        writer: Writer,
-        ready_timeout: Duration,
-    ) -> Link {
+    pub fn new(setup: LinkSetup, writer: Writer) -> Link {
+        let LinkSetup {
+            pid,
+            script,
+            context,
+            max_frame,
+            max_depth,
+            ready_timeout,
+            counters,
+        } = setup;
         Link {
             pid,
+            script,
+            context,
             max_frame,
+            counters,
             nested: AtomicUsize::new(0),
             max_depth,
             writer: Mutex::new(writer),
@@ -152,6 +180,16 @@ impl Link {
                 timeout: ready_timeout,
             },
         }
+    }
+
+    /// What the channel has carried so far.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    /// The span of the host's call `id` into the script, while it waits.
+    pub fn span_of(&self, id: i64) -> Option<tracing::Span> {
+        lock(&self.pending).calls.get(&id).map(|s| s.span.clone())
     }
 
     /// From now on, sends bytes values of at least `threshold` bytes in
@@ -208,11 +246,15 @@ impl Link {
         if threshold == usize::MAX {
             return msg.encode(max);
         }
+        let counters = Arc::clone(&self.counters);
         msg.encode_shared(
             max,
             Some(crate::protocol::Share {
                 threshold,
-                place: Box::new(crate::shm::place),
+                place: Box::new(move |bytes| {
+                    Counters::add(&counters.bytes_to_script, bytes.len() as u64);
+                    crate::shm::place(bytes)
+                }),
             }),
         )
     }
@@ -227,6 +269,7 @@ impl Link {
         let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + encoded.attachments.len());
         parts.push(&encoded.head);
         parts.extend(encoded.attachments.iter().map(|b| &b[..]));
+        Counters::add(&self.counters.bytes_to_script, encoded.len() as u64);
         match lock(&self.writer).send(&parts, &encoded.shared_files) {
             Ok(()) => Ok(()),
             Err(Broken::Gone | Broken::Decode(_)) => {
@@ -257,6 +300,7 @@ impl Link {
             params: Params::Positional(Vec::new()),
         };
         if let Ok(enc) = stop.encode(self.max_frame) {
+            Counters::add(&self.counters.bytes_to_script, enc.len() as u64);
             writer.send_now_and_close(&enc.to_vec());
         } else {
             writer.close();
@@ -307,12 +351,33 @@ impl Link {
     }
 
     /// Calls the script's export `method` and waits for its answer, for at
-    /// most `timeout`.
+    /// most `timeout`, inside the call's span.
     pub fn call(
         self: &Arc<Self>,
         method: &str,
         params: Params,
         timeout: Option<Duration>,
+    ) -> Result<Value, Error> {
+        let span = CallSpan::new(Direction::ToScript, method, self.pid, &self.script);
+        Counters::add(&self.counters.calls_to_script, 1);
+        let result = span
+            .span
+            .in_scope(|| self.call_in(method, params, timeout, &span.span));
+        if let Err(e) = &result {
+            Counters::add(&self.counters.failed_to_script, 1);
+            span.finish(ended(e), Some(&e.to_string()));
+        } else {
+            span.finish(Ended::Ok, None);
+        }
+        result
+    }
+
+    fn call_in(
+        self: &Arc<Self>,
+        method: &str,
+        params: Params,
+        timeout: Option<Duration>,
+        span: &tracing::Span,
     ) -> Result<Value, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let here = scope::within(self);
@@ -323,7 +388,8 @@ impl Link {
             hand_over();
         }
         self.until_ready(here.nested, method, deadline, timeout)?;
-        let (id, slot) = self.enter_pending()?;
+        let (id, slot) = self.enter_pending(span)?;
+        let _waiting = Waiting::new(&self.counters.waiting_on_script);
         if let Err(e) = self.send_call(id, method, params) {
             lock(&self.pending).calls.remove(&id);
             return Err(e);
@@ -341,6 +407,21 @@ impl Link {
     /// Like a call, it waits until the script is ready (unless it nests in
     /// one of the script's calls).
     pub fn notify(self: &Arc<Self>, method: &str, params: Params) -> Result<(), Error> {
+        let span = CallSpan::new(Direction::ToScript, method, self.pid, &self.script);
+        Counters::add(&self.counters.calls_to_script, 1);
+        let result = span
+            .span
+            .in_scope(|| self.send_notification(method, params));
+        if let Err(e) = &result {
+            Counters::add(&self.counters.failed_to_script, 1);
+            span.finish(ended(e), Some(&e.to_string()));
+        } else {
+            span.finish(Ended::Ok, None);
+        }
+        result
+    }
+
+    fn send_notification(self: &Arc<Self>, method: &str, params: Params) -> Result<(), Error> {
         if let Some(why) = &lock(&self.pending).closed {
             return Err(Error::Closed(why.clone()));
         }
@@ -417,12 +498,13 @@ impl Link {
     }
 
     /// A new call's id and the slot its answer lands in.
-    fn enter_pending(&self) -> Result<(i64, Arc<Slot>), Error> {
+    fn enter_pending(&self, span: &tracing::Span) -> Result<(i64, Arc<Slot>), Error> {
         let id = self.next_id.fetch_add(1, Ordering::AcqRel);
         let slot = Arc::new(Slot {
             answer: Mutex::new(None),
             cv: Condvar::new(),
             pool: pool::current(),
+            span: span.clone(),
         });
         let mut pending = lock(&self.pending);
         if let Some(why) = &pending.closed {
@@ -448,12 +530,37 @@ impl Link {
     fn abandon(self: &Arc<Self>, id: i64) -> bool {
         let removed = lock(&self.pending).calls.remove(&id).is_some();
         if removed {
-            let _ = self.notify(
+            let _ = self.send_notification(
                 method::CANCEL,
                 Params::Named(Map::from_iter([("id".to_owned(), Value::Int(id))])),
             );
         }
         removed
+    }
+}
+
+/// Counts one call as waiting for the script's answer until dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How a failed call ended, for its span.
+fn ended(e: &Error) -> Ended {
+    match e {
+        Error::Timeout { .. } => Ended::Timeout,
+        Error::Closed(_) => Ended::Gone,
+        _ => Ended::Error,
     }
 }
 

@@ -4,6 +4,7 @@
 use std::process::ExitStatus;
 
 use crate::error::Error;
+use crate::stats::Stats;
 
 /// How a script run ended.
 #[derive(Debug, Clone)]
@@ -11,7 +12,7 @@ pub struct Outcome {
     pub(crate) status: ExitStatus,
     pub(crate) stdout: Option<Vec<u8>>,
     pub(crate) stderr: Option<Vec<u8>>,
-    pub(crate) calls: u64,
+    pub(crate) stats: Stats,
     /// The script's calls that were running on the host when it ended.
     pub(crate) in_flight: Vec<String>,
     /// Why the host signalled the script, when it did.
@@ -52,7 +53,12 @@ impl Outcome {
 
     /// How many calls the script made to the host.
     pub fn calls(&self) -> u64 {
-        self.calls
+        self.stats.calls_from_script
+    }
+
+    /// What the script's channel carried over the whole run.
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     /// The script's calls that were still running on the host when it ended

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::link::Link;
 use crate::protocol::message::Params;
 use crate::scope;
+use crate::stats::Stats;
 use crate::value::{from_value, to_value, Value};
 
 /// A handle on a running script: call the functions it exports, send it
@@ -47,6 +48,18 @@ impl Peer {
     /// The script's process id.
     pub fn id(&self) -> u32 {
         self.link.pid
+    }
+
+    /// The value the host attached to the script with
+    /// [`Script::context`](crate::Script::context), when it is a `T`.
+    pub fn context<T: std::any::Any>(&self) -> Option<&T> {
+        self.link.context.as_deref()?.downcast_ref::<T>()
+    }
+
+    /// What the script's channel has carried so far: calls each way, how
+    /// many failed, bytes, and what is in flight now.
+    pub fn stats(&self) -> Stats {
+        self.link.stats()
     }
 
     /// Calls the script's export `method` and converts its result to `R`.

@@ -44,6 +44,17 @@ pub struct Script {
     pub(crate) stdout_lines: Option<LineCallback>,
     pub(crate) stderr_lines: Option<LineCallback>,
     pub(crate) venv: Option<PathBuf>,
+    pub(crate) context: Option<Context>,
+}
+
+/// The value a host attached to a script (see [`Script::context`]).
+#[derive(Clone)]
+pub(crate) struct Context(pub std::sync::Arc<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Context")
+    }
 }
 
 /// A function that receives the script's output one line at a time.
@@ -71,7 +82,30 @@ impl Script {
             stdout_lines: None,
             stderr_lines: None,
             venv: None,
+            context: None,
         }
+    }
+
+    /// Attaches a value to the script: host functions serving it read it
+    /// with [`Peer::context`](crate::Peer::context), so one function serving
+    /// many scripts knows which one calls (a plugin's name, its settings,
+    /// its own state behind a lock).
+    ///
+    /// ```no_run
+    /// use tether::{Host, Peer, Script};
+    ///
+    /// struct Plugin { name: String }
+    ///
+    /// let host = Host::new().function("whoami()", || -> String {
+    ///     let caller = Peer::current().expect("called by a script");
+    ///     caller.context::<Plugin>().map_or("unknown".into(), |p| p.name.clone())
+    /// });
+    /// let child = host.spawn(Script::new("a.py").context(Plugin { name: "a".into() }))?;
+    /// # Ok::<(), tether::Error>(())
+    /// ```
+    pub fn context<T: std::any::Any + Send + Sync>(mut self, value: T) -> Script {
+        self.context = Some(Context(std::sync::Arc::new(value)));
+        self
     }
 
     /// Runs the script in the virtual environment `dir`: with the venv's
@@ -171,6 +205,14 @@ impl Script {
     /// The script's path as given.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The script's file name, as spans and messages name it.
+    pub(crate) fn name(&self) -> String {
+        self.path.file_name().map_or_else(
+            || self.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
     }
 }
 

@@ -29,7 +29,7 @@ pub use wire::{decode_value, encode_value, Place, Resolve, Share};
 use std::fmt;
 
 /// Version of the native protocol; host and client must agree on it.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Default largest frame body: 64 MiB.
 pub const DEFAULT_MAX_FRAME: u32 = 64 * 1024 * 1024;

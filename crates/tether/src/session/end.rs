@@ -42,7 +42,7 @@ impl Core {
                         status,
                         stdout,
                         stderr,
-                        calls: self.calls.load(Ordering::Relaxed),
+                        stats: self.link.stats(),
                         in_flight: self.running_names(),
                         killed_by: rs.proc.killed_by(),
                     })
@@ -114,7 +114,9 @@ impl Core {
         // the process is gone in every case before reporting.
         let _ = rs.proc.kill("the run ended");
         match &result {
-            Ok(o) => tracing::debug!(status = %o.status, calls = o.calls, "script ended"),
+            Ok(o) => {
+                tracing::debug!(status = %o.status, calls = o.stats.calls_from_script, "script ended")
+            }
             Err(e) => tracing::debug!(error = %e, "script stopped"),
         }
         result

@@ -42,14 +42,16 @@ use crate::child::Child;
 use crate::config::{Config, Mode};
 use crate::error::Error;
 use crate::function::Registry;
-use crate::link::Link;
+use crate::link::{Link, LinkSetup};
 use crate::outcome::Outcome;
 use crate::pool::Pool;
 use crate::process::{self, FdVars, Launch};
 use crate::protocol::message::{Id, Params};
 use crate::scope::{self, Scope};
 use crate::script::Script;
+use crate::stats::Counters;
 use crate::sync::lock;
+use crate::trace::{CallSpan, Direction, Ended};
 use crate::transport::{ExitWatch, Limits, Reader, Writer};
 use crate::{bundle, watchdog};
 
@@ -113,11 +115,16 @@ pub(crate) fn start(
     let watch = ExitWatch::new(&proc);
     let side = pipes.side.map(Arc::new);
     let link = Arc::new(Link::new(
-        pid,
-        config.max_frame,
-        config.max_depth,
+        LinkSetup {
+            pid,
+            script: script.name(),
+            context: script.context.clone().map(|c| c.0),
+            max_frame: config.max_frame,
+            max_depth: config.max_depth,
+            ready_timeout: config.ready_timeout,
+            counters: Arc::default(),
+        },
         Writer::new(pipes.to_child, watch.clone(), side.clone()),
-        config.ready_timeout,
     ));
     let killer = proc.killer();
     let (tx, rx) = mpsc::channel();
@@ -138,8 +145,6 @@ pub(crate) fn start(
         config,
         registry,
         link: Arc::clone(&link),
-        calls: AtomicU64::new(0),
-        in_flight: Arc::new(AtomicUsize::new(0)),
         running: Arc::new(Mutex::new(Vec::new())),
         inline,
         dispatch,
@@ -185,9 +190,7 @@ pub(crate) struct Core {
     config: Arc<Config>,
     registry: Arc<Registry>,
     link: Arc<Link>,
-    calls: AtomicU64,
-    /// The script's calls running on the host now, and their names.
-    in_flight: Arc<AtomicUsize>,
+    /// The names of the script's calls running on the host now.
     running: Arc<Mutex<Vec<(u64, String)>>>,
     dispatch: Dispatch,
     /// Quick calls may run on the reader thread (not in serial mode).
@@ -288,7 +291,7 @@ impl Core {
         }
     }
 
-    /// Runs one call inside its scope and sends the answer.
+    /// Runs one call inside its scope and its span, and sends the answer.
     fn execute(self: &Arc<Core>, work: Work, hand_over: Option<Rc<dyn Fn()>>) {
         let Work { call, running } = work;
         let _running = running;
@@ -296,27 +299,47 @@ impl Core {
             link: Arc::clone(&self.link) as scope::Handle,
             hand_over,
         };
-        scope::enter(scope, || match call {
-            Call::Native { id, method, params } => {
-                let outcome = match self.registry.get(&method) {
-                    Some(f) => f.call(params),
-                    None => Err(read::method_not_found(&self.registry, &method)),
-                };
-                match id {
-                    Some(id) => {
-                        if let Err(e) = read::reply(&self.link, id, outcome) {
-                            tracing::warn!(pid = self.link.pid, "cannot answer the script: {e}");
+        let span = CallSpan::new(
+            Direction::ToHost,
+            call.method(),
+            self.link.pid,
+            &self.link.script,
+        );
+        let failed = span.span.in_scope(|| {
+            scope::enter(scope, || match call {
+                Call::Native { id, method, params } => {
+                    let outcome = match self.registry.get(&method) {
+                        Some(f) => f.call(params),
+                        None => Err(read::method_not_found(&self.registry, &method)),
+                    };
+                    let failed = outcome.as_ref().err().map(|e| e.message.clone());
+                    match id {
+                        Some(id) => {
+                            if let Err(e) = read::reply(&self.link, id, outcome) {
+                                tracing::warn!(
+                                    pid = self.link.pid,
+                                    "cannot answer the script: {e}"
+                                );
+                            }
+                        }
+                        None => {
+                            if let Some(message) = &failed {
+                                tracing::warn!(method, error = %message, "notification failed");
+                            }
                         }
                     }
-                    None => {
-                        if let Err(e) = outcome {
-                            tracing::warn!(method, error = %e.message, "notification failed");
-                        }
-                    }
+                    failed
                 }
-            }
-            Call::Classic { name, arg } => read::answer_classic(self, &name, arg),
+                Call::Classic { name, arg } => read::answer_classic(self, &name, arg),
+            })
         });
+        match failed {
+            Some(message) => {
+                Counters::add(&self.link.counters.failed_from_script, 1);
+                span.finish(Ended::Error, Some(&message));
+            }
+            None => span.finish(Ended::Ok, None),
+        }
     }
 
     fn running_names(&self) -> Vec<String> {
@@ -330,7 +353,7 @@ impl Core {
 /// Counts one of the script's calls as running until dropped, and remembers
 /// its name for crash reports.
 struct InFlight {
-    count: Arc<AtomicUsize>,
+    link: Arc<Link>,
     names: Arc<Mutex<Vec<(u64, String)>>>,
     serial: u64,
 }
@@ -339,10 +362,13 @@ impl InFlight {
     fn start(core: &Core, method: &str) -> InFlight {
         static SERIAL: AtomicU64 = AtomicU64::new(0);
         let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
-        core.in_flight.fetch_add(1, Ordering::AcqRel);
+        core.link
+            .counters
+            .running_on_host
+            .fetch_add(1, Ordering::AcqRel);
         lock(&core.running).push((serial, method.to_owned()));
         InFlight {
-            count: Arc::clone(&core.in_flight),
+            link: Arc::clone(&core.link),
             names: Arc::clone(&core.running),
             serial,
         }
@@ -351,7 +377,10 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::AcqRel);
+        self.link
+            .counters
+            .running_on_host
+            .fetch_sub(1, Ordering::AcqRel);
         let mut names = lock(&self.names);
         if let Some(i) = names.iter().position(|(s, _)| *s == self.serial) {
             names.swap_remove(i);

@@ -16,6 +16,7 @@ use crate::protocol::classic::{self, Pairing};
 use crate::protocol::handshake::{self, Hello, Welcome};
 use crate::protocol::message::{code, EncodeError, Encoded, Id, Message, Params, RpcError};
 use crate::protocol::{method, DecodeError, PROTOCOL_VERSION};
+use crate::stats::Counters;
 use crate::transport::{Broken, Incoming, Reader};
 use crate::value::{Map, Value};
 
@@ -69,7 +70,11 @@ impl ReadSide {
                 Err(Broken::Gone) => return Err(End::Ended),
             };
             let frame = match incoming {
-                Incoming::Frame(frame) => frame,
+                Incoming::Frame(frame) => {
+                    let read = frame.len() + crate::protocol::frame::HEADER_LEN;
+                    Counters::add(&core.link.counters.bytes_from_script, read as u64);
+                    frame
+                }
                 Incoming::Waiting => return Ok(None),
                 Incoming::Expired(what) => {
                     tracing::warn!(target: "tether::limits", pid = core.link.pid, "{what}");
@@ -103,6 +108,7 @@ impl ReadSide {
             let mut resolve = |offset: u64, len: u64| {
                 let max = u64::from(core.config.max_frame);
                 let fd = self.reader.next_shared_fd()?;
+                Counters::add(&core.link.counters.bytes_from_script, len);
                 crate::shm::map(fd, offset, len, max)
             };
             Message::decode_shared(frame, Some(&mut resolve))
@@ -125,7 +131,7 @@ impl ReadSide {
         };
         match (method.as_str(), &id) {
             (method::LOG, None) => {
-                forward_log(core.link.pid, params);
+                forward_log(&core.link, params);
                 Ok(None)
             }
             (method::READY, None) => {
@@ -149,10 +155,14 @@ impl ReadSide {
 /// Counts a call and lets it run, unless the script has too many running:
 /// then it is refused at once (a notification is dropped).
 fn admit(core: &Core, call: Call) -> Result<Option<Work>, End> {
-    core.calls
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let counters = &core.link.counters;
+    Counters::add(&counters.calls_from_script, 1);
     let limit = core.config.max_in_flight;
-    if core.in_flight.load(std::sync::atomic::Ordering::Acquire) < limit {
+    if counters
+        .running_on_host
+        .load(std::sync::atomic::Ordering::Acquire)
+        < limit
+    {
         let running = InFlight::start(core, call.method());
         return Ok(Some(Work { call, running }));
     }
@@ -161,6 +171,7 @@ fn admit(core: &Core, call: Call) -> Result<Option<Work>, End> {
         "the script has {limit} calls running on the host already (the limit); {method}() was refused"
     );
     tracing::warn!(target: "tether::limits", pid = core.link.pid, "{what}");
+    Counters::add(&counters.failed_from_script, 1);
     match call {
         Call::Native { id: Some(id), .. } => {
             let mut data = Map::new();
@@ -220,19 +231,26 @@ fn greet(core: &Core, hello: Hello, shares: bool) -> Result<(), End> {
 
 /// Runs a classic request and sends its answer: Python's `str()` of the
 /// result, `__BAD API__` for an unknown name, the error prefix for a
-/// failure.
-pub(super) fn answer_classic(core: &Core, name: &str, arg: String) {
+/// failure. The message of a failure comes back.
+pub(super) fn answer_classic(core: &Core, name: &str, arg: String) -> Option<String> {
     let _in_order = crate::sync::lock(&core.classic_order);
-    let answer = match core.registry.get(name) {
-        None => classic::BAD_API.to_owned(),
+    let (answer, failed) = match core.registry.get(name) {
+        None => (
+            classic::BAD_API.to_owned(),
+            Some(format!("no host function named {name:?}")),
+        ),
         Some(f) => match f.call(Params::Positional(vec![Value::Str(arg)])) {
-            Ok(value) => value.to_string(),
-            Err(e) => format!("{}{}", classic::ERROR_PREFIX, e.message),
+            Ok(value) => (value.to_string(), None),
+            Err(e) => (
+                format!("{}{}", classic::ERROR_PREFIX, e.message),
+                Some(e.message),
+            ),
         },
     };
     if let Err(e) = send_classic(&core.link, &answer, core.config.max_frame) {
         tracing::warn!(pid = core.link.pid, "cannot answer the script: {e}");
     }
+    failed
 }
 
 fn send_classic(link: &Link, answer: &str, max: u32) -> Result<(), Error> {
@@ -324,11 +342,19 @@ pub(super) fn method_not_found(registry: &Registry, method: &str) -> RpcError {
     }
 }
 
-/// Re-emits a Python logging record as a `tracing` event.
-fn forward_log(pid: u32, params: Params) {
+/// Re-emits a Python logging record as a `tracing` event, inside the span
+/// of the host's call that the script was running when it logged.
+fn forward_log(link: &Link, params: Params) {
     let Params::Named(record) = params else {
         return;
     };
+    let pid = link.pid;
+    let span = record
+        .get("call")
+        .and_then(Value::as_i64)
+        .and_then(|id| link.span_of(id))
+        .unwrap_or_else(tracing::Span::none);
+    let _inside = span.enter();
     let level = record.get("level").and_then(Value::as_i64).unwrap_or(20);
     let logger = record
         .get("logger")
