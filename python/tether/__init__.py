@@ -12,6 +12,7 @@ sent as bytes too). Errors are subclasses of :class:`tether.Error`.
 """
 
 from ._errors import (
+    CannotSend,
     ConnectionLost,
     Error,
     FrameTooLarge,
@@ -70,9 +71,16 @@ def __getattr__(name: str) -> object:
         import importlib
 
         return importlib.import_module(".aio", __name__)
+    # The struct types the host's stubs declare here (``from tether import Row``): at run
+    # time a TypedDict made from the host's description of it.
+    if name[:1].isupper() and not name.isupper():
+        from ._host import host_type
+
+        return host_type(name)
     raise AttributeError("module 'tether' has no attribute %r" % name)
 
 __all__ = [
+    "CannotSend",
     "ConnectionLost",
     "Error",
     "FrameTooLarge",

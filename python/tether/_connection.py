@@ -179,7 +179,7 @@ class Connection(Dispatch, Writer):
         Raises:
             MethodNotFound, InvalidParams, RemoteError: the host answered with an error.
             ConnectionLost: the host went away.
-            FrameTooLarge, TypeError, ValueError, OverflowError: the arguments cannot be sent.
+            FrameTooLarge, CannotSend: the arguments cannot be sent.
         """
         slot = _Slot()
         msg_id = next(self._ids)

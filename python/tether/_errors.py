@@ -32,6 +32,28 @@ class FrameTooLarge(Error):
     """A message would exceed the frame size limit the host announced; nothing was sent."""
 
 
+class CannotSend(Error):
+    """A value cannot be sent as it is; nothing was sent.
+
+    Raised for a type with no wire form, an int beyond 64 bits, NaN or infinity, a string
+    that is not valid Unicode, or a dict of the shape reserved for bytes. Each of these is
+    also the built-in exception Python uses for that problem: ``except TypeError``,
+    ``except OverflowError`` and ``except ValueError`` keep working.
+    """
+
+
+class UnsendableType(CannotSend, TypeError):
+    """A value of a type that has no wire form (or a dict key that is not a str)."""
+
+
+class IntOutOfRange(CannotSend, OverflowError):
+    """An int outside [-2**63, 2**64 - 1]: the host cannot hold it."""
+
+
+class UnsendableValue(CannotSend, ValueError):
+    """NaN or infinity, a string that is not valid Unicode, or a reserved dict shape."""
+
+
 class RemoteError(Error):
     """The host answered a call with an error.
 

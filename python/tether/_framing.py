@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
 
     Buffer = Union[bytes, bytearray, memoryview]
 
-from ._errors import FrameTooLarge, ProtocolError
+from ._errors import FrameTooLarge, IntOutOfRange, ProtocolError, UnsendableType, UnsendableValue
 
 HEADER = struct.Struct("<I")
 _HEADER2 = struct.Struct("<II")
@@ -45,16 +45,17 @@ def check_value(value: Any) -> None:
     cannot hold; we refuse instead, so that what arrives equals what was sent.
 
     Raises:
-        TypeError: a dict key that is not a str, or a type with no wire form.
-        OverflowError: an int outside [-2**63, 2**64 - 1].
-        ValueError: a dict whose only key is "$bytes" (reserved for bytes).
+        UnsendableType (a TypeError): a dict key that is not a str, or a type with no wire form.
+        IntOutOfRange (an OverflowError): an int outside [-2**63, 2**64 - 1].
+        UnsendableValue (a ValueError): a dict whose only key is "$bytes" (reserved for bytes).
+        All three are tether.CannotSend.
     """
     t = type(value)
     if t is str or t is float or t is bool or value is None:
         return
     if t is int:
         if not _INT_MIN <= value <= _INT_MAX:
-            raise OverflowError("int %d does not fit in 64 bits and cannot be sent" % value)
+            raise IntOutOfRange("int %d does not fit in 64 bits and cannot be sent" % value)
         return
     if t is list or t is tuple:
         for item in value:
@@ -62,12 +63,12 @@ def check_value(value: Any) -> None:
         return
     if t is dict:
         if len(value) == 1 and (BYTES_KEY in value or SHARED_KEY in value):
-            raise ValueError(
+            raise UnsendableValue(
                 'a dict whose only key is "%s" cannot be sent: that shape is reserved for bytes' % next(iter(value))
             )
         for key, item in value.items():
             if type(key) is not str:
-                raise TypeError("dict key %r is a %s; only str keys can be sent" % (key, type(key).__name__))
+                raise UnsendableType("dict key %r is a %s; only str keys can be sent" % (key, type(key).__name__))
             check_value(item)
         return
     if t is bytes or t is bytearray or t is memoryview:
@@ -86,7 +87,7 @@ def check_value(value: Any) -> None:
     if isinstance(value, dict):
         check_value(dict(value))
         return
-    raise TypeError("cannot send a value of type %s" % type(value).__name__)
+    raise UnsendableType("cannot send a value of type %s" % type(value).__name__)
 
 
 def encode(
@@ -104,7 +105,7 @@ def encode(
 
     Raises:
         FrameTooLarge: the frame would exceed ``max_frame``.
-        TypeError, ValueError, OverflowError: a value cannot be sent.
+        CannotSend (also a TypeError, ValueError or OverflowError): a value cannot be sent.
     """
     try:
         # Fast path, valid as long as no bytes value needs an attachment.
@@ -114,9 +115,11 @@ def encode(
     except _HasBytes:
         text, blobs, size = _encode_with_bytes(message, share, fds if fds is not None else [])
     except UnicodeEncodeError as e:
-        raise ValueError("a string cannot be sent: %s" % e) from None
+        raise UnsendableValue("a string cannot be sent: %s" % e) from None
+    except UnsendableValue:
+        raise
     except ValueError as e:
-        raise ValueError("a value cannot be sent: %s (JSON has no NaN or infinity)" % e) from None
+        raise UnsendableValue("a value cannot be sent: %s (JSON has no NaN or infinity)" % e) from None
     body = 4 + len(text) + size
     if body > max_frame:
         raise FrameTooLarge("message of %d bytes exceeds the frame limit of %d bytes" % (body, max_frame))
@@ -131,7 +134,7 @@ class _HasBytes(Exception):
 def _no_bytes(obj: Any) -> Any:
     if isinstance(obj, (bytes, bytearray, memoryview)):
         raise _HasBytes
-    raise TypeError("cannot send a value of type %s" % type(obj).__name__)
+    raise UnsendableType("cannot send a value of type %s" % type(obj).__name__)
 
 
 # JSON through the C accelerator of the json package (_json) directly: the
@@ -221,7 +224,7 @@ def encode_call(msg_id: int, method: str, args: Tuple[Any, ...], max_frame: int)
     frame over the limit).
 
     Raises:
-        TypeError, ValueError, OverflowError: an argument cannot be sent.
+        CannotSend (also a TypeError, ValueError or OverflowError): an argument cannot be sent.
     """
     if _FAST is None:
         return None
@@ -269,7 +272,7 @@ def _encode_with_bytes(
             blobs.append(view)
             size += n
             return {BYTES_KEY: [size - n, n]}
-        raise TypeError("cannot send a value of type %s" % type(obj).__name__)
+        raise UnsendableType("cannot send a value of type %s" % type(obj).__name__)
 
     text = _dumps(message, attach).encode("utf-8")
     return text, blobs, size

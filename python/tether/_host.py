@@ -9,7 +9,7 @@ if TYPE_CHECKING:  # typing costs start-up time; it is imported when help() need
     from typing import Any, Callable, Dict, List, Optional
 
 from ._connection import Function, connection
-from ._errors import Errors
+from ._errors import Error, Errors
 
 _TYPING_NAMES = ("Any", "Dict", "List", "Literal", "Optional", "Tuple", "Type", "TypedDict", "Union")
 
@@ -37,6 +37,31 @@ def _namespace() -> Dict[str, Any]:
     return ns
 
 
+_types: Optional[Dict[str, Any]] = None
+
+
+def host_type(name: str) -> Any:
+    """The struct ``name`` the host described, as a TypedDict: ``from tether import Row``
+    works at run time as the stubs promise it does for the type checker."""
+    global _types
+    try:
+        conn = connection()
+    except Error as e:
+        raise AttributeError(
+            "module 'tether' has no attribute %r: the host's types exist only in a script a tether "
+            "host runs (%s); for a type checker alone, import them under `if typing.TYPE_CHECKING:`"
+            % (name, e)
+        ) from None
+    if name not in conn.types:
+        raise AttributeError(
+            "module 'tether' has no attribute %r (the host describes these types: %s)"
+            % (name, ", ".join(sorted(conn.types)) or "none")
+        )
+    if _types is None:
+        _types = _namespace()
+    return _types[name]
+
+
 def _optional_tail(annotations: List[str]) -> int:
     """Index of the first of the trailing parameters that may be left out."""
     i = len(annotations)
@@ -54,7 +79,7 @@ def build(description: Optional[Function], name: str, is_async: bool) -> Callabl
     """
     params = description.params if description is not None else None
     usable = params is not None and all(p.isidentifier() and not keyword.iskeyword(p) for p in params)
-    ns: Dict[str, Any] = {"_connection": connection}
+    ns: Dict[str, Any] = {"_connection": connection, "_Error": Error}
     if usable and name.isidentifier() and not keyword.iskeyword(name):
         assert params is not None and description is not None
         tail = _optional_tail(description.annotations[: len(params)])
@@ -65,8 +90,16 @@ def build(description: Optional[Function], name: str, is_async: bool) -> Callabl
         ns["_call"] = conn.acall if is_async else conn.call
         # The asyncio form returns the call's future itself: awaiting it needs
         # no task or coroutine of its own, so many calls cost less.
-        src = "def {}({}):\n    return _call({!r}, {}, {{}})\n".format(name, header, name, packed)
-        exec(src, ns)
+        if is_async:
+            src = "def {}({}):\n    return _call({!r}, {}, {{}})\n".format(name, header, name, packed)
+        else:
+            # The traceback of a host error starts in this function: the client's own
+            # frames below it say nothing to the script's author.
+            src = (
+                "def {}({}):\n    try:\n        return _call({!r}, {}, {{}})\n"
+                "    except _Error as e:\n        raise e.with_traceback(None) from None\n"
+            ).format(name, header, name, packed)
+        exec(compile(src, "<tether.host>", "exec"), ns)
         fn: Callable[..., Any] = ns[name]
         types = _namespace()
         fn.__annotations__ = {p: _evaluate(a, types) for p, a in zip(params, description.annotations)}
@@ -80,7 +113,12 @@ def build(description: Optional[Function], name: str, is_async: bool) -> Callabl
     else:
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return connection().call(name, args, kwargs)
+            try:
+                return connection().call(name, args, kwargs)
+            except Error as e:
+                # The traceback starts here: the client's own frames below say nothing
+                # to the script's author.
+                raise e.with_traceback(None) from None
 
         fn = call
 

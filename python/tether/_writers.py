@@ -45,7 +45,7 @@ class Writer:
 
         Raises:
             InvalidParams, TypeError: the arguments do not fit the host function.
-            FrameTooLarge, ValueError, OverflowError: they cannot be sent.
+            FrameTooLarge, CannotSend: they cannot be sent.
         """
         if not kwargs:
             frame = _framing.encode_call(msg_id, method, args, self.max_frame)

@@ -20,6 +20,9 @@ include!(concat!(env!("OUT_DIR"), "/client_files.rs"));
 /// it bundles.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The variable that chooses where the client is unpacked.
+const CACHE_VAR: &str = "TETHER_CACHE_DIR";
+
 /// The directory holding `tether/` for `PYTHONPATH`, written if needed.
 pub(crate) fn client_dir() -> io::Result<PathBuf> {
     client_dir_in(&cache_base()?)
@@ -77,7 +80,29 @@ pub(crate) fn write_tree(root: &Path) -> io::Result<()> {
 /// directory under the system temp dir that must belong to us and be
 /// writable by nobody else (anyone who could write there could run code in
 /// every script).
+/// Where the client is unpacked: `$TETHER_CACHE_DIR` when set (created if
+/// needed; an error when it cannot be written), else `$XDG_CACHE_HOME/tether`
+/// or `~/.cache/tether`, else a private `tether-<uid>` in the system's
+/// temporary directory.
 fn cache_base() -> io::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(CACHE_VAR).filter(|v| !v.is_empty()) {
+        let dir = PathBuf::from(dir);
+        let made = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir);
+        return match made {
+            Ok(()) if writable(&dir) => Ok(dir),
+            Ok(()) => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{CACHE_VAR}={} is not writable", dir.display()),
+            )),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("cannot create {CACHE_VAR}={}: {e}", dir.display()),
+            )),
+        };
+    }
     let home_cache = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

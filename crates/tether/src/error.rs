@@ -172,6 +172,12 @@ impl RemoteError {
         }
     }
 
+    /// Adds to the message what the host knows about the mistake.
+    pub(crate) fn add_hint(&mut self, hint: &str) {
+        self.message.push_str("; ");
+        self.message.push_str(hint);
+    }
+
     /// The JSON-RPC error code (see `docs/protocol.md`).
     pub fn code(&self) -> i64 {
         self.code
@@ -261,7 +267,20 @@ impl FunctionError {
         }
     }
 
-    /// Attaches structured detail the script can read as `err.data`.
+    /// Attaches structured detail. The script's `tether.RemoteError` carries
+    /// the whole error detail in `err.data`, a dict with the `kind`, the
+    /// `function` and this value as `data`:
+    ///
+    /// ```
+    /// use tether::FunctionError;
+    /// let err = FunctionError::new("NotFound", "no user named bob").with_data(404);
+    /// // In the script:
+    /// //   except tether.RemoteError as err:
+    /// //       err.kind == "NotFound"
+    /// //       err.data == {"kind": "NotFound", "function": "get_user", "data": 404}
+    /// //       err.data["data"] == 404
+    /// # let _ = err;
+    /// ```
     pub fn with_data(mut self, data: impl Into<Value>) -> FunctionError {
         self.data = Some(data.into());
         self

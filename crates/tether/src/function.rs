@@ -295,20 +295,22 @@ impl Function {
         (params, pytypes::from_type_name(self.return_type, known))
     }
 
-    /// The signature as the script's author should read it: `add(a: i64, b: i64)`.
+    /// The signature as the script's author reads it, in Python's types:
+    /// `add(a: int, b: int) -> int`.
     pub fn signature(&self) -> String {
         if self.variadic {
             return format!("{}(*args)", self.name);
         }
+        let (annotations, returns) = self.annotations(&self.types_used);
         let args: Vec<String> = match &self.params {
             Some(names) => names
                 .iter()
-                .zip(&self.types)
+                .zip(&annotations)
                 .map(|(n, t)| format!("{n}: {t}"))
                 .collect(),
-            None => self.types.clone(),
+            None => annotations,
         };
-        format!("{}({})", self.name, args.join(", "))
+        format!("{}({}) -> {returns}", self.name, args.join(", "))
     }
 
     /// Binds the call's arguments, runs the function and turns every way it
@@ -317,7 +319,8 @@ impl Function {
         let args = self.bind(params)?;
         let given: Vec<bool> = args.iter().map(Option::is_some).collect();
         let args = args.into_iter().map(Option::unwrap_or_default).collect();
-        match catch_unwind(AssertUnwindSafe(|| (self.invoke)(args))) {
+        let ran = quiet_panics::inside(|| catch_unwind(AssertUnwindSafe(|| (self.invoke)(args))));
+        match ran {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(Failure::Arg { index, message })) => {
                 let what = match &self.params {
@@ -327,6 +330,7 @@ impl Function {
                 let message = if given.get(index) == Some(&false) {
                     format!("{}() missing required {what}", self.name)
                 } else {
+                    let message = pytypes::pythonic_mismatch(&message);
                     format!("{}() {what}: {message}", self.name)
                 };
                 Err(self.invalid_params(message))
@@ -493,6 +497,47 @@ fn is_identifier(s: &str) -> bool {
         && !pytypes::KEYWORDS.contains(&s)
 }
 
+/// A panic inside a host function fails only that call: the script gets an
+/// error of kind `panic` with the message, and the host a `tracing` error
+/// (target `tether::panic`) with where it happened. Rust's default panic
+/// hook would also print it on the host's stderr, where nobody can act on
+/// it; the hook installed here (once, chaining the one that was set before)
+/// stays quiet for those panics and hands every other panic on. A program
+/// that sets its own hook afterwards gets every panic, these too.
+mod quiet_panics {
+    use std::cell::Cell;
+    use std::sync::Once;
+
+    thread_local! {
+        /// How many host functions this thread is inside (they nest).
+        static INSIDE: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// Runs `f` (which must not unwind: it wraps `catch_unwind`) as a host
+    /// function, after installing the hook if nobody has yet.
+    pub fn inside<R>(f: impl FnOnce() -> R) -> R {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let before = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if INSIDE.with(Cell::get) == 0 {
+                    return before(info);
+                }
+                let location = info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+                    .unwrap_or_default();
+                let message = super::panic_message(info.payload());
+                tracing::error!(target: "tether::panic", %location, "a host function panicked: {message}");
+            }));
+        });
+        INSIDE.with(|n| n.set(n.get() + 1));
+        let result = f();
+        INSIDE.with(|n| n.set(n.get() - 1));
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,25 +605,25 @@ mod tests {
         assert_eq!(err.code, code::INVALID_PARAMS);
         assert_eq!(
             err.message,
-            "add() missing required argument \"b\"; expects add(a: i64, b: i64)"
+            "add() missing required argument \"b\"; expects add(a: int, b: int) -> int"
         );
         let err = f
             .call(positional(vec![Value::Int(1), Value::from("x")]))
             .unwrap_err();
         assert_eq!(
             err.message,
-            "add() argument \"b\": invalid type: string \"x\", expected i64; expects add(a: i64, b: i64)"
+            "add() argument \"b\": expected int, got str \"x\"; expects add(a: int, b: int) -> int"
         );
         let err = f.call(positional(vec![Value::Int(1); 3])).unwrap_err();
         assert_eq!(
             err.message,
-            "add() takes 2 arguments but 3 were given; expects add(a: i64, b: i64)"
+            "add() takes 2 arguments but 3 were given; expects add(a: int, b: int) -> int"
         );
         let named = Map::from_iter([("c".to_owned(), Value::Int(1))]);
         let err = f.call(Params::Named(named)).unwrap_err();
         assert_eq!(
             err.message,
-            "add() got an unexpected keyword argument \"c\"; expects add(a: i64, b: i64)"
+            "add() got an unexpected keyword argument \"c\"; expects add(a: int, b: int) -> int"
         );
     }
 

@@ -9,10 +9,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::error::ValueError;
 use crate::link::Link;
 use crate::protocol::message::Params;
 use crate::scope;
 use crate::stats::Stats;
+use crate::value::shape::{shape, Shape};
 use crate::value::{from_value, to_value, Value};
 
 /// A handle on a running script: call the functions it exports, send it
@@ -79,8 +81,9 @@ impl Peer {
         method: &str,
         args: impl Serialize,
     ) -> Result<R, Error> {
-        let value = self.link.call(method, params(args)?, None)?;
-        from_value(value).map_err(Error::Value)
+        let (params, shape) = params(&args)?;
+        let value = hinted(self.link.call(method, params, None), method, shape)?;
+        result(method, value)
     }
 
     /// Like [`call`](Peer::call), but gives up after `timeout`: the result is
@@ -98,8 +101,9 @@ impl Peer {
         args: impl Serialize,
         timeout: Duration,
     ) -> Result<R, Error> {
-        let value = self.link.call(method, params(args)?, Some(timeout))?;
-        from_value(value).map_err(Error::Value)
+        let (params, shape) = params(&args)?;
+        let value = hinted(self.link.call(method, params, Some(timeout)), method, shape)?;
+        result(method, value)
     }
 
     /// Sends a notification: the script runs its export `method` and sends
@@ -110,7 +114,7 @@ impl Peer {
     /// [`Error::Closed`] when the script has ended, [`Error::Value`] when the
     /// arguments cannot be sent.
     pub fn notify(&self, method: &str, args: impl Serialize) -> Result<(), Error> {
-        self.link.notify(method, params(args)?)
+        self.link.notify(method, params(&args)?.0)
     }
 }
 
@@ -146,12 +150,70 @@ impl std::fmt::Debug for Peer {
     }
 }
 
-/// Arguments as JSON-RPC params.
-fn params(args: impl Serialize) -> Result<Params, Error> {
-    Ok(match to_value(&args).map_err(Error::Value)? {
+/// Arguments as JSON-RPC params, and the shape they had.
+fn params(args: &impl Serialize) -> Result<(Params, Shape), Error> {
+    let params = match to_value(args).map_err(Error::Value)? {
         Value::Null => Params::Positional(Vec::new()),
         Value::List(items) => Params::Positional(items),
         Value::Map(map) => Params::Named(map),
         other => Params::Positional(vec![other]),
+    };
+    Ok((params, shape(args)))
+}
+
+/// When the script says the arguments do not fit and they were a sequence
+/// or a struct that got spread into arguments, says so: passing a `Vec` or
+/// a struct as the one argument needs a tuple around it.
+fn hinted(result: Result<Value, Error>, method: &str, shape: Shape) -> Result<Value, Error> {
+    let Err(Error::Remote(mut remote)) = result else {
+        return result;
+    };
+    if remote.kind() == "InvalidParams" {
+        let hint = match shape {
+            Shape::Seq => Some(format!(
+                "the host passed a sequence (a Vec or slice), which is spread into positional \
+                 arguments, one per item; to pass it as one argument, put it in a tuple: \
+                 call(\"{method}\", (items,))"
+            )),
+            Shape::Struct(name) => Some(format!(
+                "the host passed a struct {name}, whose fields are spread into keyword arguments; \
+                 to pass it as one argument (a dict), put it in a tuple: call(\"{method}\", (value,))"
+            )),
+            Shape::Map => Some(format!(
+                "the host passed a map, whose entries are spread into keyword arguments; to pass \
+                 it as one argument (a dict), put it in a tuple: call(\"{method}\", (map,))"
+            )),
+            _ => None,
+        };
+        if let Some(hint) = hint {
+            remote.add_hint(&hint);
+        }
+    }
+    Err(Error::Remote(remote))
+}
+
+/// The script's answer as the caller's type; a value that does not fit
+/// says which export returned it and what it was.
+fn result<R: DeserializeOwned>(method: &str, value: Value) -> Result<R, Error> {
+    let what = python_type(&value);
+    from_value(value).map_err(|e| {
+        Error::Value(ValueError::new(format!(
+            "the script's {method}() returned {what}, which does not fit {}: {e}",
+            crate::pytypes::short_type_name(std::any::type_name::<R>())
+        )))
     })
+}
+
+/// How Python names the type of a value.
+fn python_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "None",
+        Value::Bool(_) => "a bool",
+        Value::Int(_) | Value::UInt(_) => "an int",
+        Value::Float(_) => "a float",
+        Value::Str(_) => "a str",
+        Value::Bytes(_) => "bytes",
+        Value::List(_) => "a list",
+        Value::Map(_) => "a dict",
+    }
 }

@@ -299,6 +299,110 @@ pub(crate) fn short_type_name(full: &str) -> String {
     out
 }
 
+/// A serde message about a value that did not fit (`invalid type: string
+/// "x", expected i64`) in Python's words: what was expected and what came,
+/// as the script's author knows them (`expected int, got str "x"`). A
+/// message of another form is returned as it is.
+pub(crate) fn pythonic_mismatch(message: &str) -> String {
+    let parts = message
+        .strip_prefix("invalid type: ")
+        .map(|rest| (rest, false))
+        .or_else(|| {
+            message
+                .strip_prefix("invalid value: ")
+                .map(|rest| (rest, true))
+        });
+    if let Some((rest, _value)) = parts {
+        if let Some((got, expected)) = rest.rsplit_once(", expected ") {
+            return format!(
+                "expected {}, got {}",
+                python_expected(expected),
+                python_got(got)
+            );
+        }
+    }
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|f| f.strip_suffix('`'))
+    {
+        return format!("missing key {field:?}");
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((field, expected)) = rest.split_once("`, expected ") {
+            return format!(
+                "unexpected key {field:?}, expected {}",
+                expected.replace('`', "\"")
+            );
+        }
+    }
+    message.to_owned()
+}
+
+/// What serde's visitor expected, as a Python type.
+fn python_expected(expected: &str) -> String {
+    let int_range = |lo: &str, hi: &str| format!("an int from {lo} to {hi}");
+    match expected {
+        "i8" => int_range("-128", "127"),
+        "i16" => int_range("-32768", "32767"),
+        "i32" => int_range("-2147483648", "2147483647"),
+        "i64" | "isize" | "i128" => "int".into(),
+        "u8" => int_range("0", "255"),
+        "u16" => int_range("0", "65535"),
+        "u32" => int_range("0", "4294967295"),
+        "u64" | "usize" | "u128" => "an int of 0 or more".into(),
+        "f32" | "f64" => "float".into(),
+        "a boolean" => "bool".into(),
+        "a string" | "a borrowed string" | "a character" | "a char" => "str".into(),
+        "a sequence" => "list".into(),
+        "a map" => "dict".into(),
+        "unit" => "None".into(),
+        "option" => "None or a value".into(),
+        "a byte array" | "byte array" | "bytes" => "bytes".into(),
+        other => {
+            if let Some(name) = other.strip_prefix("struct ") {
+                return format!("a {name} (dict)");
+            }
+            if let Some(n) = other
+                .strip_prefix("a tuple of size ")
+                .or_else(|| other.strip_prefix("tuple of size "))
+            {
+                return format!("a list of {n} items");
+            }
+            if let Some(name) = other.strip_prefix("enum ") {
+                return format!("one of {name}'s values");
+            }
+            other.to_owned()
+        }
+    }
+}
+
+/// What arrived instead, as serde's `Unexpected` shows it, in Python's words.
+fn python_got(got: &str) -> String {
+    let value = |v: &str| v.trim_matches('`').to_owned();
+    if let Some(v) = got.strip_prefix("string ") {
+        return format!("str {v}");
+    }
+    if let Some(v) = got.strip_prefix("integer ") {
+        return format!("int {}", value(v));
+    }
+    if let Some(v) = got.strip_prefix("floating point ") {
+        return format!("float {}", value(v));
+    }
+    if let Some(v) = got.strip_prefix("boolean ") {
+        return if value(v) == "true" { "True" } else { "False" }.into();
+    }
+    if let Some(v) = got.strip_prefix("char ") {
+        return format!("str {v}");
+    }
+    match got {
+        "map" => "a dict".into(),
+        "sequence" => "a list".into(),
+        "unit value" | "Option value" => "None".into(),
+        "byte array" => "bytes".into(),
+        other => other.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,5 +472,44 @@ mod tests {
         assert_eq!(ann("my_crate::Point"), "Point");
         assert_eq!(ann("my_crate::Unknown"), "Any");
         assert_eq!(ann("[u8; 4]"), "List[int]");
+    }
+
+    #[test]
+    fn serde_mismatches_in_pythons_words() {
+        let py = pythonic_mismatch;
+        assert_eq!(
+            py("invalid type: string \"x\", expected i64"),
+            "expected int, got str \"x\""
+        );
+        assert_eq!(
+            py("invalid type: map, expected a string"),
+            "expected str, got a dict"
+        );
+        assert_eq!(
+            py("invalid type: sequence, expected struct Row"),
+            "expected a Row (dict), got a list"
+        );
+        assert_eq!(
+            py("invalid type: floating point `1.5`, expected u8"),
+            "expected an int from 0 to 255, got float 1.5"
+        );
+        assert_eq!(
+            py("invalid value: integer `300`, expected u8"),
+            "expected an int from 0 to 255, got int 300"
+        );
+        assert_eq!(
+            py("invalid type: boolean `true`, expected f64"),
+            "expected float, got True"
+        );
+        assert_eq!(
+            py("invalid type: unit value, expected a sequence"),
+            "expected list, got None"
+        );
+        assert_eq!(py("missing field `id`"), "missing key \"id\"");
+        assert_eq!(
+            py("unknown field `idd`, expected `id` or `name`"),
+            "unexpected key \"idd\", expected \"id\" or \"name\""
+        );
+        assert_eq!(py("something else"), "something else");
     }
 }

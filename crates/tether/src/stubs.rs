@@ -34,7 +34,7 @@ fn init_stub(host: &Registry, registry: &Types) -> String {
     let mut out = String::from(HEADER);
     out.push_str(TYPING);
     out.push_str(
-        "from tether._errors import ConnectionLost as ConnectionLost, Error as Error, \
+        "from tether._errors import CannotSend as CannotSend, ConnectionLost as ConnectionLost, Error as Error, \
          FrameTooLarge as FrameTooLarge, InvalidParams as InvalidParams, \
          MethodNotFound as MethodNotFound, NotConnected as NotConnected, \
          ProtocolError as ProtocolError, RemoteError as RemoteError, \

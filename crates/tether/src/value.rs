@@ -6,6 +6,7 @@
 
 mod de;
 mod ser;
+pub(crate) mod shape;
 
 use std::fmt::{self, Write as _};
 

@@ -71,7 +71,7 @@ else:
 try:
     classic.call("add", "1")
 except tether.RemoteError as e:
-    assert "expected i64" in str(e), str(e)
+    assert "expected int, got str" in str(e), str(e)
 print("ok")
 "#,
     )

@@ -88,7 +88,7 @@ from tether import host
 try:
     host.add(1, "x")
 except tether.InvalidParams as e:
-    assert str(e) == 'add() argument "b": invalid type: string "x", expected i64; expects add(a: i64, b: i64)', str(e)
+    assert str(e) == 'add() argument "b": expected int, got str "x"; expects add(a: int, b: int) -> int', str(e)
 else:
     raise SystemExit("no exception")
 # Count and names are checked in Python, with Python's own messages.
