@@ -13,6 +13,7 @@ sent as bytes too). Errors are subclasses of :class:`tether.Error`.
 
 from ._errors import (
     CannotSend,
+    Cancelled,
     ConnectionLost,
     Error,
     FrameTooLarge,
@@ -23,7 +24,7 @@ from ._errors import (
     RemoteError,
     VersionMismatch,
 )
-from ._exports import cancelled, export, notify, ready, serve, stop_requested
+from ._exports import cancelled, export, notify, ready, serve, shield, stop_requested
 from ._host import host
 from ._logs import install_if_requested as _install_log_forwarding
 from ._version import PROTOCOL_VERSION, __version__
@@ -73,7 +74,7 @@ def __getattr__(name: str) -> object:
         return importlib.import_module(".aio", __name__)
     # The struct types the host's stubs declare here (``from tether import Row``): at run
     # time a TypedDict made from the host's description of it.
-    if name[:1].isupper() and not name.isupper():
+    if name[:1].isupper():
         from ._host import host_type
 
         return host_type(name)
@@ -81,6 +82,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "CannotSend",
+    "Cancelled",
     "ConnectionLost",
     "Error",
     "FrameTooLarge",
@@ -98,5 +100,6 @@ __all__ = [
     "notify",
     "ready",
     "serve",
+    "shield",
     "stop_requested",
 ]

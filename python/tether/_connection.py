@@ -29,8 +29,9 @@ if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _framing
-from ._dispatch import EXPORTS, INVALID_PARAMS, METHOD_NOT_FOUND, CallContext, Dispatch
+from ._dispatch import CURRENT_CALL, EXPORTS, INVALID_PARAMS, METHOD_NOT_FOUND, CallContext, Dispatch, _interrupts
 from ._errors import (
+    Cancelled,
     ConnectionLost,
     Error,
     InvalidParams,
@@ -51,6 +52,7 @@ WRITE_VAR = "TETHER_WRITE_FD"
 VERSION_MISMATCH = -32001
 
 CANCEL = _framing.CANCEL
+STOP = _framing.STOP
 
 _CHUNK = 64 * 1024
 
@@ -119,6 +121,13 @@ class Connection(Dispatch, Writer):
         # close() was called while another thread read: that thread closes
         # the descriptors when it gives the reader role up.
         self._close_pending = False
+        # The host's calls read by the interruption signal's handler, for the next
+        # reader to run (the handler runs only cancellations).
+        self._deferred: List[Dict[str, Any]] = []
+        # SIGURG makes the main thread read what the host sent (a cancellation) and
+        # raise Cancelled in an export the host cancelled; the host sends it only
+        # when told so in the hello.
+        self._interrupts = _interrupts.install(_on_interrupt_signal)
 
     @classmethod
     def from_environment(cls) -> "Connection":
@@ -181,10 +190,22 @@ class Connection(Dispatch, Writer):
             ConnectionLost: the host went away.
             FrameTooLarge, CannotSend: the arguments cannot be sent.
         """
-        slot = _Slot()
-        msg_id = next(self._ids)
-        self._request(msg_id, self._encode_request(msg_id, method, args, kwargs), slot)
-        self._wait(slot)
+        ctx = CURRENT_CALL.get()
+        if ctx is not None:
+            if ctx.thread != threading.get_ident():
+                ctx = None
+            else:
+                # Inside the client the export is not interrupted: the call raises
+                # Cancelled when it returns instead.
+                ctx.enter_shield()
+        try:
+            slot = _Slot()
+            msg_id = next(self._ids)
+            self._request(msg_id, self._encode_request(msg_id, method, args, kwargs), slot)
+            self._wait(slot)
+        finally:
+            if ctx is not None and ctx.exit_shield():
+                raise Cancelled()
         if slot.error is not None:
             raise slot.error
         return slot.result
@@ -232,7 +253,16 @@ class Connection(Dispatch, Writer):
         message: Dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params:
             message["params"] = params
-        self._send(*self._encode(message, self.max_frame))
+        ctx = CURRENT_CALL.get()
+        if ctx is not None and ctx.thread != threading.get_ident():
+            ctx = None
+        if ctx is not None:
+            ctx.enter_shield()
+        try:
+            self._send(*self._encode(message, self.max_frame))
+        finally:
+            if ctx is not None and ctx.exit_shield():
+                raise Cancelled()
 
     # -- serving the host's calls ---------------------------------------------
 
@@ -267,12 +297,49 @@ class Connection(Dispatch, Writer):
 
     def pump(self) -> None:
         """Handle whatever the host has sent, without waiting (if no other thread reads)."""
-        with self._lock:
-            if self._reader is not None or self._lost is not None:
-                return
-            self._reader = threading.get_ident()
-        for msg in self._read_as_reader(block=False):
-            self._handle(msg)
+        ctx = CURRENT_CALL.get()
+        if ctx is not None and ctx.thread != threading.get_ident():
+            ctx = None
+        if ctx is not None:
+            ctx.enter_shield()
+        try:
+            with self._lock:
+                if self._reader is not None or self._lost is not None:
+                    return
+                self._reader = threading.get_ident()
+            for msg in self._read_as_reader(block=False):
+                self._handle(msg)
+        finally:
+            if ctx is not None:
+                ctx.exit_shield()  # the caller (tether.cancelled()) looks for itself
+
+    def _on_interrupt_signal(self) -> None:
+        """SIGURG, in the main thread: the host cancelled a call. Read the cancellation if
+        nobody reads, then raise Cancelled if the export this thread runs is the one."""
+        me = threading.get_ident()
+        got = False
+        if self._lock.acquire(blocking=False):
+            try:
+                if self._reader is None and self._lost is None and not self._closed:
+                    self._reader = me
+                    got = True
+            finally:
+                self._lock.release()
+        if got:
+            try:
+                for msg in self._read(False):
+                    if msg.get("method") in (CANCEL, STOP):
+                        self._handle(msg)
+                    else:
+                        self._deferred.append(msg)
+            finally:
+                self._release_reader()
+        ctx = CURRENT_CALL.get()
+        if ctx is not None and ctx.thread == me:
+            with ctx.lock:
+                now = ctx.wants_interruption()
+            if now:
+                raise Cancelled()
 
     def close(self) -> None:
         """Close both descriptors; the host then sees end-of-file.
@@ -398,6 +465,10 @@ class Connection(Dispatch, Writer):
 
     def _read(self, block: bool) -> List[Dict[str, Any]]:
         requests: List[Dict[str, Any]] = []
+        if self._deferred:
+            # Calls the interruption handler read, for the next reader to run.
+            requests, self._deferred = self._deferred, requests
+            return requests
         decoder = self._decoder
         decode = _framing.decode
         shared = self._shared
@@ -569,6 +640,8 @@ class Connection(Dispatch, Writer):
         params: Dict[str, Any] = {"protocol": PROTOCOL_VERSION, "version": __version__, "python": sys.version.split()[0]}
         if self._side is not None:
             params["shm"] = True
+        if self._interrupts:
+            params["interrupt"] = True
         slot = _Slot()
         self._register(0, slot)
         self._send(_framing.encode(_framing.request(0, _framing.HELLO, params), self.max_frame))
@@ -666,6 +739,12 @@ def connection() -> Connection:
 
 
 _connect_error: Optional[Error] = None
+
+
+def _on_interrupt_signal() -> None:
+    conn = _connection
+    if conn is not None:
+        conn._on_interrupt_signal()
 
 
 def _remember_failure(e: Error) -> None:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _framing
+from ._errors import Cancelled
 
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
@@ -43,15 +44,144 @@ EXPORTS: Dict[str, Export] = {}
 
 
 class CallContext:
-    """One call from the host that the script is running."""
+    """One call from the host that the script is running.
 
-    __slots__ = ("id", "cancelled", "task", "loop")
+    A plain export whose call the host cancels is interrupted: :class:`tether.Cancelled`
+    is raised in the thread that runs it (an asynchronous exception, or from the signal
+    handler when that thread is the main thread, so a blocking ``time.sleep`` ends too).
+    Not while the export is shielded (``tether.shield()``) or inside the client (a host
+    call, a notification: those raise once they return), not once the export looked at
+    ``tether.cancelled()`` and saw True (it stops on its own), and never after it returned.
+    """
+
+    __slots__ = ("id", "cancelled", "task", "loop", "thread", "lock", "shield", "issued", "raised",
+                 "observed", "done")
 
     def __init__(self, msg_id: Any) -> None:
         self.id = msg_id
         self.cancelled = False
         self.task: Any = None
         self.loop: Any = None
+        # The thread running a plain export, and what its interruption is at.
+        self.thread = 0
+        self.lock = threading.Lock()
+        self.shield = 0
+        self.issued = False  # an asynchronous exception is pending in that thread
+        self.raised = False  # Cancelled was raised in it
+        self.observed = False  # tether.cancelled() returned True to it
+        self.done = False
+
+    def wants_interruption(self) -> bool:
+        """Whether Cancelled should be raised in the export now (hold ``lock``)."""
+        return self.cancelled and not (self.done or self.shield or self.raised or self.observed)
+
+    def interrupt(self) -> None:
+        """The host cancelled this call: interrupt the export if it still runs."""
+        with self.lock:
+            self.cancelled = True
+            if not self.thread or self.issued or not self.wants_interruption():
+                return
+            me = threading.get_ident()
+            if self.thread == me:
+                # This thread is the export's own, inside the client (it reads while
+                # it waits for the host): the host call raises when it returns.
+                return
+            if self.thread == _MAIN and _interrupts.installed:
+                # The signal handler raises in the main thread, also out of a sleep.
+                _interrupts.wake_main()
+                return
+            if _interrupts.raise_in(self.thread):
+                self.issued = True
+
+    def enter_shield(self) -> None:
+        """A section that must not be interrupted begins (user code or the client's own)."""
+        with self.lock:
+            self.shield += 1
+            if self.issued:
+                # Pending but not raised yet: withdraw it; the section's end decides.
+                _interrupts.raise_in(self.thread, withdraw=True)
+                self.issued = False
+
+    def exit_shield(self) -> bool:
+        """The section ends; True when Cancelled must be raised now."""
+        with self.lock:
+            self.shield -= 1
+            return self.thread == threading.get_ident() and self.wants_interruption()
+
+    def finish(self) -> None:
+        """The export returned (or raised): nothing may interrupt it any more."""
+        with self.lock:
+            self.done = True
+            if self.issued:
+                _interrupts.raise_in(self.thread, withdraw=True)
+                self.issued = False
+
+
+_MAIN = threading.main_thread().ident
+
+
+class _Interrupts:
+    """Raising :class:`tether.Cancelled` in another thread, and waking the main thread.
+
+    The main thread is woken by SIGURG (ignored by default, so a process without the
+    handler is not harmed); its handler raises there. Other threads get an asynchronous
+    exception (``PyThreadState_SetAsyncExc``), which lands at their next bytecode.
+    """
+
+    SIGNAL_NAME = "SIGURG"
+
+    def __init__(self) -> None:
+        self.installed = False
+        self._set_async_exc: Any = None
+
+    def install(self, on_signal: Callable[[], None]) -> bool:
+        """Install the handler (main thread only, and only over the default one)."""
+        import signal
+
+        if self.installed:
+            return True
+        sig = getattr(signal, self.SIGNAL_NAME, None)
+        if sig is None or threading.get_ident() != _MAIN:
+            return False
+        try:
+            if signal.getsignal(sig) not in (signal.SIG_DFL, signal.SIG_IGN, None):
+                return False  # the script has its own use for it
+            signal.signal(sig, lambda signum, frame: on_signal())
+            # A system call the signal interrupts is restarted after the handler ran.
+            signal.siginterrupt(sig, False)
+        except (ValueError, OSError):
+            return False
+        self.installed = True
+        return True
+
+    def wake_main(self) -> None:
+        import signal
+
+        try:
+            signal.pthread_kill(_MAIN, getattr(signal, self.SIGNAL_NAME))  # type: ignore[arg-type]
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def raise_in(self, thread: int, withdraw: bool = False) -> bool:
+        """Make ``thread`` raise Cancelled at its next bytecode (or withdraw that)."""
+        if self._set_async_exc is None:
+            try:
+                import ctypes
+
+                f = ctypes.pythonapi.PyThreadState_SetAsyncExc
+                f.argtypes = (ctypes.c_ulong, ctypes.py_object)
+                f.restype = ctypes.c_int
+                self._set_async_exc = f
+            except (ImportError, AttributeError):
+                self._set_async_exc = False
+        if not self._set_async_exc:
+            return False
+        from ._errors import Cancelled
+
+        return bool(self._set_async_exc(thread, None if withdraw else Cancelled))
+
+
+_interrupts = _Interrupts()
 
 
 CURRENT_CALL: "ContextVar[Optional[CallContext]]" = ContextVar("tether_current_call", default=None)
@@ -83,9 +213,11 @@ class Dispatch:
             target = params.get("id") if isinstance(params, dict) else None
             ctx = self._running.get(target)
             if ctx is not None:
-                ctx.cancelled = True
                 if ctx.task is not None:
+                    ctx.cancelled = True
                     ctx.loop.call_soon_threadsafe(ctx.task.cancel)
+                else:
+                    ctx.interrupt()
             elif target is not None:
                 # The call has not started yet (it may still be in the pipe).
                 self._cancelled_early[target] = None
@@ -97,6 +229,10 @@ class Dispatch:
                 self.stop_requested = True
                 self._cond.notify_all()
             self._release_serve_waiters()
+            # The host is shutting the script down: what its calls run is not wanted.
+            for ctx in list(self._running.values()):
+                if ctx.task is None:
+                    ctx.interrupt()
             return
         if msg_id is not None and self._cancelled_early.pop(msg_id, 0) is None:
             self._reply_error(msg_id, FUNCTION_ERROR, "%s() was cancelled before it started" % method,
@@ -135,11 +271,19 @@ class Dispatch:
         if export.is_async:
             self._start_async(export, args, kwargs, ctx, loop)
             return
+        ctx.thread = threading.get_ident()
         if msg_id is not None:
             self._running[msg_id] = ctx
         token = CURRENT_CALL.set(ctx)
         try:
-            result = export.fn(*args, **kwargs)
+            try:
+                result = export.fn(*args, **kwargs)
+            finally:
+                ctx.finish()
+        except Cancelled:
+            self._reply_error(msg_id, FUNCTION_ERROR, "%s() was interrupted: the host cancelled the call" % export.name,
+                              {"kind": "Cancelled", "function": export.name})
+            return
         except Exception as e:
             self._reply_exception(msg_id, export.name, e)
             return

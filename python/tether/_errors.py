@@ -32,6 +32,29 @@ class FrameTooLarge(Error):
     """A message would exceed the frame size limit the host announced; nothing was sent."""
 
 
+class Cancelled(BaseException):
+    """The host cancelled the call this export runs (its time limit passed, its future was
+    dropped, or it is shutting the script down); raised inside the export to stop it.
+
+    It derives from ``BaseException``, as ``KeyboardInterrupt`` and ``asyncio.CancelledError``
+    do, so that ``except Exception:`` in the export (a retry loop, a catch-all that logs)
+    does not swallow it and keep running work nobody waits for. ``finally`` blocks and
+    ``with`` statements run as usual. Code that must not be cut short runs under
+    ``with tether.shield():``; an export that checks ``tether.cancelled()`` and sees True is
+    not interrupted (it stops on its own).
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(args or ("the host cancelled this call",)))
+        # Raised by an asynchronous exception: note it in the call it interrupts.
+        from ._dispatch import CURRENT_CALL
+
+        ctx = CURRENT_CALL.get()
+        if ctx is not None:
+            ctx.raised = True
+            ctx.issued = False
+
+
 class CannotSend(Error):
     """A value cannot be sent as it is; nothing was sent.
 

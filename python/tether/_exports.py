@@ -1,11 +1,14 @@
 """The public functions a script uses to be called by the host: ``export``, ``serve``,
-``ready``, ``notify``, ``cancelled``, ``stop_requested``. They register exports
+``ready``, ``notify``, ``cancelled``, ``shield``, ``stop_requested``. They register exports
 (``_dispatch.py`` runs them) and drive the connection (``_connection.py``)."""
 
 from __future__ import annotations
 
+import threading
+
 from ._connection import Connection, connection
 from ._dispatch import CURRENT_CALL, EXPORTS, Export
+from ._errors import Cancelled
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
@@ -90,7 +93,33 @@ def cancelled() -> bool:
         conn = _connection_now()
         if conn is not None:
             conn.pump()
+    if ctx.cancelled:
+        # It looked and will stop on its own: it is not interrupted.
+        ctx.observed = True
     return ctx.cancelled
+
+
+class shield:
+    """``with tether.shield():`` runs a section that the host's cancellation does not
+    interrupt (a write that must finish, a transaction's commit). A cancellation that
+    arrives meanwhile raises :class:`tether.Cancelled` when the section ends. Outside an
+    export it does nothing; sections nest.
+    """
+
+    def __init__(self) -> None:
+        self._ctx: Any = None
+
+    def __enter__(self) -> "shield":
+        ctx = CURRENT_CALL.get()
+        if ctx is not None and ctx.thread == threading.get_ident():
+            ctx.enter_shield()
+            self._ctx = ctx
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None and ctx.exit_shield() and exc[0] is None:
+            raise Cancelled()
 
 
 def stop_requested() -> bool:

@@ -1,8 +1,9 @@
 //! [`Child`]: a running script, served by threads of its own: call it,
 //! wait for it, stop it.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::oneshot::{Receiver, RecvError};
 use crate::outcome::Outcome;
 use crate::peer::Peer;
 use crate::stats::Stats;
@@ -26,7 +28,7 @@ pub struct Child {
     /// The script as a graceful stop of the whole process sees it: its
     /// killer and whether its outcome has been sent.
     target: Arc<Target>,
-    done: mpsc::Receiver<Result<Outcome, Error>>,
+    done: Receiver<Result<Outcome, Error>>,
     thread: Option<JoinHandle<()>>,
     /// Odd while the serving thread runs one of the script's calls.
     busy: Arc<AtomicU64>,
@@ -36,7 +38,7 @@ impl Child {
     pub(crate) fn new(
         peer: Peer,
         target: Arc<Target>,
-        done: mpsc::Receiver<Result<Outcome, Error>>,
+        done: Receiver<Result<Outcome, Error>>,
         thread: JoinHandle<()>,
         busy: Arc<AtomicU64>,
     ) -> Child {
@@ -90,6 +92,35 @@ impl Child {
         timeout: Duration,
     ) -> Result<R, Error> {
         self.peer.call_timeout(method, args, timeout)
+    }
+
+    /// The async form of [`call`](Child::call); see [`Peer::call_async`].
+    pub fn call_async<R: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+    ) -> impl Future<Output = Result<R, Error>> + Send + 'static {
+        self.peer.call_async(method, args)
+    }
+
+    /// The async form of [`call_timeout`](Child::call_timeout); see
+    /// [`Peer::call_timeout_async`].
+    pub fn call_timeout_async<R: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<R, Error>> + Send + 'static {
+        self.peer.call_timeout_async(method, args, timeout)
+    }
+
+    /// The async form of [`notify`](Child::notify); see [`Peer::notify_async`].
+    pub fn notify_async(
+        &self,
+        method: &str,
+        args: impl Serialize,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        self.peer.notify_async(method, args)
     }
 
     /// Sends the script a notification; see [`Peer::notify`].
@@ -169,25 +200,77 @@ impl Child {
     }
 
     fn try_join(&mut self, timeout: Duration) -> Option<Result<Outcome, Error>> {
-        match self.done.recv_timeout(timeout) {
+        match self.done.recv_timeout(Some(timeout)) {
             Ok(result) => {
                 self.join_thread();
                 Some(result)
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => Some(self.join()),
+            Err(RecvError::Timeout) => None,
+            Err(RecvError::Closed) => Some(self.join()),
         }
     }
 
     fn join(&mut self) -> Result<Outcome, Error> {
-        let result = self.done.recv().unwrap_or_else(|_| {
-            Err(Error::Io {
-                context: "serving the script".into(),
-                source: std::io::Error::other("the serving thread ended without an outcome"),
-            })
-        });
+        let result = self.done.recv().unwrap_or_else(|_| no_outcome());
         self.join_thread();
         result
+    }
+
+    /// The async form of [`wait`](Child::wait): never blocks the thread
+    /// that polls it (the serving thread, which ends right after it sends
+    /// the outcome, is left to end on its own).
+    // The signature promises `Send + 'static`, which `async fn` would not show.
+    #[allow(clippy::manual_async_fn)]
+    pub fn wait_async(mut self) -> impl Future<Output = Result<Outcome, Error>> + Send + 'static {
+        async move { self.outcome_async(None).await.unwrap_or_else(no_outcome) }
+    }
+
+    /// The async form of [`shutdown`](Child::shutdown), with the same
+    /// escalation (ask, SIGTERM at half of `grace`, SIGKILL at `grace`),
+    /// never blocking the thread that polls it.
+    #[allow(clippy::manual_async_fn)]
+    pub fn shutdown_async(
+        mut self,
+        grace: Duration,
+    ) -> impl Future<Output = Result<Outcome, Error>> + Send + 'static {
+        async move {
+            self.peer.link.stop_without_waiting();
+            let half = grace / 2;
+            if let Some(result) = self.outcome_async(Some(half)).await {
+                return result;
+            }
+            let _ = self.signal(
+                Signal::TERM,
+                &format!("Child::shutdown: it had not ended {half:?} after it was asked to stop"),
+            );
+            if let Some(result) = self.outcome_async(Some(grace - half)).await {
+                return result;
+            }
+            let _ = self.signal(
+                Signal::KILL,
+                &format!("Child::shutdown: the grace of {grace:?} ran out"),
+            );
+            self.outcome_async(None).await.unwrap_or_else(no_outcome)
+        }
+    }
+
+    /// Awaits the outcome for at most `timeout`; `None` when it did not
+    /// come in time.
+    async fn outcome_async(&mut self, timeout: Option<Duration>) -> Option<Result<Outcome, Error>> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let received = crate::timer::or_deadline(&mut self.done, deadline).await;
+        let result = match received? {
+            Ok(result) => result,
+            Err(_) => no_outcome(),
+        };
+        // The serving thread ends right after sending the outcome: join it
+        // when it has, else let it end on its own (never wait here).
+        if let Some(thread) = self.thread.take() {
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+        Some(result)
     }
 
     /// Joins the serving thread, unless it is inside a host function that
@@ -201,6 +284,13 @@ impl Child {
             }
         }
     }
+}
+
+fn no_outcome() -> Result<Outcome, Error> {
+    Err(Error::Io {
+        context: "serving the script".into(),
+        source: std::io::Error::other("the serving thread ended without an outcome"),
+    })
 }
 
 impl std::fmt::Debug for Child {

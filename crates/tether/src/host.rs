@@ -415,6 +415,45 @@ impl Host {
         )
     }
 
+    /// The async form of [`spawn`](Host::spawn): the spawn runs on a helper
+    /// thread, so the task awaiting it never blocks its runtime's thread.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), tether::Error> {
+    /// let host = tether::Host::new();
+    /// let child = host.spawn_async("plugin.py").await?;
+    /// let n: i64 = child.call_async("square", (7,)).await?;
+    /// child.shutdown_async(std::time::Duration::from_secs(2)).await?;
+    /// # let _ = n;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn spawn_async(
+        &self,
+        script: impl Into<Script>,
+    ) -> impl std::future::Future<Output = Result<Child, Error>> + Send + 'static {
+        let host = self.clone();
+        let script = script.into();
+        let spawned = crate::blocking::run(move || host.spawn(script));
+        async move {
+            spawned.await.unwrap_or_else(|_| {
+                Err(Error::Io {
+                    context: "spawning the script".into(),
+                    source: std::io::Error::other("the spawning thread ended without an answer"),
+                })
+            })
+        }
+    }
+
+    /// The async form of [`run`](Host::run).
+    pub fn run_async(
+        &self,
+        script: impl Into<Script>,
+    ) -> impl std::future::Future<Output = Result<Outcome, Error>> + Send + 'static {
+        let spawned = self.spawn_async(script);
+        async move { spawned.await?.wait_async().await }
+    }
+
     /// Names of the registered functions, in registration order.
     pub fn function_names(&self) -> impl Iterator<Item = &str> {
         self.registry.names()

@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod blocking;
 mod bundle;
 mod child;
 mod config;
@@ -21,6 +22,7 @@ mod error;
 mod function;
 mod host;
 mod link;
+mod oneshot;
 mod outcome;
 mod peer;
 mod pool;
@@ -36,6 +38,7 @@ mod stats;
 mod stop;
 mod stubs;
 mod sync;
+mod timer;
 mod trace;
 mod transport;
 mod value;

@@ -2,6 +2,7 @@
 //! exports and sending it notifications, from any thread. A thin face on
 //! the script's [`Link`](crate::link::Link).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,6 +116,84 @@ impl Peer {
     /// arguments cannot be sent.
     pub fn notify(&self, method: &str, args: impl Serialize) -> Result<(), Error> {
         self.link.notify(method, params(&args)?.0)
+    }
+}
+
+/// The async forms. Each returns a future that is `Send` and `'static`,
+/// needs no particular runtime (the thread that reads the script's answer
+/// wakes it), and never blocks the thread that polls it. Many calls may be
+/// in flight at once, from any number of tasks.
+///
+/// **Dropping a call's future before it completes cancels the call**: a
+/// lost `select!` branch, a `tokio::time::timeout` or an aborted task sends
+/// the script `rpc.cancel` (queued without waiting), and the late answer is
+/// dropped.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), tether::Error> {
+/// let child = tether::Host::new().spawn("plugin.py")?;
+/// let peer = child.peer();
+/// let square: i64 = peer.call_async("square", (7,)).await?;
+/// // Gives up after 100 ms: the script is told, and its answer is dropped.
+/// let slow = peer.call_timeout_async::<i64>("slow", (), std::time::Duration::from_millis(100));
+/// assert!(matches!(slow.await, Err(tether::Error::Timeout { .. })));
+/// # let _ = square;
+/// # Ok(())
+/// # }
+/// ```
+impl Peer {
+    /// The async form of [`call`](Peer::call).
+    pub fn call_async<R: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+    ) -> impl Future<Output = Result<R, Error>> + Send + 'static {
+        self.call_async_in(method, args, None)
+    }
+
+    /// The async form of [`call_timeout`](Peer::call_timeout): past
+    /// `timeout` the result is [`Error::Timeout`] and the script is told.
+    pub fn call_timeout_async<R: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<R, Error>> + Send + 'static {
+        self.call_async_in(method, args, Some(timeout))
+    }
+
+    fn call_async_in<R: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<R, Error>> + Send + 'static {
+        let prepared = params(&args)
+            .map(|(params, shape)| (self.link.call_async(method, params, timeout), shape));
+        let method = method.to_owned();
+        async move {
+            let (call, shape) = prepared?;
+            let value = hinted(call.await, &method, shape)?;
+            result(&method, value)
+        }
+    }
+
+    /// The async form of [`wait_ready`](Peer::wait_ready).
+    pub fn wait_ready_async(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<String>, Error>> + Send + 'static {
+        self.link.wait_ready_async(timeout)
+    }
+
+    /// The async form of [`notify`](Peer::notify).
+    pub fn notify_async(
+        &self,
+        method: &str,
+        args: impl Serialize,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        let prepared = params(&args).map(|(params, _)| self.link.notify_async(method, params));
+        async move { prepared?.await }
     }
 }
 

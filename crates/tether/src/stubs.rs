@@ -34,13 +34,13 @@ fn init_stub(host: &Registry, registry: &Types) -> String {
     let mut out = String::from(HEADER);
     out.push_str(TYPING);
     out.push_str(
-        "from tether._errors import CannotSend as CannotSend, ConnectionLost as ConnectionLost, Error as Error, \
+        "from tether._errors import CannotSend as CannotSend, Cancelled as Cancelled, ConnectionLost as ConnectionLost, Error as Error, \
          FrameTooLarge as FrameTooLarge, InvalidParams as InvalidParams, \
          MethodNotFound as MethodNotFound, NotConnected as NotConnected, \
          ProtocolError as ProtocolError, RemoteError as RemoteError, \
          VersionMismatch as VersionMismatch\n\
          from tether._exports import cancelled as cancelled, export as export, notify as notify, \
-         ready as ready, serve as serve, stop_requested as stop_requested\n\
+         ready as ready, serve as serve, shield as shield, stop_requested as stop_requested\n\
          from tether._version import PROTOCOL_VERSION as PROTOCOL_VERSION, __version__ as __version__\n\
          from tether import aio as aio, classic as classic\n\n",
     );

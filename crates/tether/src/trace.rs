@@ -7,7 +7,8 @@
 //!   (the script calls a host function),
 //! - `method`, `pid` and `script` (the script's file name),
 //! - `outcome`, recorded when the call ends: `"ok"`, `"error"`,
-//!   `"timeout"` or `"gone"` (the script ended first), with `error` the
+//!   `"timeout"`, `"gone"` (the script ended first) or `"cancelled"` (an
+//!   async call whose future was dropped), with `error` the
 //!   message of a failure,
 //! - `micros`, recorded when the call ends: how long it took.
 //!
@@ -36,6 +37,8 @@ pub(crate) enum Ended {
     Error,
     Timeout,
     Gone,
+    /// The caller dropped the call's future before the answer came.
+    Cancelled,
 }
 
 impl Ended {
@@ -45,6 +48,7 @@ impl Ended {
             Ended::Error => "error",
             Ended::Timeout => "timeout",
             Ended::Gone => "gone",
+            Ended::Cancelled => "cancelled",
         }
     }
 }

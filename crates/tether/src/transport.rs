@@ -365,6 +365,29 @@ impl Writer {
         self.fd = None;
     }
 
+    /// Writes `frame` (at most `PIPE_BUF` bytes, which a pipe takes whole
+    /// or not at all) if the pipe takes it now; `None` when it would have
+    /// to wait for room.
+    pub fn try_send_small(&mut self, frame: &[u8]) -> Option<Result<(), Broken>> {
+        let Some(fd) = &self.fd else {
+            return Some(Err(Broken::Gone));
+        };
+        if frame.len() > 4096 {
+            return None;
+        }
+        loop {
+            return match process::without_sigpipe(|| rustix::io::write(fd, frame)) {
+                Ok(n) if n == frame.len() => Some(Ok(())),
+                // Not for a pipe; for anything else, finish the frame.
+                Ok(n) => Some(self.send(&[&frame[n..]], &[])),
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => None,
+                Err(Errno::PIPE) => Some(Err(Broken::Gone)),
+                Err(e) => Some(Err(Broken::Io(e.into()))),
+            };
+        }
+    }
+
     /// Passes the memory files of shared values (`shared`), then writes
     /// `parts` as one contiguous stream of bytes.
     ///

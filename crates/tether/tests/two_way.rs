@@ -34,13 +34,18 @@ def up(n):
 
 @tether.export
 def slow(seconds):
+    # Stops when the host gives up: it sees tether.cancelled(), or is
+    # interrupted with tether.Cancelled.
     deadline = time.time() + seconds
-    while time.time() < deadline:
-        if tether.cancelled():
+    try:
+        while time.time() < deadline:
+            if tether.cancelled():
+                return "cancelled"
+            time.sleep(0.01)
+        return "finished"
+    finally:
+        if time.time() < deadline:
             calls.append("slow cancelled")
-            return "cancelled"
-        time.sleep(0.01)
-    return "finished"
 
 @tether.export
 def on_event(name):

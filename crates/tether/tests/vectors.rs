@@ -124,6 +124,16 @@ fn the_hello_answer_and_the_ready_notice_are_the_golden_frames() {
         panic!("rpc.ready is a notification")
     };
     assert_eq!(method, tether::protocol::method::READY);
+
+    // A client that handles SIGURG says so in its hello (§5.4).
+    for (name, interrupt) in [("hello", false), ("hello-interrupt", true)] {
+        let mut reader = FrameReader::new(1 << 20);
+        reader.feed(&find(name));
+        let msg = Message::decode(&reader.next_frame().unwrap().unwrap()).unwrap();
+        let hello = handshake::hello(msg).unwrap();
+        assert_eq!(hello.protocol, i64::from(tether::PROTOCOL_VERSION));
+        assert_eq!(hello.interrupt, interrupt, "{name}");
+    }
     assert_eq!(handshake::ready(&params).unwrap(), ["describe", "square"]);
     assert!(handshake::ready(&Params::Positional(vec![])).is_err());
 }

@@ -290,6 +290,24 @@ impl Killer {
     }
 }
 
+impl Killer {
+    /// Sends `signal` to the child alone, as a message rather than to end
+    /// it (nothing is recorded); nothing once it is reaped.
+    pub(crate) fn nudge(&self, signal: rustix::process::Signal) {
+        let fate = crate::sync::lock(&self.fate);
+        if fate.reaped {
+            return;
+        }
+        let _ = match &self.pidfd {
+            Some(fd) => rustix::process::pidfd_send_signal(fd, signal),
+            None => match Pid::from_raw(self.pid as i32) {
+                Some(pid) => rustix::process::kill_process(pid, signal),
+                None => Ok(()),
+            },
+        };
+    }
+}
+
 /// Sends `signal` to the process group `pgid` (the script's own); a group
 /// that no longer exists is not an error.
 pub(crate) fn kill_group(pgid: u32, signal: rustix::process::Signal) {

@@ -22,6 +22,10 @@ pub struct Hello {
     pub version: String,
     /// The client can receive large values in shared memory (`"shm": true`).
     pub shared_memory: bool,
+    /// The client handles SIGURG as "read the pipe: a call may be cancelled"
+    /// (`"interrupt": true`), so the host sends it after `rpc.cancel` and
+    /// `rpc.stop` to reach a script busy in an export.
+    pub interrupt: bool,
 }
 
 /// Reads the handshake from the client's first frame body.
@@ -72,12 +76,13 @@ pub fn hello(msg: Message) -> Result<Hello, DecodeError> {
         .and_then(Value::as_str)
         .unwrap_or("(unknown)")
         .to_owned();
-    let shared_memory = info.get("shm").is_some_and(|v| *v == Value::Bool(true));
+    let flag = |name: &str| info.get(name).is_some_and(|v| *v == Value::Bool(true));
     Ok(Hello {
         id,
         protocol,
         version,
-        shared_memory,
+        shared_memory: flag("shm"),
+        interrupt: flag("interrupt"),
     })
 }
 

@@ -26,7 +26,7 @@ impl Core {
         }
         let result = self.outcome(rs, end);
         if let Some(tx) = lock(&self.done).take() {
-            let _ = tx.send(result);
+            tx.send(result);
         }
         self.finished.store(true, Ordering::Release);
     }

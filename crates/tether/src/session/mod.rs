@@ -35,7 +35,7 @@ mod standby;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use crate::child::Child;
@@ -127,7 +127,7 @@ pub(crate) fn start(
         Writer::new(pipes.to_child, watch.clone(), side.clone()),
     ));
     let killer = proc.killer();
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = crate::oneshot::channel();
     let reader = Reader::new(
         pipes.from_child,
         config.max_frame,
@@ -203,7 +203,7 @@ pub(crate) struct Core {
     read: Mutex<ReadSide>,
     /// Serving has ended (set under the `read` lock by whoever ended it).
     ended: AtomicBool,
-    done: Mutex<Option<mpsc::Sender<Result<Outcome, Error>>>>,
+    done: Mutex<Option<crate::oneshot::Sender<Result<Outcome, Error>>>>,
     /// The outcome has been sent.
     finished: Arc<AtomicBool>,
     /// Counts the calls the reader thread runs itself, twice: odd while one

@@ -116,7 +116,13 @@ impl ReadSide {
         };
         if !self.greeted {
             let hello = handshake::hello(msg).map_err(|e| End::Fatal(protocol(e.to_string())))?;
+            let interrupt = hello.interrupt;
             greet(core, hello, self.shares)?;
+            if interrupt {
+                let killer = self.proc.killer();
+                core.link
+                    .set_interrupt(Box::new(move || killer.nudge(rustix::process::Signal::URG)));
+            }
             self.greeted = true;
             return Ok(None);
         }

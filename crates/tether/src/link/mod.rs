@@ -18,7 +18,10 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+mod future;
+
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, RemoteError, ValueError};
@@ -52,6 +55,9 @@ pub(crate) struct Link {
     pending: Mutex<Pending>,
     /// Calls made before the script said it serves wait on this.
     ready: Ready,
+    /// Wakes a script busy in an export to read a cancellation or a stop
+    /// (SIGURG, when the client said it handles it).
+    interrupt: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// The host's calls waiting for an answer.
@@ -65,7 +71,18 @@ struct Pending {
 struct Ready {
     state: Mutex<ReadyState>,
     cv: Condvar,
+    /// Async calls waiting for readiness.
+    wakers: Mutex<Vec<Waker>>,
     timeout: Duration,
+}
+
+impl Ready {
+    fn wake_all(&self) {
+        self.cv.notify_all();
+        for waker in std::mem::take(&mut *lock(&self.wakers)) {
+            waker.wake();
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +99,8 @@ enum ReadyState {
 struct Slot {
     answer: Mutex<Option<Result<Value, Error>>>,
     cv: Condvar,
+    /// The task awaiting the answer, for an async call.
+    waker: Mutex<Option<Waker>>,
     /// The pool whose worker waits here (it must be woken through the pool).
     pool: Option<Arc<PoolInner>>,
     /// The call's span: the script's log records made while it runs it
@@ -93,6 +112,9 @@ impl Slot {
     fn fill(&self, answer: Result<Value, Error>) {
         *lock(&self.answer) = Some(answer);
         self.cv.notify_all();
+        if let Some(waker) = lock(&self.waker).take() {
+            waker.wake();
+        }
         if let Some(pool) = &self.pool {
             pool.wake();
         }
@@ -128,6 +150,19 @@ impl Slot {
                 }
             };
         }
+    }
+
+    /// Ready once the answer is there (registering the task to wake).
+    fn poll_filled(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_filled() {
+            return Poll::Ready(());
+        }
+        *lock(&self.waker) = Some(cx.waker().clone());
+        // The answer may have come between the look and the registration.
+        if self.is_filled() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
     }
 
     fn take(&self) -> Result<Value, Error> {
@@ -177,8 +212,23 @@ impl Link {
             ready: Ready {
                 state: Mutex::new(ReadyState::Starting),
                 cv: Condvar::new(),
+                wakers: Mutex::new(Vec::new()),
                 timeout: ready_timeout,
             },
+            interrupt: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// From now on, `wake` tells the script to look at its pipe after a
+    /// cancellation or a stop was sent.
+    pub fn set_interrupt(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.interrupt.set(wake);
+    }
+
+    /// Wakes the script to read what was just sent (if it asked for that).
+    fn wake_script(&self) {
+        if let Some(wake) = self.interrupt.get() {
+            wake();
         }
     }
 
@@ -205,7 +255,8 @@ impl Link {
         if *state == ReadyState::Starting {
             *state = ReadyState::Serving(exports);
         }
-        self.ready.cv.notify_all();
+        drop(state);
+        self.ready.wake_all();
     }
 
     /// Waits until the script serves, for at most `timeout`; its exports.
@@ -270,15 +321,21 @@ impl Link {
         parts.push(&encoded.head);
         parts.extend(encoded.attachments.iter().map(|b| &b[..]));
         Counters::add(&self.counters.bytes_to_script, encoded.len() as u64);
-        match lock(&self.writer).send(&parts, &encoded.shared_files) {
-            Ok(()) => Ok(()),
-            Err(Broken::Gone | Broken::Decode(_)) => {
-                Err(Error::Closed(format!("script {} is gone", self.pid)))
+        lock(&self.writer)
+            .send(&parts, &encoded.shared_files)
+            .map_err(|b| self.broken(b))
+    }
+
+    /// What a broken channel means to whoever wrote to it.
+    fn broken(&self, broken: Broken) -> Error {
+        match broken {
+            Broken::Gone | Broken::Decode(_) => {
+                Error::Closed(format!("script {} is gone", self.pid))
             }
-            Err(Broken::Io(source)) => Err(Error::Io {
+            Broken::Io(source) => Error::Io {
                 context: format!("writing to script {}", self.pid),
                 source,
-            }),
+            },
         }
     }
 
@@ -302,6 +359,8 @@ impl Link {
         if let Ok(enc) = stop.encode(self.max_frame) {
             Counters::add(&self.counters.bytes_to_script, enc.len() as u64);
             writer.send_now_and_close(&enc.to_vec());
+            drop(writer);
+            self.wake_script();
         } else {
             writer.close();
         }
@@ -347,7 +406,8 @@ impl Link {
         if *state == ReadyState::Starting {
             *state = ReadyState::Never(never_ready);
         }
-        self.ready.cv.notify_all();
+        drop(state);
+        self.ready.wake_all();
     }
 
     /// Calls the script's export `method` and waits for its answer, for at
@@ -437,12 +497,12 @@ impl Link {
 
     /// Counts a call made by a host function that serves this same script
     /// (it nests inside the script's call), refusing one too deep.
-    fn enter_nested(&self, nested: bool, method: &str) -> Result<Option<Depth<'_>>, Error> {
+    fn enter_nested(self: &Arc<Self>, nested: bool, method: &str) -> Result<Option<Depth>, Error> {
         if !nested {
             return Ok(None);
         }
         let depth = self.nested.fetch_add(1, Ordering::AcqRel) + 1;
-        let guard = Depth(&self.nested);
+        let guard = Depth(Arc::clone(self));
         if depth > self.max_depth {
             let what = format!(
                 "calls between host and script nested deeper than {} levels; {method}() was refused",
@@ -503,6 +563,7 @@ impl Link {
         let slot = Arc::new(Slot {
             answer: Mutex::new(None),
             cv: Condvar::new(),
+            waker: Mutex::new(None),
             pool: pool::current(),
             span: span.clone(),
         });
@@ -530,10 +591,13 @@ impl Link {
     fn abandon(self: &Arc<Self>, id: i64) -> bool {
         let removed = lock(&self.pending).calls.remove(&id).is_some();
         if removed {
-            let _ = self.send_notification(
+            let sent = self.send_notification(
                 method::CANCEL,
                 Params::Named(Map::from_iter([("id".to_owned(), Value::Int(id))])),
             );
+            if sent.is_ok() {
+                self.wake_script();
+            }
         }
         removed
     }
@@ -565,11 +629,11 @@ fn ended(e: &Error) -> Ended {
 }
 
 /// Counts one nested call as pending until dropped.
-struct Depth<'a>(&'a AtomicUsize);
+struct Depth(Arc<Link>);
 
-impl Drop for Depth<'_> {
+impl Drop for Depth {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.nested.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
