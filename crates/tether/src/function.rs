@@ -8,8 +8,11 @@
 
 use std::any::Any;
 use std::fmt::Display;
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
@@ -35,6 +38,40 @@ pub(crate) enum Failure {
 
 type Invoke = dyn Fn(Vec<Value>) -> Result<Value, Failure> + Send + Sync;
 
+/// An async function's call in progress.
+pub(crate) type Running = Pin<Box<dyn Future<Output = Result<Value, Failure>> + Send>>;
+
+/// A started call: its answer, once awaited.
+pub(crate) type Started = Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>;
+
+type AsyncInvoke = dyn Fn(Vec<Value>) -> Result<Running, Failure> + Send + Sync;
+
+/// What runs when the function is called.
+#[derive(Clone)]
+enum Body {
+    Sync(Arc<Invoke>),
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    Async(Arc<AsyncInvoke>),
+}
+
+/// Polls a future, turning a panic in it into an error.
+struct CatchUnwind {
+    future: Running,
+}
+
+impl Future for CatchUnwind {
+    type Output = std::thread::Result<Result<Value, Failure>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = &mut self.future;
+        match quiet_panics::inside(|| catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
 /// A registered host function.
 #[derive(Clone)]
 pub(crate) struct Function {
@@ -56,7 +93,7 @@ pub(crate) struct Function {
     /// Runs on the pool rather than on the reader's thread: it once blocked
     /// or called back into the script while it ran there.
     pub pooled: Arc<std::sync::atomic::AtomicBool>,
-    invoke: Arc<Invoke>,
+    body: Body,
 }
 
 /// The host's functions, by name in registration order, and the types
@@ -228,6 +265,67 @@ impl Function {
     where
         F: IntoFunction<A, R>,
     {
+        Function::with_body::<F, A, R>(signature, return_type, Body::Sync(Arc::new(invoke)))
+    }
+
+    /// Wraps an async closure (one returning a future) whose output is sent
+    /// as the result.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub fn asynchronous<F, A, Fut, R>(signature: &str, f: F) -> Result<Function, String>
+    where
+        F: IntoFunction<A, Fut>,
+        Fut: Future<Output = R> + Send + 'static,
+        R: Serialize + 'static,
+    {
+        let f = Arc::new(f);
+        let start = move |args: Vec<Value>| -> Result<Running, Failure> {
+            let future = f.invoke(args).map_err(arg_failure)?;
+            Ok(Box::pin(async move {
+                result(future.await).map_err(|e| Failure::Result(e.to_string()))
+            }))
+        };
+        Function::with_body::<F, A, Fut>(
+            signature,
+            std::any::type_name::<R>(),
+            Body::Async(Arc::new(start)),
+        )
+    }
+
+    /// Wraps an async closure whose output is a `Result`: its error is sent
+    /// as an error.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub fn asynchronous_fallible<F, A, Fut, T, E>(signature: &str, f: F) -> Result<Function, String>
+    where
+        F: IntoFunction<A, Fut>,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + 'static,
+        E: Display + 'static,
+    {
+        let f = Arc::new(f);
+        let start = move |args: Vec<Value>| -> Result<Running, Failure> {
+            let future = f.invoke(args).map_err(arg_failure)?;
+            Ok(Box::pin(async move {
+                match future.await {
+                    Ok(r) => result(r).map_err(|e| Failure::Result(e.to_string())),
+                    Err(e) => Err(Failure::Function(function_error(e))),
+                }
+            }))
+        };
+        Function::with_body::<F, A, Fut>(
+            signature,
+            std::any::type_name::<T>(),
+            Body::Async(Arc::new(start)),
+        )
+    }
+
+    fn with_body<F, A, R>(
+        signature: &str,
+        return_type: &'static str,
+        body: Body,
+    ) -> Result<Function, String>
+    where
+        F: IntoFunction<A, R>,
+    {
         let (name, params) = parse_signature(signature)?;
         let types: Vec<String> = F::arg_types().into_iter().map(short_type_name).collect();
         if let Some(params) = &params {
@@ -251,7 +349,7 @@ impl Function {
             doc: None,
             variadic: false,
             pooled: Arc::default(),
-            invoke: Arc::new(invoke),
+            body,
         })
     }
 
@@ -276,7 +374,7 @@ impl Function {
             doc: None,
             variadic: true,
             pooled: Arc::default(),
-            invoke: Arc::new(move |args| f(args).map_err(Failure::Function)),
+            body: Body::Sync(Arc::new(move |args| f(args).map_err(Failure::Function))),
         })
     }
 
@@ -316,13 +414,62 @@ impl Function {
     /// Binds the call's arguments, runs the function and turns every way it
     /// can fail (bad arguments, an error, a panic) into an error response.
     pub fn call(&self, params: Params) -> Result<Value, RpcError> {
+        let Body::Sync(invoke) = &self.body else {
+            return Err(self.internal(
+                "Async",
+                format!(
+                    "{}() is an async host function and needs a runtime to run on",
+                    self.name
+                ),
+            ));
+        };
         let args = self.bind(params)?;
         let given: Vec<bool> = args.iter().map(Option::is_some).collect();
         let args = args.into_iter().map(Option::unwrap_or_default).collect();
-        let ran = quiet_panics::inside(|| catch_unwind(AssertUnwindSafe(|| (self.invoke)(args))));
+        let ran = quiet_panics::inside(|| catch_unwind(AssertUnwindSafe(|| invoke(args))));
         match ran {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(Failure::Arg { index, message })) => {
+            Ok(Err(failure)) => Err(self.failed(failure, &given)),
+            Err(panic) => Err(self.panicked(&*panic)),
+        }
+    }
+
+    /// Whether the function is `async` (it runs on the script's runtime).
+    pub fn is_async(&self) -> bool {
+        matches!(self.body, Body::Async(_))
+    }
+
+    /// Binds the call's arguments and starts an async function: its future
+    /// (which turns every failure, a panic included, into an error
+    /// response), or the error response for arguments that do not fit.
+    pub fn start(&self, params: Params) -> Result<Started, RpcError> {
+        let Body::Async(start) = &self.body else {
+            let answer = self.call(params);
+            return Ok(Box::pin(async move { answer }));
+        };
+        let args = self.bind(params)?;
+        let given: Vec<bool> = args.iter().map(Option::is_some).collect();
+        let args = args.into_iter().map(Option::unwrap_or_default).collect();
+        let started = quiet_panics::inside(|| catch_unwind(AssertUnwindSafe(|| start(args))));
+        let future = match started {
+            Ok(Ok(future)) => future,
+            Ok(Err(failure)) => return Err(self.failed(failure, &given)),
+            Err(panic) => return Err(self.panicked(&*panic)),
+        };
+        let me = self.clone();
+        Ok(Box::pin(async move {
+            match (CatchUnwind { future }).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(failure)) => Err(me.failed(failure, &given)),
+                Err(panic) => Err(me.panicked(&*panic)),
+            }
+        }))
+    }
+
+    /// The error response for a call that failed.
+    fn failed(&self, failure: Failure, given: &[bool]) -> RpcError {
+        match failure {
+            Failure::Arg { index, message } => {
                 let what = match &self.params {
                     Some(names) => format!("argument {:?}", names[index]),
                     None => format!("argument {}", index + 1),
@@ -333,37 +480,40 @@ impl Function {
                     let message = pytypes::pythonic_mismatch(&message);
                     format!("{}() {what}: {message}", self.name)
                 };
-                Err(self.invalid_params(message))
+                self.invalid_params(message)
             }
-            Ok(Err(Failure::Function(e))) => {
+            Failure::Function(e) => {
                 let mut data = Map::new();
                 data.insert("kind".into(), Value::Str(e.kind));
                 data.insert("function".into(), Value::Str(self.name.clone()));
                 if let Some(d) = e.data {
                     data.insert("data".into(), d);
                 }
-                Err(RpcError {
+                RpcError {
                     code: code::FUNCTION_ERROR,
                     message: e.message,
                     data: Some(Value::Map(data)),
-                })
+                }
             }
-            Ok(Err(Failure::Result(message))) => Err(self.internal(
+            Failure::Result(message) => self.internal(
                 "BadResult",
                 format!(
                     "{}() returned a value that cannot be sent: {message}",
                     self.name
                 ),
-            )),
-            Err(panic) => Err(self.internal(
-                "panic",
-                format!(
-                    "host function {}() panicked: {}",
-                    self.name,
-                    panic_message(&*panic)
-                ),
-            )),
+            ),
         }
+    }
+
+    fn panicked(&self, panic: &(dyn Any + Send)) -> RpcError {
+        self.internal(
+            "panic",
+            format!(
+                "host function {}() panicked: {}",
+                self.name,
+                panic_message(panic)
+            ),
+        )
     }
 
     fn bind(&self, params: Params) -> Result<Vec<Option<Value>>, RpcError> {

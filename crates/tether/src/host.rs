@@ -116,6 +116,56 @@ impl Host {
         self.register(Function::fallible(signature, f))
     }
 
+    /// Registers an async function (an async closure, or an `async fn`),
+    /// with typed arguments, parameter names, docs and stubs as for
+    /// [`function`](Host::function). It runs on the tokio runtime the script
+    /// was spawned from ([`Host::spawn`] inside a runtime, or
+    /// [`Host::spawn_async`]), concurrently with the script's other calls,
+    /// holding no thread while it awaits. When the script cancels the call
+    /// (an asyncio task timed out or was cancelled) or ends, the future is
+    /// dropped. Inside it, [`Peer::current`](crate::Peer::current) is the
+    /// calling script, which it may call back and await.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let host = tether::Host::new()
+    ///     .async_function("sleep(seconds)", |seconds: f64| async move {
+    ///         tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    ///     })
+    ///     .doc("Sleeps without holding a thread.");
+    /// # let _ = host;
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn async_function<F, A, Fut, R>(self, signature: &str, f: F) -> Host
+    where
+        F: IntoFunction<A, Fut>,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+        R: Serialize + 'static,
+    {
+        self.register(Function::asynchronous(signature, f))
+    }
+
+    /// Registers an async function whose output is a `Result`, as
+    /// [`try_function`](Host::try_function) does for a sync one.
+    ///
+    /// ```
+    /// use tether::FunctionError;
+    /// let host = tether::Host::new().try_async_function("lookup(key)", |key: String| async move {
+    ///     Err::<i64, _>(FunctionError::new("NotFound", format!("no entry {key:?}")))
+    /// });
+    /// # let _ = host;
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn try_async_function<F, A, Fut, T, E>(self, signature: &str, f: F) -> Host
+    where
+        F: IntoFunction<A, Fut>,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + 'static,
+        E: std::fmt::Display + 'static,
+    {
+        self.register(Function::asynchronous_fallible(signature, f))
+    }
+
     /// Registers a function that takes any number of positional arguments
     /// as a list of [`Value`](crate::Value)s: for hosts whose functions are
     /// not typed Rust closures (bindings for other languages, proxies).
@@ -404,6 +454,15 @@ impl Host {
     /// As for [`run`](Host::run), for what can go wrong while starting; what
     /// goes wrong later is returned by [`Child::wait`].
     pub fn spawn(&self, script: impl Into<Script>) -> Result<Child, Error> {
+        self.spawn_on(script.into(), crate::runtime::current())
+    }
+
+    /// Starts `script`, whose async host functions run on `runtime`.
+    fn spawn_on(
+        &self,
+        script: Script,
+        runtime: Option<crate::runtime::Runtime>,
+    ) -> Result<Child, Error> {
         if let Some(first) = self.config_errors.first() {
             return Err(Error::Config(first.clone()));
         }
@@ -411,7 +470,8 @@ impl Host {
             Arc::clone(&self.config),
             Arc::clone(&self.registry),
             || self.pool(),
-            &script.into(),
+            &script,
+            runtime,
         )
     }
 
@@ -434,7 +494,9 @@ impl Host {
     ) -> impl std::future::Future<Output = Result<Child, Error>> + Send + 'static {
         let host = self.clone();
         let script = script.into();
-        let spawned = crate::blocking::run(move || host.spawn(script));
+        // The runtime is the caller's, not the helper thread's.
+        let runtime = crate::runtime::current();
+        let spawned = crate::blocking::run(move || host.spawn_on(script, runtime));
         async move {
             spawned.await.unwrap_or_else(|_| {
                 Err(Error::Io {

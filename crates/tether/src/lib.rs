@@ -29,6 +29,7 @@ mod pool;
 mod process;
 pub mod protocol;
 mod pytypes;
+mod runtime;
 mod scope;
 mod script;
 mod session;

@@ -7,6 +7,10 @@
 //! this thread is the script's reader, which must hand reading over before
 //! it waits for an answer only a reader can bring.
 //!
+//! An async host function has no thread of its own: its task carries the
+//! same handle in a tokio task-local ([`in_task`]), which the same three
+//! questions consult when the thread has no scope (no reader there).
+//!
 //! The script is held as an opaque handle (the caller's `Arc` of its link):
 //! this module knows nothing of what a script is, so the link can ask it
 //! questions without the two importing each other.
@@ -32,6 +36,32 @@ thread_local! {
     static CURRENT: RefCell<Option<Scope>> = const { RefCell::new(None) };
 }
 
+#[cfg(feature = "tokio")]
+tokio::task_local! {
+    static TASK: Handle;
+}
+
+/// Runs the future of an async host function serving the script `link`.
+#[cfg(feature = "tokio")]
+pub(crate) fn in_task<F: std::future::Future>(
+    link: Handle,
+    future: F,
+) -> impl std::future::Future<Output = F::Output> {
+    TASK.scope(link, future)
+}
+
+/// The script whose call the current task runs, if any.
+fn task() -> Option<Handle> {
+    #[cfg(feature = "tokio")]
+    {
+        TASK.try_with(Arc::clone).ok()
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        None
+    }
+}
+
 /// Runs `f` inside `scope`, then puts back the scope that was there before
 /// (also when `f` panics): a nested call's scope ends with it.
 pub(crate) fn enter<T>(scope: Scope, f: impl FnOnce() -> T) -> T {
@@ -50,7 +80,9 @@ pub(crate) fn enter<T>(scope: Scope, f: impl FnOnce() -> T) -> T {
 /// The script whose call this thread runs, if any, as the type it was
 /// entered with.
 pub(crate) fn current<T: Any + Send + Sync>() -> Option<Arc<T>> {
-    let handle = CURRENT.with(|c| c.borrow().as_ref().map(|s| Arc::clone(&s.link)))?;
+    let handle = CURRENT
+        .with(|c| c.borrow().as_ref().map(|s| Arc::clone(&s.link)))
+        .or_else(task)?;
     handle.downcast::<T>().ok()
 }
 
@@ -62,6 +94,7 @@ fn same<T>(a: &Handle, b: &Arc<T>) -> bool {
 /// Whether this thread runs one of the calls of the script at `link`.
 pub(crate) fn serves<T>(link: &Arc<T>) -> bool {
     CURRENT.with(|c| c.borrow().as_ref().is_some_and(|s| same(&s.link, link)))
+        || task().is_some_and(|h| same(&h, link))
 }
 
 /// How this thread stands to the script at `link`: whether it runs one of
@@ -75,7 +108,7 @@ pub(crate) fn within<T>(link: &Arc<T>) -> Within {
                 hand_over: s.hand_over.clone(),
             },
             None => Within {
-                nested: false,
+                nested: task().is_some_and(|h| same(&h, link)),
                 hand_over: None,
             },
         },

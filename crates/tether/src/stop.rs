@@ -96,6 +96,16 @@ pub fn stop_all(grace: Duration) {
     }
 }
 
+/// Stops one script as [`stop_all`] stops them all, without blocking the
+/// caller (the runtime it was spawned from shuts down).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) fn stop_one(target: Arc<Target>, grace: Duration) {
+    if target.ended() {
+        return;
+    }
+    crate::blocking::detach(move || escalate(&[target], grace));
+}
+
 /// Asks, then signals, then kills `targets`, waiting between the steps
 /// for as long as some of them still run.
 fn escalate(targets: &[Arc<Target>], grace: Duration) {

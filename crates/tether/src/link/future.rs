@@ -225,7 +225,7 @@ impl Link {
 
     /// Sends without blocking the caller: at once when the pipe takes the
     /// frame whole, else on a helper thread.
-    async fn send_async(self: &Arc<Self>, enc: Encoded) -> Result<(), Error> {
+    pub(crate) async fn send_async(self: &Arc<Self>, enc: Encoded) -> Result<(), Error> {
         if let Some(sent) = self.try_send_now(&enc) {
             return sent;
         }
@@ -233,6 +233,18 @@ impl Link {
         match blocking::run(move || link.send(&enc)).await {
             Ok(sent) => sent,
             Err(_) => Err(Error::Closed(format!("script {} is gone", self.pid))),
+        }
+    }
+
+    /// Sends without waiting and without a result: at once when the pipe
+    /// takes the frame whole, else on a helper thread (from `Drop`).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn send_soon(self: &Arc<Self>, enc: Encoded) {
+        if self.try_send_now(&enc).is_none() {
+            let link = Arc::clone(self);
+            blocking::detach(move || {
+                let _ = link.send(&enc);
+            });
         }
     }
 

@@ -24,7 +24,11 @@ impl Core {
         if self.ended.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.tasks.abort_all();
         let result = self.outcome(rs, end);
+        if let Some(tx) = lock(&self.ended_signal).take() {
+            tx.send(());
+        }
         if let Some(tx) = lock(&self.done).take() {
             tx.send(result);
         }

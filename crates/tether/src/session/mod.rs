@@ -32,6 +32,7 @@
 mod end;
 mod read;
 mod standby;
+mod task;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -47,6 +48,7 @@ use crate::outcome::Outcome;
 use crate::pool::Pool;
 use crate::process::{self, FdVars, Launch};
 use crate::protocol::message::{Id, Params};
+use crate::runtime::Runtime;
 use crate::scope::{self, Scope};
 use crate::script::Script;
 use crate::stats::Counters;
@@ -74,6 +76,7 @@ pub(crate) fn start(
     registry: Arc<Registry>,
     pool: impl FnOnce() -> std::io::Result<Arc<Pool>>,
     script: &Script,
+    runtime: Option<Runtime>,
 ) -> Result<Child, Error> {
     let (python, python_from) = process::interpreter(config.python.as_deref());
     // The bundled client goes on the path in both modes: classic scripts
@@ -158,12 +161,18 @@ pub(crate) fn start(
         watched: AtomicU64::new(0),
         standby: Mutex::new(Standby::default()),
         standby_cv: Condvar::new(),
+        runtime,
+        tasks: task::Tasks::default(),
+        ended_signal: Mutex::new(None),
     });
     let target = crate::stop::register(crate::stop::Target {
         link: Arc::clone(&link),
         killer,
         finished: Arc::clone(&core.finished),
     });
+    if let Some(runtime) = &core.runtime {
+        task::watch_runtime(&core, runtime, Arc::clone(&target));
+    }
     let busy = Arc::clone(&core.inline_seq);
     if core.inline {
         let weak = Arc::downgrade(&core);
@@ -215,6 +224,12 @@ pub(crate) struct Core {
     watched: AtomicU64,
     standby: Mutex<Standby>,
     standby_cv: Condvar,
+    /// Where the script's async host functions run.
+    runtime: Option<Runtime>,
+    /// The script's async calls running now.
+    tasks: task::Tasks,
+    /// Told when serving ends (the runtime's sentinel then ends too).
+    ended_signal: Mutex<Option<crate::oneshot::Sender<()>>>,
 }
 
 /// A call of the script's, read and ready to run.
@@ -250,6 +265,17 @@ impl Core {
     /// the pool.
     fn run(self: &Arc<Core>, work: Work, hand_over: Option<&Rc<dyn Fn()>>) {
         let classic = matches!(work.call, Call::Classic { .. });
+        let registry = Arc::clone(&self.registry);
+        if let Some(f) = registry
+            .get(work.call.method())
+            .filter(|f| f.is_async() && !classic)
+        {
+            let Work { call, running } = work;
+            if let Call::Native { id, method, params } = call {
+                self.run_async(f, id, method, params, running);
+            }
+            return;
+        }
         if self.inline {
             let function = self.registry.get(work.call.method());
             let quick = function.is_none_or(|f| !f.pooled.load(Ordering::Relaxed));

@@ -148,9 +148,16 @@ impl ReadSide {
                 Ok(None)
             }
             (method::CANCEL, None) => {
-                // Host functions cannot be interrupted; their late answer is
-                // dropped by the client.
+                // An async host function's future is dropped; a sync one
+                // cannot be interrupted (the client drops its late answer).
                 tracing::debug!(pid = core.link.pid, "script cancelled a call");
+                if let Params::Named(p) = &params {
+                    match p.get("id") {
+                        Some(Value::Int(n)) => core.tasks.cancel(&Id::Int(*n)),
+                        Some(Value::Str(s)) => core.tasks.cancel(&Id::Str(s.clone())),
+                        _ => {}
+                    }
+                }
                 Ok(None)
             }
             _ => Ok(Some(Call::Native { id, method, params })),
@@ -278,6 +285,16 @@ fn send_classic(link: &Link, answer: &str, max: u32) -> Result<(), Error> {
 /// Sends the answer to one call, replacing a result that cannot be sent
 /// (too large, NaN) with an error that says why.
 pub(super) fn reply(link: &Link, id: Id, outcome: Result<Value, RpcError>) -> Result<(), Error> {
+    let encoded = reply_frame(link, id, outcome)?;
+    quietly_gone(link.send(&encoded))
+}
+
+/// The answer to one call as a frame, as [`reply`] sends it.
+pub(super) fn reply_frame(
+    link: &Link,
+    id: Id,
+    outcome: Result<Value, RpcError>,
+) -> Result<Encoded, Error> {
     let max = link.max_frame;
     let msg = Message::Reply {
         id: Some(id.clone()),
@@ -304,7 +321,7 @@ pub(super) fn reply(link: &Link, id: Id, outcome: Result<Value, RpcError>) -> Re
             .map_err(|e| protocol(format!("cannot encode an error reply: {e}")))?
         }
     };
-    quietly_gone(link.send(&encoded))
+    Ok(encoded)
 }
 
 fn send_message(link: &Link, msg: &Message) -> Result<(), Error> {
