@@ -1,15 +1,20 @@
 //! The main demo: a Rust host serving a Python script.
 //!
 //! ```text
-//! cargo run --example demo -- [--classic] [--venv DIR] [SCRIPT [ARGS...]]
+//! cargo run --example demo -- [--classic | --async] [--venv DIR] [SCRIPT [ARGS...]]
 //! cargo run --example demo -- --stubs DIR
 //! ```
 //!
 //! The host exposes `foo(arg)` and `bar(arg)` (the seed's two functions),
-//! `echo(value)`, `fail(message)`, `sleep(seconds)`, and `map_with(name,
+//! `echo(value)`, `fail(message)`, `sleep(seconds)`, `map_with(name,
 //! values)`, which calls the script's export `name` on each value and returns
-//! the results. Without a script it runs a bundled one that mirrors the
-//! seed's. With `--venv DIR` the script runs in that virtual environment.
+//! the results, and `within(seconds, name, args)`, which calls the script's
+//! export `name` with `args` and that time limit and returns its result (or
+//! fails with kind `Timeout`). Without a script it runs a bundled one that
+//! mirrors the seed's. With `--async` the same functions are served from a
+//! tokio runtime, `sleep` and `within` as async host functions (tokio's
+//! sleep; the awaited call). With `--venv DIR` the script runs in that
+//! virtual environment.
 //! It exits with the script's exit code. SIGTERM or SIGINT stop the
 //! script gracefully (`rpc.stop`, SIGTERM at 2.5 s, SIGKILL at 5 s; a second
 //! signal stops it at once), and the demo then exits with 128 plus the
@@ -24,6 +29,69 @@ use std::time::Duration;
 use tether::{FunctionError, Host, Peer, Script, Value};
 
 fn host() -> Host {
+    common()
+        .try_function(
+            "sleep(seconds)",
+            |seconds: f64| -> Result<(), FunctionError> {
+                std::thread::sleep(duration("sleep", seconds)?);
+                Ok(())
+            },
+        )
+        .doc("Sleeps on the host for that many seconds.")
+        .try_function(
+            "within(seconds, name, args)",
+            |seconds: f64, name: String, args: Value| -> Result<Value, FunctionError> {
+                let limit = duration("within", seconds)?;
+                let script = Peer::current().expect("host functions run on behalf of a script");
+                script.call_timeout(&name, args, limit).map_err(call_error)
+            },
+        )
+        .doc(WITHIN_DOC)
+}
+
+/// The same host with `sleep` and `within` async, served from a runtime.
+fn async_host() -> Host {
+    common()
+        .try_async_function("sleep(seconds)", |seconds: f64| async move {
+            tokio::time::sleep(duration("sleep", seconds)?).await;
+            Ok::<(), FunctionError>(())
+        })
+        .doc("Sleeps on the host for that many seconds (without holding a thread).")
+        .try_async_function(
+            "within(seconds, name, args)",
+            |seconds: f64, name: String, args: Value| async move {
+                let limit = duration("within", seconds)?;
+                let script = Peer::current().expect("host functions run on behalf of a script");
+                script
+                    .call_timeout_async::<Value>(&name, args, limit)
+                    .await
+                    .map_err(call_error)
+            },
+        )
+        .doc(WITHIN_DOC)
+}
+
+/// `args` is a list (positional arguments) or a dict (arguments by name).
+const WITHIN_DOC: &str = "Calls the script's export `name` with `args` (a list, or a dict of \
+                          arguments by name) within `seconds`; fails with kind Timeout after.";
+
+fn duration(function: &str, seconds: f64) -> Result<Duration, FunctionError> {
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|e| FunctionError::new("ValueError", format!("{function}({seconds}): {e}")))
+}
+
+/// A failed call back into the script, for the script: a timeout is kind
+/// `Timeout`, the export's own error keeps its kind.
+fn call_error(e: tether::Error) -> FunctionError {
+    match &e {
+        tether::Error::Timeout { .. } => FunctionError::new("Timeout", e.to_string()),
+        tether::Error::Remote(r) => FunctionError::new(r.kind(), r.message()),
+        _ => FunctionError::new("Error", e.to_string()),
+    }
+}
+
+/// The functions both hosts serve the same way.
+fn common() -> Host {
     Host::new()
         .function("foo(arg)", |arg: Value| {
             format!("Foo was called with arg {arg}")
@@ -42,17 +110,6 @@ fn host() -> Host {
             },
         )
         .doc("Always fails: raises host.errors.DemoFailure with the message.")
-        .try_function(
-            "sleep(seconds)",
-            |seconds: f64| -> Result<(), FunctionError> {
-                let d = Duration::try_from_secs_f64(seconds).map_err(|e| {
-                    FunctionError::new("ValueError", format!("sleep({seconds}): {e}"))
-                })?;
-                std::thread::sleep(d);
-                Ok(())
-            },
-        )
-        .doc("Sleeps on the host for that many seconds.")
         .try_function("map_with(name, values)", map_with)
         .doc("Calls the script's export `name` on each value and returns the results.")
 }
@@ -70,9 +127,10 @@ fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "--help" || a == "-h") {
         println!(
-            "usage: demo [--classic] [--venv DIR] [SCRIPT [ARGS...]]\n       demo --stubs DIR\n\n\
+            "usage: demo [--classic | --async] [--venv DIR] [SCRIPT [ARGS...]]\n       demo --stubs DIR\n\n\
              Runs SCRIPT (a bundled demo without one) and serves it foo, bar, echo, fail,\n\
-             sleep and map_with. --classic speaks the seed's protocol; --venv runs the\n\
+             sleep, map_with and within. --classic speaks the seed's protocol; --async\n\
+             serves from a tokio runtime (sleep and within async); --venv runs the\n\
              script in that virtual environment; --stubs writes type stubs into DIR/tether."
         );
         return ExitCode::SUCCESS;
@@ -94,11 +152,16 @@ fn main() -> ExitCode {
         };
     }
     let mut classic = false;
+    let mut asynchronous = false;
     let mut venv = None;
     loop {
         match args.first().map(String::as_str) {
             Some("--classic") => {
                 classic = true;
+                args.remove(0);
+            }
+            Some("--async") => {
+                asynchronous = true;
                 args.remove(0);
             }
             Some("--venv") => {
@@ -112,7 +175,17 @@ fn main() -> ExitCode {
             _ => break,
         }
     }
-    let host = if classic { host().classic() } else { host() };
+    if classic && asynchronous {
+        eprintln!("demo: --classic and --async do not go together (the seed's protocol is sync)");
+        return ExitCode::from(2);
+    }
+    let host = if classic {
+        host().classic()
+    } else if asynchronous {
+        async_host()
+    } else {
+        host()
+    };
     let stop = match tether::stop_on_signals(Duration::from_secs(5)) {
         Ok(stop) => stop,
         Err(e) => {
@@ -139,7 +212,17 @@ fn main() -> ExitCode {
         Some(dir) => script.venv(dir),
         None => script,
     };
-    let result = host.run(script);
+    let result = if asynchronous {
+        match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(host.run_async(script)),
+            Err(e) => {
+                eprintln!("demo: cannot start a tokio runtime: {e}");
+                return ExitCode::from(70);
+            }
+        }
+    } else {
+        host.run(script)
+    };
     if let Some(signal) = stop.signal() {
         stop.wait_stopped();
         eprintln!("demo: stopped by signal {signal}");

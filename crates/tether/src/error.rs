@@ -72,6 +72,11 @@ pub enum Error {
     /// A limit set on the host ran out (deadline, idle timeout, nesting
     /// depth); the message says which.
     Limit(String),
+    /// A blocking call was made on the thread of a current-thread tokio
+    /// runtime whose script has async host functions: they need that very
+    /// thread, so the call could never be answered. The message names the
+    /// async form to use instead.
+    Blocking(String),
     /// The script's `tether` client speaks another protocol version.
     VersionMismatch {
         /// The host's protocol version.
@@ -118,6 +123,11 @@ impl fmt::Display for Error {
             Error::Closed(why) => write!(f, "the script is gone: {why}"),
             Error::Value(e) => write!(f, "{e}"),
             Error::Limit(what) => write!(f, "limit reached: {what}"),
+            Error::Blocking(what) => write!(
+                f,
+                "{what} would block the current-thread tokio runtime that the script's async \
+                 host functions run on, so it could never be answered; await its async form"
+            ),
             Error::VersionMismatch {
                 host,
                 client,

@@ -111,6 +111,11 @@ impl Registry {
         self.functions.get(name)
     }
 
+    /// Whether any function is async.
+    pub fn has_async(&self) -> bool {
+        self.functions.values().any(Function::is_async)
+    }
+
     /// Names in registration order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.functions.keys().map(String::as_str)

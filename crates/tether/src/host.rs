@@ -477,6 +477,8 @@ impl Host {
 
     /// The async form of [`spawn`](Host::spawn): the spawn runs on a helper
     /// thread, so the task awaiting it never blocks its runtime's thread.
+    /// The script's async host functions run on the runtime that polls the
+    /// future.
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), tether::Error> {
@@ -494,10 +496,11 @@ impl Host {
     ) -> impl std::future::Future<Output = Result<Child, Error>> + Send + 'static {
         let host = self.clone();
         let script = script.into();
-        // The runtime is the caller's, not the helper thread's.
-        let runtime = crate::runtime::current();
-        let spawned = crate::blocking::run(move || host.spawn_on(script, runtime));
         async move {
+            // The runtime is the one that polls this (not the helper
+            // thread's, nor wherever the future was made).
+            let runtime = crate::runtime::current();
+            let spawned = crate::blocking::run(move || host.spawn_on(script, runtime));
             spawned.await.unwrap_or_else(|_| {
                 Err(Error::Io {
                     context: "spawning the script".into(),

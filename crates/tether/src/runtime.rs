@@ -21,3 +21,17 @@ pub(crate) fn current() -> Option<Runtime> {
         None
     }
 }
+
+/// Whether this thread runs a current-thread tokio runtime: blocking it
+/// stops everything that runtime would run.
+pub(crate) fn is_current_thread() -> bool {
+    #[cfg(feature = "tokio")]
+    {
+        tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        false
+    }
+}

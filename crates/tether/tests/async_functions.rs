@@ -192,3 +192,33 @@ fn a_runtime_that_shuts_down_stops_its_scripts() {
     assert!(outcome.success(), "{}", outcome.status());
     assert_eq!(std::fs::read_to_string(done).unwrap(), "stopped");
 }
+
+#[test]
+fn a_blocking_call_that_would_stall_a_current_thread_runtime_says_so() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let code = "import tether\n@tether.export\ndef nap():\n    return tether.host.nap(0.01)\ntether.serve()\n";
+    rt.block_on(async {
+        let child = async_host().spawn_async(script(code)).await.unwrap();
+        // Blocking here would stop the only thread the runtime has, which
+        // nap() needs: a clear error instead of a hang.
+        let err = child.call::<String>("nap", ()).unwrap_err();
+        assert!(matches!(err, tether::Error::Blocking(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("call_async") || err.to_string().contains("async form"),
+            "{err}"
+        );
+        // The async form works on the same runtime.
+        assert_eq!(
+            child.call_async::<String>("nap", ()).await.unwrap(),
+            "rested"
+        );
+        assert!(matches!(
+            child.peer().call::<String>("nap", ()),
+            Err(tether::Error::Blocking(_))
+        ));
+        child.shutdown_async(Duration::from_secs(5)).await.unwrap();
+    });
+}

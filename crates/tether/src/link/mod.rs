@@ -44,6 +44,8 @@ pub(crate) struct Link {
     pub context: Option<Arc<dyn Any + Send + Sync>>,
     pub max_frame: u32,
     pub counters: Arc<Counters>,
+    /// The host has async functions, which run on the script's runtime.
+    pub has_async: bool,
     /// Calls into the script made by host functions serving it, pending now.
     nested: AtomicUsize,
     max_depth: usize,
@@ -181,6 +183,7 @@ pub(crate) struct LinkSetup {
     pub max_depth: usize,
     pub ready_timeout: Duration,
     pub counters: Arc<Counters>,
+    pub has_async: bool,
 }
 
 impl Link {
@@ -193,6 +196,7 @@ impl Link {
             max_depth,
             ready_timeout,
             counters,
+            has_async,
         } = setup;
         Link {
             pid,
@@ -200,6 +204,7 @@ impl Link {
             context,
             max_frame,
             counters,
+            has_async,
             nested: AtomicUsize::new(0),
             max_depth,
             writer: Mutex::new(writer),
@@ -230,6 +235,15 @@ impl Link {
         if let Some(wake) = self.interrupt.get() {
             wake();
         }
+    }
+
+    /// Refuses to block the thread of a current-thread runtime that the
+    /// script's async host functions need.
+    pub fn may_block(&self, what: &str) -> Result<(), Error> {
+        if self.has_async && crate::runtime::is_current_thread() {
+            return Err(Error::Blocking(what.to_owned()));
+        }
+        Ok(())
     }
 
     /// What the channel has carried so far.
@@ -439,6 +453,7 @@ impl Link {
         timeout: Option<Duration>,
         span: &tracing::Span,
     ) -> Result<Value, Error> {
+        self.may_block(&format!("a blocking call of {method}()"))?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let here = scope::within(self);
         let _depth = self.enter_nested(here.nested, method)?;

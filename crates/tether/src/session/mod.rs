@@ -126,6 +126,7 @@ pub(crate) fn start(
             max_depth: config.max_depth,
             ready_timeout: config.ready_timeout,
             counters: Arc::default(),
+            has_async: registry.has_async(),
         },
         Writer::new(pipes.to_child, watch.clone(), side.clone()),
     ));
