@@ -64,7 +64,9 @@ class CallContext:
         self.loop: Any = None
         # The thread running a plain export, and what its interruption is at.
         self.thread = 0
-        self.lock = threading.Lock()
+        # Reentrant: the SIGURG handler runs in the main thread, maybe while that thread
+        # holds this lock (entering a shield, finishing).
+        self.lock = threading.RLock()
         self.shield = 0
         self.issued = False  # an asynchronous exception is pending in that thread
         self.raised = False  # Cancelled was raised in it

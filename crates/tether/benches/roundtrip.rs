@@ -9,7 +9,10 @@
 //!   plain call;
 //! - calls per second from one thread, from 8 threads, and from 1,000
 //!   concurrent asyncio calls;
-//! - the start-up of `python3 -c pass` beside a whole demo run.
+//! - the start-up of `python3 -c pass` beside a whole demo run;
+//! - the async section: an awaited call beside a blocking one, 1,000 tasks
+//!   on one script, an async host function beside a sync one, and the time
+//!   from a call's timeout to the interrupted export's `finally`.
 //!
 //! `cargo bench --bench roundtrip`; `TETHER_BENCH_CALLS` sets the number of
 //! calls (default 100000).
@@ -21,6 +24,8 @@ use std::time::Instant;
 
 use tether::{Host, Script, Stdio, Value};
 
+#[path = "roundtrip/asynchronous.rs"]
+mod asynchronous;
 #[path = "roundtrip/report.rs"]
 mod report;
 use report::Table;
@@ -773,6 +778,9 @@ fn main() {
                 ),
             ],
         });
+    }
+    if wanted("async") {
+        tables.extend(asynchronous::tables(n, runs));
     }
     report::finish(&tables, n, runs);
 }

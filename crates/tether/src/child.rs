@@ -22,7 +22,9 @@ use crate::stop::Target;
 ///
 /// Call its exports with [`call`](Child::call), wait for it, or stop it.
 /// Dropping it kills the script (if it still runs) and reaps it: no script
-/// outlives its handle.
+/// outlives its handle. Dropped inside a tokio runtime, it sends SIGKILL at
+/// once and leaves the reaping to a helper thread, so the runtime's thread
+/// does not wait.
 pub struct Child {
     peer: Peer,
     /// The script as a graceful stop of the whole process sees it: its
@@ -305,6 +307,23 @@ impl Drop for Child {
     fn drop(&mut self) {
         if self.thread.is_some() {
             let _ = self.signal(Signal::KILL, "its handle (Child) was dropped");
+            if crate::runtime::current().is_some() {
+                // Dropped in async code: the reaping finishes on a helper
+                // thread, never on the runtime's.
+                let (_, closed) = crate::oneshot::channel();
+                let done = std::mem::replace(&mut self.done, closed);
+                let thread = self.thread.take();
+                let busy = Arc::clone(&self.busy);
+                crate::blocking::detach(move || {
+                    let _ = done.recv();
+                    if let Some(thread) = thread {
+                        if busy.load(Ordering::SeqCst).is_multiple_of(2) || thread.is_finished() {
+                            let _ = thread.join();
+                        }
+                    }
+                });
+                return;
+            }
             let _ = self.join();
         }
     }

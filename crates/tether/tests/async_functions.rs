@@ -45,8 +45,11 @@ fn async_host() -> Host {
 #[test]
 fn an_async_function_awaits_while_a_thousand_other_calls_proceed() {
     let code = r#"
-import asyncio, tether
+import asyncio, inspect, tether
 from tether import aio
+
+# Described as a sync function is: names, annotations.
+assert str(inspect.signature(tether.host.nap)) == "(seconds: float) -> str", inspect.signature(tether.host.nap)
 
 async def main():
     slow = asyncio.ensure_future(aio.host.nap(2.0))

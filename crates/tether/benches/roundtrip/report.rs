@@ -113,6 +113,44 @@ fn targets(tables: &[Table]) -> Vec<String> {
     ) {
         check("8 scripts: spinning on / off".into(), on / off, 1.0, true);
     }
+    if let (Some(blocking), Some(awaited)) = (
+        figure(tables, "async: one caller", "blocking"),
+        figure(tables, "async: one caller", "awaited"),
+    ) {
+        check(
+            "awaited call_async / blocking call (issue 11)".into(),
+            awaited / blocking,
+            1.3,
+            false,
+        );
+    }
+    if let Some(tasks) = figure(tables, "async: many callers", "call_async") {
+        check(
+            "1,000 tasks on one aio.serve script, calls/s (issue 11)".into(),
+            tasks,
+            100_000.0,
+            true,
+        );
+    }
+    if let (Some(sync_fn), Some(async_fn)) = (
+        figure(tables, "async: a script calling", "sync"),
+        figure(tables, "async: a script calling", "async"),
+    ) {
+        check(
+            "async host function / sync one (issue 11)".into(),
+            async_fn / sync_fn,
+            1.3,
+            false,
+        );
+    }
+    if let Some(p99) = figure(tables, "async: a call's timeout", "99th") {
+        check(
+            "timeout to the interrupted export's finally, p99 ms (issue 11)".into(),
+            p99,
+            50.0,
+            false,
+        );
+    }
     if let Some(aio) = figure(tables, "throughput", "asyncio") {
         check("asyncio calls/s from one loop".into(), aio, 150_000.0, true);
     }
@@ -208,7 +246,7 @@ pub fn finish(tables: &[Table], n: usize, runs: usize) {
     }
     let checks = targets(tables);
     if !checks.is_empty() {
-        println!("\ntargets (issue 4), from this run:");
+        println!("\ntargets, from this run:");
         for line in &checks {
             println!("  {line}");
         }
