@@ -26,7 +26,7 @@ STOP = _framing.STOP
 class Export:
     """A function of the script that the host may call."""
 
-    __slots__ = ("name", "fn", "signature", "is_async")
+    __slots__ = ("name", "fn", "signature", "is_async", "arity")
 
     def __init__(self, name: str, fn: Callable[..., Any]) -> None:
         import inspect
@@ -38,6 +38,15 @@ class Export:
         except (TypeError, ValueError):
             self.signature = None
         self.is_async = inspect.iscoroutinefunction(fn)
+        # When every parameter is a plain one without a default, exactly that many
+        # positional arguments bind: checking the count spares Signature.bind (the
+        # largest cost of a small call) on the common path.
+        self.arity: Optional[int] = None
+        if self.signature is not None:
+            plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            ps = list(self.signature.parameters.values())
+            if all(p.kind in plain and p.default is inspect.Parameter.empty for p in ps):
+                self.arity = len(ps)
 
 
 EXPORTS: Dict[str, Export] = {}
@@ -207,6 +216,8 @@ class Dispatch:
 
         def _send_quietly(self, pieces: List[_framing.Buffer], fds: Optional[List[int]] = None) -> None: ...
 
+        def _post(self, frame: bytes, loop: Any) -> None: ...
+
     def _handle(self, msg: Dict[str, Any], loop: Any = None) -> None:
         method = msg.get("method")
         msg_id = msg.get("id")
@@ -258,7 +269,7 @@ class Dispatch:
             self._reply_error(msg_id, INVALID_PARAMS, "params must be a list or a dict",
                               {"kind": "InvalidParams", "function": export.name})
             return
-        if export.signature is not None:
+        if export.signature is not None and not (not kwargs and len(args) == export.arity):
             try:
                 export.signature.bind(*args, **kwargs)
             except TypeError as e:
@@ -316,7 +327,8 @@ class Dispatch:
             finally:
                 if ctx.id is not None:
                     self._running.pop(ctx.id, None)
-            self._reply_result(ctx.id, export.name, result)
+            # Answers given in one turn of the loop leave in one write.
+            self._reply_result(ctx.id, export.name, result, ctx.loop)
 
         if loop is None:
             try:
@@ -331,7 +343,7 @@ class Dispatch:
             # No event loop serves this script: run the coroutine to its end here.
             asyncio.run(run())
 
-    def _reply_result(self, msg_id: Any, name: str, result: Any) -> None:
+    def _reply_result(self, msg_id: Any, name: str, result: Any, loop: Any = None) -> None:
         if msg_id is None:
             return
         try:
@@ -340,6 +352,9 @@ class Dispatch:
         except Exception as e:
             self._reply_error(msg_id, INTERNAL_ERROR, "%s() returned a value that cannot be sent: %s" % (name, e),
                               {"kind": "BadResult", "function": name})
+            return
+        if loop is not None and len(pieces) == 1 and not fds and type(pieces[0]) is bytes:
+            self._post(pieces[0], loop)
             return
         self._send_quietly(pieces, fds)
 

@@ -126,6 +126,19 @@ fn spawn(
         }
     }
     .instrument(inner);
+    // Polled once here first, inside the runtime's context: a function that
+    // does not wait (the common small call) answers without a hop to a
+    // runtime thread, which costs a wake-up. One that waits is handed to the
+    // runtime as it stands (boxed, so it does not move).
+    let mut task: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = Box::pin(task);
+    let first = {
+        let _inside = runtime.enter();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        task.as_mut().poll(&mut cx)
+    };
+    if first.is_ready() {
+        return;
+    }
     let handle = runtime.spawn(task);
     if let Some(key) = key {
         let mut running = crate::sync::lock(&core.tasks.running);
