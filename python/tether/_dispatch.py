@@ -129,6 +129,7 @@ class CallContext:
 
 
 _MAIN = threading.main_thread().ident
+_EAGER = sys.version_info >= (3, 12)
 
 
 class _Interrupts:
@@ -336,7 +337,12 @@ class Dispatch:
             except RuntimeError:
                 loop = None
         if loop is not None:
-            loop.create_task(run())
+            if _EAGER:
+                # Python 3.12+: the export runs at once, up to its first real wait; one
+                # that never waits answers without being scheduled at all.
+                asyncio.Task(run(), loop=loop, eager_start=True)  # type: ignore[call-arg]
+            else:
+                loop.create_task(run())
         elif self._aio_loop is not None and self._aio_loop.is_running():
             asyncio.run_coroutine_threadsafe(run(), self._aio_loop)
         else:
