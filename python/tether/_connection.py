@@ -190,14 +190,9 @@ class Connection(Dispatch, Writer):
             ConnectionLost: the host went away.
             FrameTooLarge, CannotSend: the arguments cannot be sent.
         """
-        ctx = CURRENT_CALL.get()
-        if ctx is not None:
-            if ctx.thread != threading.get_ident():
-                ctx = None
-            else:
-                # Inside the client the export is not interrupted: the call raises
-                # Cancelled when it returns instead.
-                ctx.enter_shield()
+        # Inside the client the export is not interrupted: the call raises
+        # Cancelled when it returns instead.
+        ctx = _shield_own_export()
         try:
             slot = _Slot()
             msg_id = next(self._ids)
@@ -253,11 +248,7 @@ class Connection(Dispatch, Writer):
         message: Dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params:
             message["params"] = params
-        ctx = CURRENT_CALL.get()
-        if ctx is not None and ctx.thread != threading.get_ident():
-            ctx = None
-        if ctx is not None:
-            ctx.enter_shield()
+        ctx = _shield_own_export()
         try:
             self._send(*self._encode(message, self.max_frame))
         finally:
@@ -297,11 +288,7 @@ class Connection(Dispatch, Writer):
 
     def pump(self) -> None:
         """Handle whatever the host has sent, without waiting (if no other thread reads)."""
-        ctx = CURRENT_CALL.get()
-        if ctx is not None and ctx.thread != threading.get_ident():
-            ctx = None
-        if ctx is not None:
-            ctx.enter_shield()
+        ctx = _shield_own_export()
         try:
             with self._lock:
                 if self._reader is not None or self._lost is not None:
@@ -739,6 +726,16 @@ def connection() -> Connection:
 
 
 _connect_error: Optional[Error] = None
+
+
+def _shield_own_export() -> Optional[CallContext]:
+    """The export this thread runs, shielded from interruption (the client's own code
+    must not be cut short); ``None`` outside an export. End it with ``exit_shield``."""
+    ctx = CURRENT_CALL.get()
+    if ctx is None or ctx.thread != threading.get_ident():
+        return None
+    ctx.enter_shield()
+    return ctx
 
 
 def _on_interrupt_signal() -> None:

@@ -41,12 +41,16 @@ fn server() -> (Script, std::path::PathBuf) {
     (Script::new(script(SERVER)).arg(&dir), dir)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+/// The server, started and serving, and its directory.
+async fn serving() -> (tether::Child, std::path::PathBuf) {
+    let (script, dir) = server();
+    let child = host().spawn_async(script).await.unwrap();
+    child
+        .peer()
+        .wait_ready_async(Duration::from_secs(30))
+        .await
+        .unwrap();
+    (child, dir)
 }
 
 /// Waits (bounded) until the script left the file saying it saw the
@@ -88,13 +92,7 @@ fn many_tasks_await_calls_on_one_script() {
 #[test]
 fn a_dropped_call_future_cancels_the_call_in_the_script() {
     runtime().block_on(async {
-        let (script, dir) = server();
-        let child = host().spawn_async(script).await.unwrap();
-        child
-            .peer()
-            .wait_ready_async(Duration::from_secs(30))
-            .await
-            .unwrap();
+        let (child, dir) = serving().await;
 
         // tokio::time::timeout drops the call's future.
         let timed = tokio::time::timeout(
@@ -130,13 +128,7 @@ fn a_dropped_call_future_cancels_the_call_in_the_script() {
 #[test]
 fn an_async_time_limit_fails_with_timeout_and_tells_the_script() {
     runtime().block_on(async {
-        let (script, dir) = server();
-        let child = host().spawn_async(script).await.unwrap();
-        child
-            .peer()
-            .wait_ready_async(Duration::from_secs(30))
-            .await
-            .unwrap();
+        let (child, dir) = serving().await;
         let started = Instant::now();
         let err = child
             .call_timeout_async::<String>("slow", ("limit",), Duration::from_millis(100))

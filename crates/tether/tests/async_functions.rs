@@ -12,14 +12,6 @@ use std::time::Duration;
 use common::*;
 use tether::{Host, Peer, Script};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn async_host() -> Host {
     host()
         .async_function("nap(seconds)", |seconds: f64| async move {

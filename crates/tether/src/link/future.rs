@@ -15,12 +15,11 @@
 use std::borrow::Cow;
 use std::future::{poll_fn, Future};
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use super::{encode_error, Link, ReadyState};
+use super::{encode_error, Link, Record};
 use crate::blocking;
 use crate::error::Error;
 use crate::protocol::message::{Encoded, Id, Message, Params};
@@ -29,7 +28,7 @@ use crate::scope;
 use crate::stats::Counters;
 use crate::sync::lock;
 use crate::timer::or_deadline;
-use crate::trace::{CallSpan, Direction, Ended};
+
 use crate::value::{Map, Value};
 
 /// Frames up to this size are written whole or not at all by one write to
@@ -156,21 +155,7 @@ impl Link {
         let link = Arc::clone(self);
         async move {
             let deadline = Instant::now() + timeout;
-            let waited = or_deadline(
-                poll_fn(|cx| {
-                    let state = lock(&link.ready.state);
-                    match &*state {
-                        ReadyState::Serving(exports) => Poll::Ready(Ok(exports.clone())),
-                        ReadyState::Never(why) => Poll::Ready(Err(Error::Closed(why.clone()))),
-                        ReadyState::Starting => {
-                            lock(&link.ready.wakers).push(cx.waker().clone());
-                            Poll::Pending
-                        }
-                    }
-                }),
-                Some(deadline),
-            )
-            .await;
+            let waited = or_deadline(poll_fn(|cx| link.poll_ready(cx)), Some(deadline)).await;
             waited.unwrap_or_else(|| {
                 Err(Error::Timeout {
                     method: "the script to become ready".into(),
@@ -194,32 +179,10 @@ impl Link {
         }
         let ready_by = Instant::now() + self.ready.timeout;
         let until = deadline.map_or(ready_by, |d| d.min(ready_by));
-        let waited = or_deadline(
-            poll_fn(|cx| {
-                let state = lock(&self.ready.state);
-                match &*state {
-                    ReadyState::Serving(_) => Poll::Ready(Ok(())),
-                    ReadyState::Never(why) => Poll::Ready(Err(Error::Closed(why.clone()))),
-                    ReadyState::Starting => {
-                        lock(&self.ready.wakers).push(cx.waker().clone());
-                        Poll::Pending
-                    }
-                }
-            }),
-            Some(until),
-        )
-        .await;
-        match waited {
-            Some(result) => result,
-            None if timeout.is_some_and(|t| t <= self.ready.timeout) => Err(Error::Timeout {
-                method: method.to_owned(),
-                after: timeout.unwrap_or_default(),
-            }),
-            None => Err(Error::Closed(format!(
-                "script {} did not become ready within {:?} (it never entered tether.serve()); \
-                 {method}() was not sent",
-                self.pid, self.ready.timeout
-            ))),
+        let started = Instant::now();
+        match or_deadline(poll_fn(|cx| self.poll_ready(cx)), Some(until)).await {
+            Some(ready) => ready.map(drop),
+            None => Err(self.not_ready(method, timeout, started.elapsed())),
         }
     }
 
@@ -347,44 +310,5 @@ impl Drop for Waiting {
         self.0
             .waiting_on_script
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// The span and counters of one async call; a future dropped before it
-/// finished is recorded as cancelled.
-struct Record {
-    span: CallSpan,
-    counters: Arc<Counters>,
-    finished: bool,
-}
-
-impl Record {
-    fn new(link: &Link, method: &str) -> Record {
-        Counters::add(&link.counters.calls_to_script, 1);
-        Record {
-            span: CallSpan::new(Direction::ToScript, method, link.pid, &link.script),
-            counters: Arc::clone(&link.counters),
-            finished: false,
-        }
-    }
-
-    fn finish<T>(&mut self, result: &Result<T, Error>) {
-        self.finished = true;
-        match result {
-            Ok(_) => self.span.finish(Ended::Ok, None),
-            Err(e) => {
-                Counters::add(&self.counters.failed_to_script, 1);
-                self.span.finish(super::ended(e), Some(&e.to_string()));
-            }
-        }
-    }
-}
-
-impl Drop for Record {
-    fn drop(&mut self) {
-        if !self.finished {
-            Counters::add(&self.counters.failed_to_script, 1);
-            self.span.finish(Ended::Cancelled, None);
-        }
     }
 }

@@ -432,17 +432,10 @@ impl Link {
         params: Params,
         timeout: Option<Duration>,
     ) -> Result<Value, Error> {
-        let span = CallSpan::new(Direction::ToScript, method, self.pid, &self.script);
-        Counters::add(&self.counters.calls_to_script, 1);
-        let result = span
-            .span
-            .in_scope(|| self.call_in(method, params, timeout, &span.span));
-        if let Err(e) = &result {
-            Counters::add(&self.counters.failed_to_script, 1);
-            span.finish(ended(e), Some(&e.to_string()));
-        } else {
-            span.finish(Ended::Ok, None);
-        }
+        let mut record = Record::new(self, method);
+        let span = record.span.span.clone();
+        let result = span.in_scope(|| self.call_in(method, params, timeout, &span));
+        record.finish(&result);
         result
     }
 
@@ -482,17 +475,12 @@ impl Link {
     /// Like a call, it waits until the script is ready (unless it nests in
     /// one of the script's calls).
     pub fn notify(self: &Arc<Self>, method: &str, params: Params) -> Result<(), Error> {
-        let span = CallSpan::new(Direction::ToScript, method, self.pid, &self.script);
-        Counters::add(&self.counters.calls_to_script, 1);
-        let result = span
+        let mut record = Record::new(self, method);
+        let result = record
+            .span
             .span
             .in_scope(|| self.send_notification(method, params));
-        if let Err(e) = &result {
-            Counters::add(&self.counters.failed_to_script, 1);
-            span.finish(ended(e), Some(&e.to_string()));
-        } else {
-            span.finish(Ended::Ok, None);
-        }
+        record.finish(&result);
         result
     }
 
@@ -557,18 +545,39 @@ impl Link {
         };
         match self.wait_ready(wait) {
             Ok(_) => Ok(()),
-            Err(Error::Timeout { .. }) if timeout.is_some_and(|t| t <= self.ready.timeout) => {
-                Err(Error::Timeout {
-                    method: method.to_owned(),
-                    after: timeout.unwrap_or_default(),
-                })
-            }
-            Err(Error::Timeout { after, .. }) => Err(Error::Closed(format!(
-                "script {} did not become ready within {after:?} (it never entered tether.serve()); \
-                 {method}() was not sent",
-                self.pid
-            ))),
+            Err(Error::Timeout { after, .. }) => Err(self.not_ready(method, timeout, after)),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Why a call that waited `waited` for the script to become ready was
+    /// not sent: its own time limit ran out first, or the script never
+    /// entered `tether.serve()` within the ready timeout.
+    fn not_ready(&self, method: &str, timeout: Option<Duration>, waited: Duration) -> Error {
+        match timeout {
+            Some(t) if t <= self.ready.timeout => Error::Timeout {
+                method: method.to_owned(),
+                after: t,
+            },
+            _ => Error::Closed(format!(
+                "script {} did not become ready within {waited:?} (it never entered \
+                 tether.serve()); {method}() was not sent",
+                self.pid
+            )),
+        }
+    }
+
+    /// Whether the script serves: its exports, the reason it never will, or
+    /// (registering `cx` to be woken) not yet.
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<String>, Error>> {
+        let state = lock(&self.ready.state);
+        match &*state {
+            ReadyState::Serving(exports) => Poll::Ready(Ok(exports.clone())),
+            ReadyState::Never(why) => Poll::Ready(Err(Error::Closed(why.clone()))),
+            ReadyState::Starting => {
+                lock(&self.ready.wakers).push(cx.waker().clone());
+                Poll::Pending
+            }
         }
     }
 
@@ -631,6 +640,45 @@ impl<'a> Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The span and counters of one call into the script; a call whose future
+/// was dropped before it finished is recorded as cancelled.
+struct Record {
+    span: CallSpan,
+    counters: Arc<Counters>,
+    finished: bool,
+}
+
+impl Record {
+    fn new(link: &Link, method: &str) -> Record {
+        Counters::add(&link.counters.calls_to_script, 1);
+        Record {
+            span: CallSpan::new(Direction::ToScript, method, link.pid, &link.script),
+            counters: Arc::clone(&link.counters),
+            finished: false,
+        }
+    }
+
+    fn finish<T>(&mut self, result: &Result<T, Error>) {
+        self.finished = true;
+        match result {
+            Ok(_) => self.span.finish(Ended::Ok, None),
+            Err(e) => {
+                Counters::add(&self.counters.failed_to_script, 1);
+                self.span.finish(ended(e), Some(&e.to_string()));
+            }
+        }
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        if !self.finished {
+            Counters::add(&self.counters.failed_to_script, 1);
+            self.span.finish(Ended::Cancelled, None);
+        }
     }
 }
 

@@ -76,6 +76,15 @@ pub fn python() -> PathBuf {
     }
 }
 
+/// A two-thread tokio runtime, as a small service has.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// The host most tests use.
 pub fn host() -> Host {
     Host::new()
