@@ -203,7 +203,8 @@ impl Child {
         self.join()
     }
 
-    fn try_join(&mut self, timeout: Duration) -> Option<Result<Outcome, Error>> {
+    /// The outcome, if the script ends within `timeout`.
+    pub(crate) fn try_join(&mut self, timeout: Duration) -> Option<Result<Outcome, Error>> {
         match self.done.recv_timeout(Some(timeout)) {
             Ok(result) => {
                 self.join_thread();

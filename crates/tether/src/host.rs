@@ -414,7 +414,7 @@ impl Host {
     }
 
     /// The host's shared pool, started on first use.
-    fn pool(&self) -> std::io::Result<Arc<Pool>> {
+    fn thread_pool(&self) -> std::io::Result<Arc<Pool>> {
         if let Some(pool) = self.pool.get() {
             return Ok(Arc::clone(pool));
         }
@@ -469,7 +469,7 @@ impl Host {
         session::start(
             Arc::clone(&self.config),
             Arc::clone(&self.registry),
-            || self.pool(),
+            || self.thread_pool(),
             &script,
             runtime,
         )
@@ -517,6 +517,26 @@ impl Host {
     ) -> impl std::future::Future<Output = Result<Outcome, Error>> + Send + 'static {
         let spawned = self.spawn_async(script);
         async move { spawned.await?.wait_async().await }
+    }
+
+    /// A pool of workers started from `script`, served by this host: calls
+    /// go to the least busy one, and a worker that dies is replaced. See
+    /// [`Pool`](crate::Pool).
+    ///
+    /// ```no_run
+    /// let host = tether::Host::new().function("log(line)", |line: String| println!("{line}"));
+    /// let pool = host.pool("worker.py").workers(4).start()?;
+    /// let n: i64 = pool.call("work", (1,))?;
+    /// # let _ = n;
+    /// # Ok::<(), tether::Error>(())
+    /// ```
+    pub fn pool(&self, script: impl Into<Script>) -> crate::workers::PoolBuilder {
+        crate::workers::PoolBuilder::new(self.clone(), script.into())
+    }
+
+    /// The exit grace the host was given.
+    pub(crate) fn exit_grace_setting(&self) -> Duration {
+        self.config.exit_grace
     }
 
     /// Names of the registered functions, in registration order.

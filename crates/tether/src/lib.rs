@@ -44,6 +44,7 @@ mod trace;
 mod transport;
 mod value;
 mod watchdog;
+mod workers;
 
 pub use bundle::VERSION;
 pub use bytes::Bytes;
@@ -59,6 +60,7 @@ pub use script::{Script, Stdio};
 pub use stats::Stats;
 pub use stop::{stop_all, stop_on_signals, StopSignals};
 pub use value::{from_value, to_value, Map, Value};
+pub use workers::{Pool, PoolBuilder, PoolStats};
 
 /// Implementation details that public traits mention; not part of the API.
 #[doc(hidden)]

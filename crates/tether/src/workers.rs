@@ -1,0 +1,601 @@
+//! [`Pool`]: several workers started from one script, served by one host,
+//! that survives its workers: a worker that dies is replaced (with
+//! exponential backoff, and a give-up after too many deaths in a window),
+//! and a call in flight on it fails with an error that names the worker,
+//! how it ended and its last lines of stderr.
+//!
+//! Each worker is a [`Child`] watched by a supervisor thread of its own,
+//! which reaps it, records how it ended and starts its replacement. Calls
+//! go to the live worker with the fewest calls in flight.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::child::Child;
+use crate::error::Error;
+use crate::host::Host;
+use crate::outcome::{report, Outcome};
+use crate::peer::Peer;
+use crate::script::{LineCallback, Script};
+use crate::sync::lock;
+use crate::value::{from_value, Value};
+
+/// How many lines of a worker's stderr are kept for the report of its end.
+const STDERR_LINES: usize = 20;
+
+/// Builds a [`Pool`]; from [`Host::pool`].
+pub struct PoolBuilder {
+    host: Host,
+    script: Script,
+    workers: usize,
+    backoff: (Duration, Duration),
+    give_up: (usize, Duration),
+}
+
+impl PoolBuilder {
+    pub(crate) fn new(host: Host, script: Script) -> PoolBuilder {
+        PoolBuilder {
+            host,
+            script,
+            workers: 2,
+            backoff: (Duration::from_millis(100), Duration::from_secs(10)),
+            give_up: (5, Duration::from_secs(60)),
+        }
+    }
+
+    /// How many workers (default 2).
+    pub fn workers(mut self, n: usize) -> PoolBuilder {
+        self.workers = n;
+        self
+    }
+
+    /// The wait before restarting a worker that died: `min` after one
+    /// death, doubling with each further death in the give-up window, at
+    /// most `max` (default 100 ms to 10 s).
+    pub fn backoff(mut self, min: Duration, max: Duration) -> PoolBuilder {
+        self.backoff = (min, max.max(min));
+        self
+    }
+
+    /// Gives up when `deaths` workers died within `window` (default 5 in
+    /// 60 s): no more restarts, and every call fails at once with the last
+    /// exit statuses and stderr lines.
+    pub fn give_up_after(mut self, deaths: usize, window: Duration) -> PoolBuilder {
+        self.give_up = (deaths.max(1), window);
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// When a worker cannot be started at all (the interpreter or the
+    /// script is missing: [`Error::Spawn`]).
+    pub fn start(self) -> Result<Pool, Error> {
+        let inner = Arc::new(Inner {
+            host: self.host,
+            script: self.script,
+            backoff: self.backoff,
+            give_up: self.give_up,
+            state: Mutex::new(State {
+                workers: Vec::new(),
+                target: self.workers,
+                deaths: VecDeque::new(),
+                gave_up: None,
+                closed: false,
+            }),
+            changed: Condvar::new(),
+            next_id: AtomicU64::new(1),
+            started: AtomicU64::new(0),
+            exited: AtomicU64::new(0),
+            restarted: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        });
+        for _ in 0..self.workers {
+            Inner::start_worker(&inner, false)?;
+        }
+        Ok(Pool { inner })
+    }
+}
+
+/// Workers started from one script, calls spread over them, dead ones
+/// replaced. Cheap to share between threads (`&Pool` is enough to call).
+///
+/// ```no_run
+/// let pool = tether::Host::new().pool("worker.py").workers(4).start()?;
+/// let n: i64 = pool.call("work", (7,))?;
+/// let answers = pool.broadcast("reload", ());
+/// println!("{} workers reloaded", answers.iter().filter(|(_, a)| a.is_ok()).count());
+/// pool.shutdown(std::time::Duration::from_secs(5));
+/// # let _ = n;
+/// # Ok::<(), tether::Error>(())
+/// ```
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+/// What a pool has done so far (see [`Pool::stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Workers serving now.
+    pub live: usize,
+    /// Workers started, replacements included.
+    pub started: u64,
+    /// Workers that ended (died, or were stopped).
+    pub exited: u64,
+    /// Workers started to replace one that died.
+    pub restarts: u64,
+    /// Calls made through the pool, and how many of them failed.
+    pub calls: u64,
+    /// Of those, the failed ones.
+    pub failed: u64,
+    /// Why the pool gave up restarting, once it has.
+    pub gave_up: Option<String>,
+}
+
+struct Inner {
+    host: Host,
+    script: Script,
+    backoff: (Duration, Duration),
+    give_up: (usize, Duration),
+    state: Mutex<State>,
+    changed: Condvar,
+    next_id: AtomicU64,
+    started: AtomicU64,
+    exited: AtomicU64,
+    restarted: AtomicU64,
+    calls: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct State {
+    workers: Vec<Arc<Worker>>,
+    /// How many workers the pool keeps.
+    target: usize,
+    /// Recent deaths: when, and how each worker ended.
+    deaths: VecDeque<(Instant, String)>,
+    gave_up: Option<String>,
+    closed: bool,
+}
+
+/// One live worker.
+struct Worker {
+    id: u64,
+    peer: Peer,
+    in_flight: AtomicUsize,
+    /// How it ended, once its supervisor knows.
+    ended: Mutex<Option<String>>,
+    ended_cv: Condvar,
+    /// Asked to stop (shutdown or shrink): its end is not a death.
+    retiring: AtomicBool,
+    /// Stop it now, calls in flight or not (the shutdown's grace ran out).
+    stop_now: AtomicBool,
+}
+
+impl Inner {
+    /// Starts one worker and its supervisor thread.
+    fn start_worker(inner: &Arc<Inner>, replacing: bool) -> Result<(), Error> {
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let tail: Arc<Mutex<VecDeque<String>>> = Arc::default();
+        let lines = Arc::clone(&tail);
+        let theirs = inner.script.stderr_lines.clone();
+        let mut script = inner.script.clone();
+        script.stderr_lines = Some(LineCallback(Arc::new(move |line: &str| {
+            {
+                let mut tail = lock(&lines);
+                if tail.len() == STDERR_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line.to_owned());
+            }
+            match &theirs {
+                Some(f) => (f.0)(line),
+                None => eprintln!("{line}"),
+            }
+        })));
+        let child = inner.host.spawn(script)?;
+        let worker = Arc::new(Worker {
+            id,
+            peer: child.peer(),
+            in_flight: AtomicUsize::new(0),
+            ended: Mutex::new(None),
+            ended_cv: Condvar::new(),
+            retiring: AtomicBool::new(false),
+            stop_now: AtomicBool::new(false),
+        });
+        inner.started.fetch_add(1, Ordering::Relaxed);
+        if replacing {
+            inner.restarted.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::info!(target: "tether::pool", worker = id, pid = child.id(), replacing, "worker started");
+        lock(&inner.state).workers.push(Arc::clone(&worker));
+        inner.changed.notify_all();
+        let supervisor = Arc::clone(inner);
+        std::thread::Builder::new()
+            .name(format!("tether-worker-{id}"))
+            .spawn(move || supervisor.supervise(child, worker, tail))
+            .map_err(|source| Error::Io {
+                context: "starting a worker's supervisor thread".into(),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Waits for the worker to end, records how, and replaces it if it died.
+    fn supervise(
+        self: Arc<Self>,
+        mut child: Child,
+        worker: Arc<Worker>,
+        tail: Arc<Mutex<VecDeque<String>>>,
+    ) {
+        let outcome = loop {
+            if let Some(outcome) = child.try_join(Duration::from_millis(100)) {
+                break outcome;
+            }
+            let idle = worker.in_flight.load(Ordering::Acquire) == 0;
+            if worker.stop_now.load(Ordering::Acquire)
+                || (worker.retiring.load(Ordering::Acquire) && idle)
+            {
+                break child.shutdown(self.host_grace());
+            }
+        };
+        let retired = worker.retiring.load(Ordering::Acquire);
+        let stderr: Vec<String> = lock(&tail).iter().cloned().collect();
+        let how = describe(&outcome, worker.id, worker.peer.id(), &stderr);
+        *lock(&worker.ended) = Some(how.clone());
+        worker.ended_cv.notify_all();
+        self.exited.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        state.workers.retain(|w| w.id != worker.id);
+        self.changed.notify_all();
+        if retired || state.closed {
+            tracing::info!(target: "tether::pool", worker = worker.id, "worker stopped");
+            return;
+        }
+        tracing::warn!(target: "tether::pool", worker = worker.id, "worker died: {how}");
+        let now = Instant::now();
+        state.deaths.push_back((now, how));
+        let window = self.give_up.1;
+        while state
+            .deaths
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > window)
+        {
+            state.deaths.pop_front();
+        }
+        if state.deaths.len() >= self.give_up.0 {
+            let why = format!(
+                "the pool gave up: {} workers died within {:?}; the last: {}",
+                state.deaths.len(),
+                window,
+                state
+                    .deaths
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .map(|(_, h)| h.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+            tracing::error!(target: "tether::pool", "{why}");
+            state.gave_up = Some(why);
+            self.changed.notify_all();
+            return;
+        }
+        // Exponential backoff over the deaths in the window.
+        let (min, max) = self.backoff;
+        let doublings = u32::try_from(state.deaths.len().saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(20);
+        let wait = min.saturating_mul(1 << doublings).min(max);
+        let until = Instant::now() + wait;
+        while !state.closed && state.gave_up.is_none() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if state.closed || state.workers.len() >= state.target {
+            return;
+        }
+        drop(state);
+        tracing::info!(target: "tether::pool", after = ?wait, "restarting a worker");
+        if let Err(e) = Inner::start_worker(&self, true) {
+            let why = format!("the pool cannot restart a worker: {e}");
+            tracing::error!(target: "tether::pool", "{why}");
+            lock(&self.state).gave_up = Some(why);
+            self.changed.notify_all();
+        }
+    }
+
+    fn host_grace(&self) -> Duration {
+        self.host.exit_grace_setting()
+    }
+
+    /// The live worker with the fewest calls in flight, skipping `avoid`;
+    /// waits (at most `patience`) while a replacement is on its way.
+    fn pick(&self, avoid: &[u64], patience: Duration) -> Result<Arc<Worker>, Error> {
+        let until = Instant::now() + patience;
+        let mut state = lock(&self.state);
+        loop {
+            if state.closed {
+                return Err(Error::Closed("the pool is shut down".into()));
+            }
+            if let Some(why) = &state.gave_up {
+                return Err(Error::Closed(why.clone()));
+            }
+            let best = state
+                .workers
+                .iter()
+                .filter(|w| !avoid.contains(&w.id) && !w.retiring.load(Ordering::Acquire))
+                .min_by_key(|w| w.in_flight.load(Ordering::Acquire));
+            if let Some(w) = best {
+                return Ok(Arc::clone(w));
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Closed("the pool has no live worker".into()));
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// How a worker ended, for errors and events.
+fn describe(outcome: &Result<Outcome, Error>, id: u64, pid: u32, stderr: &[String]) -> String {
+    let how = match outcome {
+        Ok(o) => o.status().to_string(),
+        Err(e) => e.to_string(),
+    };
+    let tail = report(&[], Some(stderr.join("\n").as_bytes()));
+    format!("worker {id} (pid {pid}) ended: {how}{tail}")
+}
+
+impl Worker {
+    /// How it ended, waiting up to `patience` for its supervisor to know.
+    fn ending(&self, patience: Duration) -> Option<String> {
+        let until = Instant::now() + patience;
+        let mut ended = lock(&self.ended);
+        while ended.is_none() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            ended = self
+                .ended_cv
+                .wait_timeout(ended, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        ended.clone()
+    }
+}
+
+/// Counts a call as in flight on its worker until dropped.
+struct Busy<'a>(&'a Worker);
+
+impl<'a> Busy<'a> {
+    fn new(worker: &'a Worker) -> Busy<'a> {
+        worker.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy(worker)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How long a call waits for a worker while a replacement starts.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+impl Pool {
+    /// Calls `method` on the least busy live worker. A worker that dies
+    /// during the call fails it with an error naming the worker, how it
+    /// ended and its last lines of stderr; the call is not retried (see
+    /// [`call_retrying`](Pool::call_retrying)).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Peer::call`]; [`Error::Closed`] when the pool is shut down
+    /// or gave up (with why).
+    pub fn call<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+    ) -> Result<R, Error> {
+        self.call_on(method, &args, 1)
+    }
+
+    /// Like [`call`](Pool::call), but when the worker dies during the call
+    /// it is made again on another worker (up to three times in all): for
+    /// calls that are safe to repeat.
+    ///
+    /// # Errors
+    ///
+    /// As for [`call`](Pool::call).
+    pub fn call_retrying<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+    ) -> Result<R, Error> {
+        self.call_on(method, &args, 3)
+    }
+
+    fn call_on<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &impl Serialize,
+        attempts: usize,
+    ) -> Result<R, Error> {
+        let inner = &self.inner;
+        inner.calls.fetch_add(1, Ordering::Relaxed);
+        let mut tried = Vec::new();
+        let mut last = None;
+        for _ in 0..attempts {
+            let worker = match inner.pick(&tried, PATIENCE) {
+                Ok(w) => w,
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            };
+            tried.push(worker.id);
+            let result = {
+                let _busy = Busy::new(&worker);
+                worker.peer.call::<Value>(method, args)
+            };
+            match result {
+                Ok(v) => return from_value(v).map_err(Error::Value),
+                Err(Error::Closed(_)) => {
+                    let how = worker.ending(Duration::from_secs(5)).unwrap_or_else(|| {
+                        format!("worker {} (pid {}) is gone", worker.id, worker.peer.id())
+                    });
+                    last = Some(Error::Closed(format!("{method}() failed: {how}")));
+                }
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            }
+        }
+        inner.failed.fetch_add(1, Ordering::Relaxed);
+        Err(last.unwrap_or_else(|| Error::Closed("the pool has no live worker".into())))
+    }
+
+    /// Sends a notification to one worker (the least busy).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Peer::notify`], and when the pool has no worker.
+    pub fn notify(&self, method: &str, args: impl Serialize) -> Result<(), Error> {
+        self.inner.pick(&[], PATIENCE)?.peer.notify(method, args)
+    }
+
+    /// Calls `method` on every live worker (to reload configuration, say)
+    /// and returns each worker's number and answer.
+    pub fn broadcast(
+        &self,
+        method: &str,
+        args: impl Serialize + Sync,
+    ) -> Vec<(u64, Result<Value, Error>)> {
+        let workers: Vec<Arc<Worker>> = lock(&self.inner.state).workers.clone();
+        std::thread::scope(|s| {
+            let calls: Vec<_> = workers
+                .iter()
+                .map(|w| {
+                    let args = &args;
+                    s.spawn(move || {
+                        let _busy = Busy::new(w);
+                        (w.id, w.peer.call::<Value>(method, args))
+                    })
+                })
+                .collect();
+            calls.into_iter().filter_map(|c| c.join().ok()).collect()
+        })
+    }
+
+    /// Grows or shrinks the pool to `n` workers while it runs. Workers
+    /// beyond `n` stop once their calls in flight have finished.
+    ///
+    /// # Errors
+    ///
+    /// When a new worker cannot be started.
+    pub fn resize(&self, n: usize) -> Result<(), Error> {
+        let (grow, retire) = {
+            let mut state = lock(&self.inner.state);
+            state.target = n;
+            let live: Vec<_> = state
+                .workers
+                .iter()
+                .filter(|w| !w.retiring.load(Ordering::Acquire))
+                .cloned()
+                .collect();
+            let retire: Vec<_> = live.iter().skip(n).cloned().collect();
+            (n.saturating_sub(live.len()), retire)
+        };
+        for w in retire {
+            w.retiring.store(true, Ordering::Release);
+        }
+        for _ in 0..grow {
+            Inner::start_worker(&self.inner, false)?;
+        }
+        Ok(())
+    }
+
+    /// What the pool has done so far.
+    pub fn stats(&self) -> PoolStats {
+        let inner = &self.inner;
+        let state = lock(&inner.state);
+        PoolStats {
+            live: state.workers.len(),
+            started: inner.started.load(Ordering::Relaxed),
+            exited: inner.exited.load(Ordering::Relaxed),
+            restarts: inner.restarted.load(Ordering::Relaxed),
+            calls: inner.calls.load(Ordering::Relaxed),
+            failed: inner.failed.load(Ordering::Relaxed),
+            gave_up: state.gave_up.clone(),
+        }
+    }
+
+    /// Takes no new calls, lets the calls in flight finish within half of
+    /// `grace`, then stops every worker as [`Child::shutdown`] does with
+    /// the rest, and waits until they have ended.
+    pub fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        let workers = {
+            let mut state = lock(&inner.state);
+            state.closed = true;
+            inner.changed.notify_all();
+            state.workers.clone()
+        };
+        let until = Instant::now() + grace / 2;
+        while workers
+            .iter()
+            .any(|w| w.in_flight.load(Ordering::Acquire) > 0)
+            && Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for w in &workers {
+            w.retiring.store(true, Ordering::Release);
+            w.stop_now.store(true, Ordering::Release);
+        }
+        for w in &workers {
+            let _ = w.ending(grace + Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if !lock(&self.inner.state).closed {
+            self.shutdown(self.inner.host_grace());
+        }
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
