@@ -248,6 +248,11 @@ class Dispatch:
                 if ctx.task is None:
                     ctx.interrupt()
             return
+        if method == _framing.PING:
+            # The host's health check, answered in turn with the script's other calls.
+            if msg_id is not None:
+                self._reply_result(msg_id, method, True)
+            return
         if msg_id is not None and self._cancelled_early.pop(msg_id, 0) is None:
             self._reply_error(msg_id, FUNCTION_ERROR, "%s() was cancelled before it started" % method,
                               {"kind": "CancelledError", "function": method})

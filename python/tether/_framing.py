@@ -35,7 +35,8 @@ READY = "rpc.ready"
 CANCEL = "rpc.cancel"
 STOP = "rpc.stop"
 LOG = "rpc.log"
-RESERVED = (HELLO, READY, CANCEL, STOP, LOG)
+PING = "rpc.ping"
+RESERVED = (HELLO, READY, CANCEL, STOP, LOG, PING)
 
 
 def check_value(value: Any) -> None:

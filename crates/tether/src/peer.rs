@@ -178,6 +178,28 @@ impl Peer {
         }
     }
 
+    /// Checks that the script still gets to its calls: it answers
+    /// `rpc.ping` in turn with its other calls, so a script stuck in an
+    /// export does not answer within `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when it did not answer in time, [`Error::Closed`]
+    /// when it has ended.
+    pub fn ping(&self, timeout: Duration) -> Result<(), Error> {
+        let answer = self.link.call(
+            crate::protocol::method::PING,
+            Params::Positional(Vec::new()),
+            Some(timeout),
+        )?;
+        match answer {
+            Value::Bool(true) => Ok(()),
+            other => Err(Error::Value(ValueError::new(format!(
+                "the script answered rpc.ping with {other}"
+            )))),
+        }
+    }
+
     /// The async form of [`wait_ready`](Peer::wait_ready).
     pub fn wait_ready_async(
         &self,

@@ -35,6 +35,15 @@ pub struct PoolBuilder {
     workers: usize,
     backoff: (Duration, Duration),
     give_up: (usize, Duration),
+    recycle: Recycle,
+}
+
+/// When workers are replaced although they did not die.
+#[derive(Clone, Copy, Default)]
+struct Recycle {
+    after_calls: Option<u64>,
+    above_bytes: Option<u64>,
+    health: Option<(Duration, Duration)>,
 }
 
 impl PoolBuilder {
@@ -45,7 +54,30 @@ impl PoolBuilder {
             workers: 2,
             backoff: (Duration::from_millis(100), Duration::from_secs(10)),
             give_up: (5, Duration::from_secs(60)),
+            recycle: Recycle::default(),
         }
+    }
+
+    /// Replaces a worker once it has answered `calls` calls through the
+    /// pool (after its calls in flight finished: none is cut off).
+    pub fn recycle_after(mut self, calls: u64) -> PoolBuilder {
+        self.recycle.after_calls = Some(calls.max(1));
+        self
+    }
+
+    /// Replaces a worker whose resident memory passes `bytes` (checked
+    /// every 100 ms; after its calls in flight finished).
+    pub fn recycle_above(mut self, bytes: u64) -> PoolBuilder {
+        self.recycle.above_bytes = Some(bytes);
+        self
+    }
+
+    /// Pings every worker every `interval` ([`Peer::ping`]); one that does
+    /// not answer within `timeout` (stuck in an export, ignoring SIGTERM) is
+    /// killed and replaced.
+    pub fn health_check(mut self, interval: Duration, timeout: Duration) -> PoolBuilder {
+        self.recycle.health = Some((interval, timeout));
+        self
     }
 
     /// How many workers (default 2).
@@ -82,6 +114,7 @@ impl PoolBuilder {
             script: self.script,
             backoff: self.backoff,
             give_up: self.give_up,
+            recycle: self.recycle,
             state: Mutex::new(State {
                 workers: Vec::new(),
                 target: self.workers,
@@ -96,6 +129,8 @@ impl PoolBuilder {
             restarted: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            recycled: AtomicU64::new(0),
+            health_kills: AtomicU64::new(0),
         });
         for _ in 0..self.workers {
             Inner::start_worker(&inner, false)?;
@@ -136,6 +171,10 @@ pub struct PoolStats {
     pub calls: u64,
     /// Of those, the failed ones.
     pub failed: u64,
+    /// Workers replaced by recycling (by calls or by memory).
+    pub recycled: u64,
+    /// Workers killed because they did not answer the health check.
+    pub health_kills: u64,
     /// Why the pool gave up restarting, once it has.
     pub gave_up: Option<String>,
 }
@@ -145,6 +184,7 @@ struct Inner {
     script: Script,
     backoff: (Duration, Duration),
     give_up: (usize, Duration),
+    recycle: Recycle,
     state: Mutex<State>,
     changed: Condvar,
     next_id: AtomicU64,
@@ -153,6 +193,8 @@ struct Inner {
     restarted: AtomicU64,
     calls: AtomicU64,
     failed: AtomicU64,
+    recycled: AtomicU64,
+    health_kills: AtomicU64,
 }
 
 struct State {
@@ -177,6 +219,10 @@ struct Worker {
     retiring: AtomicBool,
     /// Stop it now, calls in flight or not (the shutdown's grace ran out).
     stop_now: AtomicBool,
+    /// Calls it answered through the pool.
+    served: AtomicU64,
+    /// Why the pool killed it, when it did.
+    killed_for: Mutex<Option<String>>,
 }
 
 impl Inner {
@@ -209,6 +255,8 @@ impl Inner {
             ended_cv: Condvar::new(),
             retiring: AtomicBool::new(false),
             stop_now: AtomicBool::new(false),
+            served: AtomicU64::new(0),
+            killed_for: Mutex::new(None),
         });
         inner.started.fetch_add(1, Ordering::Relaxed);
         if replacing {
@@ -235,9 +283,32 @@ impl Inner {
         worker: Arc<Worker>,
         tail: Arc<Mutex<VecDeque<String>>>,
     ) {
+        let mut next_ping = self.recycle.health.map(|(every, _)| Instant::now() + every);
         let outcome = loop {
             if let Some(outcome) = child.try_join(Duration::from_millis(100)) {
                 break outcome;
+            }
+            if let (Some(limit), false) = (
+                self.recycle.above_bytes,
+                worker.retiring.load(Ordering::Acquire),
+            ) {
+                if resident(child.id()).is_some_and(|rss| rss > limit) {
+                    tracing::info!(target: "tether::pool", worker = worker.id, limit, "worker recycled: memory");
+                    self.recycle_worker(&worker);
+                }
+            }
+            if let (Some((every, timeout)), Some(at)) = (self.recycle.health, next_ping) {
+                if Instant::now() >= at && !worker.retiring.load(Ordering::Acquire) {
+                    if let Err(Error::Timeout { .. }) = worker.peer.ping(timeout) {
+                        tracing::warn!(target: "tether::pool", worker = worker.id, ?timeout, "worker killed: no answer to the health check");
+                        self.health_kills.fetch_add(1, Ordering::Relaxed);
+                        *lock(&worker.killed_for) = Some(format!(
+                            "it did not answer the health check within {timeout:?}"
+                        ));
+                        let _ = child.kill();
+                    }
+                    next_ping = Some(Instant::now() + every);
+                }
             }
             let idle = worker.in_flight.load(Ordering::Acquire) == 0;
             if worker.stop_now.load(Ordering::Acquire)
@@ -248,7 +319,10 @@ impl Inner {
         };
         let retired = worker.retiring.load(Ordering::Acquire);
         let stderr: Vec<String> = lock(&tail).iter().cloned().collect();
-        let how = describe(&outcome, worker.id, worker.peer.id(), &stderr);
+        let mut how = describe(&outcome, worker.id, worker.peer.id(), &stderr);
+        if let Some(why) = lock(&worker.killed_for).take() {
+            how = format!("{how} (killed by the pool: {why})");
+        }
         *lock(&worker.ended) = Some(how.clone());
         worker.ended_cv.notify_all();
         self.exited.fetch_add(1, Ordering::Relaxed);
@@ -320,6 +394,20 @@ impl Inner {
         }
     }
 
+    /// Retires `worker` (it stops once idle) and starts its replacement.
+    fn recycle_worker(self: &Arc<Self>, worker: &Worker) {
+        if worker.retiring.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.recycled.fetch_add(1, Ordering::Relaxed);
+        if lock(&self.state).closed {
+            return;
+        }
+        if let Err(e) = Inner::start_worker(self, false) {
+            tracing::error!(target: "tether::pool", "cannot start a worker to replace a recycled one: {e}");
+        }
+    }
+
     fn host_grace(&self) -> Duration {
         self.host.exit_grace_setting()
     }
@@ -355,6 +443,13 @@ impl Inner {
                 .0;
         }
     }
+}
+
+/// A process's resident memory in bytes, from `/proc`.
+fn resident(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * rustix::param::page_size() as u64)
 }
 
 /// How a worker ended, for errors and events.
@@ -462,6 +557,13 @@ impl Pool {
                 let _busy = Busy::new(&worker);
                 worker.peer.call::<Value>(method, args)
             };
+            if result.is_ok() {
+                let served = worker.served.fetch_add(1, Ordering::AcqRel) + 1;
+                if inner.recycle.after_calls.is_some_and(|m| served >= m) {
+                    tracing::info!(target: "tether::pool", worker = worker.id, served, "worker recycled: calls");
+                    inner.recycle_worker(&worker);
+                }
+            }
             match result {
                 Ok(v) => return from_value(v).map_err(Error::Value),
                 Err(Error::Closed(_)) => {
@@ -478,6 +580,57 @@ impl Pool {
         }
         inner.failed.fetch_add(1, Ordering::Relaxed);
         Err(last.unwrap_or_else(|| Error::Closed("the pool has no live worker".into())))
+    }
+
+    /// The async form of [`call`](Pool::call): awaits the answer without
+    /// holding a thread. A call made while no worker is live (one is being
+    /// replaced) fails at once.
+    pub fn call_async<R: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+    ) -> impl std::future::Future<Output = Result<R, Error>> + Send + 'static {
+        let inner = Arc::clone(&self.inner);
+        let method = method.to_owned();
+        let args = crate::value::to_value(&args);
+        async move {
+            inner.calls.fetch_add(1, Ordering::Relaxed);
+            let result = async {
+                let args = args.map_err(Error::Value)?;
+                let worker = inner.pick(&[], Duration::ZERO)?;
+                worker.in_flight.fetch_add(1, Ordering::AcqRel);
+                let answer = worker.peer.call_async::<Value>(&method, args).await;
+                worker.in_flight.fetch_sub(1, Ordering::AcqRel);
+                match answer {
+                    Ok(v) => {
+                        let served = worker.served.fetch_add(1, Ordering::AcqRel) + 1;
+                        if inner.recycle.after_calls.is_some_and(|m| served >= m) {
+                            inner.recycle_worker(&worker);
+                        }
+                        from_value(v).map_err(Error::Value)
+                    }
+                    Err(Error::Closed(_)) => {
+                        // The supervisor records how it ended a moment after
+                        // the channel closed: wait for that without blocking.
+                        let until = Instant::now() + Duration::from_secs(5);
+                        while lock(&worker.ended).is_none() && Instant::now() < until {
+                            crate::timer::Sleep::until(Instant::now() + Duration::from_millis(10))
+                                .await;
+                        }
+                        let how = lock(&worker.ended).clone().unwrap_or_else(|| {
+                            format!("worker {} (pid {}) is gone", worker.id, worker.peer.id())
+                        });
+                        Err(Error::Closed(format!("{method}() failed: {how}")))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            .await;
+            if result.is_err() {
+                inner.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            result
+        }
     }
 
     /// Sends a notification to one worker (the least busy).
@@ -551,6 +704,8 @@ impl Pool {
             restarts: inner.restarted.load(Ordering::Relaxed),
             calls: inner.calls.load(Ordering::Relaxed),
             failed: inner.failed.load(Ordering::Relaxed),
+            recycled: inner.recycled.load(Ordering::Relaxed),
+            health_kills: inner.health_kills.load(Ordering::Relaxed),
             gave_up: state.gave_up.clone(),
         }
     }

@@ -29,6 +29,19 @@ def hang():
     time.sleep(60)
 
 @tether.export
+def stuck():
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while True:
+        pass
+
+@tether.export
+def grow(mib):
+    global ballast
+    ballast = bytearray(mib * 1024 * 1024)
+    return len(ballast)
+
+@tether.export
 def die_once(marker):
     if not os.path.exists(marker):
         open(marker, "w").close()
@@ -196,4 +209,75 @@ fn a_pool_grows_and_shrinks_while_it_runs() {
     eventually("two workers retire", || pool.stats().live == 1);
     assert_eq!(pool.stats().restarts, 0, "retired workers are not deaths");
     let _: u32 = pool.call("whoami", ()).unwrap();
+}
+
+#[test]
+fn workers_are_recycled_after_some_calls_without_a_failed_call() {
+    let pool = pool_host()
+        .pool(script(WORKER))
+        .workers(2)
+        .recycle_after(5)
+        .start()
+        .unwrap();
+    let pids: HashSet<u32> = (0..40)
+        .map(|_| pool.call::<u32>("whoami", ()).unwrap())
+        .collect();
+    assert!(pids.len() > 2, "recycled workers answered too: {pids:?}");
+    let stats = pool.stats();
+    assert_eq!(stats.failed, 0, "{stats:?}");
+    assert!(stats.recycled >= 4, "{stats:?}");
+    assert_eq!(stats.restarts, 0, "recycling is not a death: {stats:?}");
+}
+
+#[test]
+fn a_worker_past_its_memory_limit_is_recycled() {
+    let pool = pool_host()
+        .pool(script(WORKER))
+        .workers(1)
+        .recycle_above(200 * 1024 * 1024)
+        .start()
+        .unwrap();
+    let first: u32 = pool.call("whoami", ()).unwrap();
+    assert_eq!(
+        pool.call::<usize>("grow", (300,)).unwrap(),
+        300 * 1024 * 1024
+    );
+    eventually("the big worker is replaced", || pool.stats().recycled == 1);
+    eventually("its replacement serves", || {
+        pool.call::<u32>("whoami", ()).is_ok_and(|pid| pid != first)
+    });
+    assert_eq!(pool.stats().failed, 0);
+}
+
+#[test]
+fn a_worker_that_does_not_answer_the_health_check_is_killed_and_replaced() {
+    let pool = pool_host()
+        .pool(script(WORKER))
+        .workers(1)
+        .health_check(Duration::from_millis(200), Duration::from_millis(300))
+        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .start()
+        .unwrap();
+    let err = pool.call::<()>("stuck", ()).unwrap_err().to_string();
+    assert!(err.contains("did not answer the health check"), "{err}");
+    assert!(err.contains("signal: 9"), "{err}");
+    let stats = pool.stats();
+    assert_eq!(stats.health_kills, 1, "{stats:?}");
+    eventually("a replacement serves", || {
+        pool.call::<u32>("whoami", ()).is_ok()
+    });
+}
+
+#[test]
+fn a_pool_call_can_be_awaited() {
+    let pool = pool_host().pool(script(WORKER)).workers(2).start().unwrap();
+    runtime().block_on(async {
+        let calls: Vec<_> = (0..20)
+            .map(|_| pool.call_async::<u32>("whoami", ()))
+            .collect();
+        for call in calls {
+            call.await.unwrap();
+        }
+    });
+    assert_eq!(pool.stats().calls, 20);
 }

@@ -14,9 +14,12 @@ pub const CANCEL: &str = "rpc.cancel";
 pub const STOP: &str = "rpc.stop";
 /// A log record the script forwards to the host.
 pub const LOG: &str = "rpc.log";
+/// The host's health check: the script answers `true` when it gets to it,
+/// in turn with its other calls (protocol 3).
+pub const PING: &str = "rpc.ping";
 
 /// Every reserved name, for checks and for the client's list.
-pub const ALL: [&str; 5] = [HELLO, READY, CANCEL, STOP, LOG];
+pub const ALL: [&str; 6] = [HELLO, READY, CANCEL, STOP, LOG, PING];
 
 /// Whether `name` is reserved for the protocol.
 pub fn is_reserved(name: &str) -> bool {
