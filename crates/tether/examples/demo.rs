@@ -2,8 +2,14 @@
 //!
 //! ```text
 //! cargo run --example demo -- [--classic | --async] [--venv DIR] [SCRIPT [ARGS...]]
+//! cargo run --example demo -- --pool N --calls M SCRIPT
 //! cargo run --example demo -- --stubs DIR
 //! ```
+//!
+//! With `--pool N --calls M` it starts a pool of N workers of SCRIPT, calls
+//! their export `work(i)` for i in 0..M from 8 threads, and prints `ok K`,
+//! `failed F` and `restarts R`, exiting 0 when K + F = M (`--warm` and
+//! `--preload` are not available yet).
 //!
 //! The host exposes `foo(arg)` and `bar(arg)` (the seed's two functions),
 //! `echo(value)`, `fail(message)`, `sleep(seconds)`, `map_with(name,
@@ -123,17 +129,95 @@ fn map_with(name: String, values: Vec<Value>) -> Result<Vec<Value>, tether::Erro
         .collect()
 }
 
+/// `--pool N [--warm] [--preload MOD,...] --calls M SCRIPT`: N workers of
+/// SCRIPT, its export `work(i)` called for i in 0..M from 8 threads; prints
+/// `ok K`, `failed F` and `restarts R`, and exits 0 when K + F = M.
+fn pool_demo(args: &[String]) -> ExitCode {
+    let usage = "usage: demo --pool N [--warm] [--preload MOD,...] --calls M SCRIPT";
+    let (mut workers, mut calls, mut script) = (None, None, None);
+    let mut rest = args.iter();
+    if let Some(n) = rest.next() {
+        workers = n.parse::<usize>().ok();
+    }
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--calls" => calls = rest.next().and_then(|m| m.parse::<usize>().ok()),
+            "--warm" | "--preload" => {
+                eprintln!("demo: warm start (--warm, --preload) is not available yet");
+                return ExitCode::from(2);
+            }
+            other if script.is_none() => script = Some(other.to_owned()),
+            other => {
+                eprintln!("demo: unexpected argument {other:?}\n{usage}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (Some(workers), Some(calls), Some(script)) = (workers.filter(|n| *n > 0), calls, script)
+    else {
+        eprintln!("{usage}");
+        return ExitCode::from(2);
+    };
+    let pool = match host().pool(script.as_str()).workers(workers).start() {
+        Ok(pool) => pool,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (ok, failed) = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let (mut ok, mut failed) = (0usize, 0usize);
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= calls {
+                            return (ok, failed);
+                        }
+                        match pool.call::<Value>("work", (i,)) {
+                            Ok(_) => ok += 1,
+                            Err(e) => {
+                                eprintln!("demo: work({i}) failed: {e}");
+                                failed += 1;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or((0, 0)))
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+    });
+    let restarts = pool.stats().restarts;
+    pool.shutdown(Duration::from_secs(5));
+    println!("ok {ok}");
+    println!("failed {failed}");
+    println!("restarts {restarts}");
+    if ok + failed == calls {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "--help" || a == "-h") {
         println!(
-            "usage: demo [--classic | --async] [--venv DIR] [SCRIPT [ARGS...]]\n       demo --stubs DIR\n\n\
+            "usage: demo [--classic | --async] [--venv DIR] [SCRIPT [ARGS...]]\n       demo --pool N --calls M SCRIPT\n       demo --stubs DIR\n\n\
              Runs SCRIPT (a bundled demo without one) and serves it foo, bar, echo, fail,\n\
              sleep, map_with and within. --classic speaks the seed's protocol; --async\n\
              serves from a tokio runtime (sleep and within async); --venv runs the\n\
              script in that virtual environment; --stubs writes type stubs into DIR/tether."
         );
         return ExitCode::SUCCESS;
+    }
+    if args.first().is_some_and(|a| a == "--pool") {
+        return pool_demo(&args[1..]);
     }
     if args.first().is_some_and(|a| a == "--stubs") {
         let Some(dir) = args.get(1) else {

@@ -427,7 +427,11 @@ impl Inner {
             let best = state
                 .workers
                 .iter()
-                .filter(|w| !avoid.contains(&w.id) && !w.retiring.load(Ordering::Acquire))
+                .filter(|w| {
+                    !avoid.contains(&w.id)
+                        && !w.retiring.load(Ordering::Acquire)
+                        && !w.peer.link.is_closed()
+                })
                 .min_by_key(|w| w.in_flight.load(Ordering::Acquire));
             if let Some(w) = best {
                 return Ok(Arc::clone(w));

@@ -246,6 +246,11 @@ impl Link {
         Ok(())
     }
 
+    /// Whether the script has ended (no call can be made any more).
+    pub fn is_closed(&self) -> bool {
+        lock(&self.pending).closed.is_some()
+    }
+
     /// What the channel has carried so far.
     pub fn stats(&self) -> Stats {
         self.counters.snapshot()
