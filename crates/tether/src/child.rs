@@ -171,7 +171,7 @@ impl Child {
     ///
     /// As for [`Host::run`](crate::Host::run).
     pub fn wait(mut self) -> Result<Outcome, Error> {
-        self.peer.link.may_block("Child::wait")?;
+        self.peer.link.may_block(|| "Child::wait".into())?;
         self.join()
     }
 
@@ -183,7 +183,7 @@ impl Child {
     ///
     /// As for [`Host::run`](crate::Host::run).
     pub fn shutdown(mut self, grace: Duration) -> Result<Outcome, Error> {
-        self.peer.link.may_block("Child::shutdown")?;
+        self.peer.link.may_block(|| "Child::shutdown".into())?;
         self.peer.link.stop_without_waiting();
         let half = grace / 2;
         if let Some(result) = self.try_join(half) {

@@ -394,6 +394,16 @@ impl Inner {
         }
     }
 
+    /// Counts a call `worker` answered, recycling it after the number of
+    /// calls the pool allows.
+    fn answered(self: &Arc<Self>, worker: &Worker) {
+        let served = worker.served.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.recycle.after_calls.is_some_and(|m| served >= m) {
+            tracing::info!(target: "tether::pool", worker = worker.id, served, "worker recycled: calls");
+            self.recycle_worker(worker);
+        }
+    }
+
     /// Retires `worker` (it stops once idle) and starts its replacement.
     fn recycle_worker(self: &Arc<Self>, worker: &Worker) {
         if worker.retiring.swap(true, Ordering::AcqRel) {
@@ -467,6 +477,14 @@ fn describe(outcome: &Result<Outcome, Error>, id: u64, pid: u32, stderr: &[Strin
 }
 
 impl Worker {
+    /// The error for a call that was on this worker when it died, from how
+    /// it ended (`None`: not known yet).
+    fn died(&self, method: &str, how: Option<String>) -> Error {
+        let how =
+            how.unwrap_or_else(|| format!("worker {} (pid {}) is gone", self.id, self.peer.id()));
+        Error::Closed(format!("{method}() failed: {how}"))
+    }
+
     /// How it ended, waiting up to `patience` for its supervisor to know.
     fn ending(&self, patience: Duration) -> Option<String> {
         let until = Instant::now() + patience;
@@ -486,17 +504,18 @@ impl Worker {
     }
 }
 
-/// Counts a call as in flight on its worker until dropped.
-struct Busy<'a>(&'a Worker);
+/// Counts a call as in flight on its worker until dropped (also when an
+/// async call's future is dropped before the answer).
+struct Busy(Arc<Worker>);
 
-impl<'a> Busy<'a> {
-    fn new(worker: &'a Worker) -> Busy<'a> {
+impl Busy {
+    fn new(worker: &Arc<Worker>) -> Busy {
         worker.in_flight.fetch_add(1, Ordering::AcqRel);
-        Busy(worker)
+        Busy(Arc::clone(worker))
     }
 }
 
-impl Drop for Busy<'_> {
+impl Drop for Busy {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -561,20 +580,13 @@ impl Pool {
                 let _busy = Busy::new(&worker);
                 worker.peer.call::<Value>(method, args)
             };
-            if result.is_ok() {
-                let served = worker.served.fetch_add(1, Ordering::AcqRel) + 1;
-                if inner.recycle.after_calls.is_some_and(|m| served >= m) {
-                    tracing::info!(target: "tether::pool", worker = worker.id, served, "worker recycled: calls");
-                    inner.recycle_worker(&worker);
-                }
-            }
             match result {
-                Ok(v) => return from_value(v).map_err(Error::Value),
+                Ok(v) => {
+                    inner.answered(&worker);
+                    return from_value(v).map_err(Error::Value);
+                }
                 Err(Error::Closed(_)) => {
-                    let how = worker.ending(Duration::from_secs(5)).unwrap_or_else(|| {
-                        format!("worker {} (pid {}) is gone", worker.id, worker.peer.id())
-                    });
-                    last = Some(Error::Closed(format!("{method}() failed: {how}")));
+                    last = Some(worker.died(method, worker.ending(Duration::from_secs(5))));
                 }
                 Err(e) => {
                     last = Some(e);
@@ -602,15 +614,12 @@ impl Pool {
             let result = async {
                 let args = args.map_err(Error::Value)?;
                 let worker = inner.pick(&[], Duration::ZERO)?;
-                worker.in_flight.fetch_add(1, Ordering::AcqRel);
+                let busy = Busy::new(&worker);
                 let answer = worker.peer.call_async::<Value>(&method, args).await;
-                worker.in_flight.fetch_sub(1, Ordering::AcqRel);
+                drop(busy);
                 match answer {
                     Ok(v) => {
-                        let served = worker.served.fetch_add(1, Ordering::AcqRel) + 1;
-                        if inner.recycle.after_calls.is_some_and(|m| served >= m) {
-                            inner.recycle_worker(&worker);
-                        }
+                        inner.answered(&worker);
                         from_value(v).map_err(Error::Value)
                     }
                     Err(Error::Closed(_)) => {
@@ -621,10 +630,8 @@ impl Pool {
                             crate::timer::Sleep::until(Instant::now() + Duration::from_millis(10))
                                 .await;
                         }
-                        let how = lock(&worker.ended).clone().unwrap_or_else(|| {
-                            format!("worker {} (pid {}) is gone", worker.id, worker.peer.id())
-                        });
-                        Err(Error::Closed(format!("{method}() failed: {how}")))
+                        let how = lock(&worker.ended).clone();
+                        Err(worker.died(&method, how))
                     }
                     Err(e) => Err(e),
                 }

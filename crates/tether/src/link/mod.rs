@@ -239,9 +239,10 @@ impl Link {
 
     /// Refuses to block the thread of a current-thread runtime that the
     /// script's async host functions need.
-    pub fn may_block(&self, what: &str) -> Result<(), Error> {
+    /// `what` names the call for the error (made only when there is one).
+    pub fn may_block(&self, what: impl FnOnce() -> String) -> Result<(), Error> {
         if self.has_async && crate::runtime::is_current_thread() {
-            return Err(Error::Blocking(what.to_owned()));
+            return Err(Error::Blocking(what()));
         }
         Ok(())
     }
@@ -451,7 +452,7 @@ impl Link {
         timeout: Option<Duration>,
         span: &tracing::Span,
     ) -> Result<Value, Error> {
-        self.may_block(&format!("a blocking call of {method}()"))?;
+        self.may_block(|| format!("a blocking call of {method}()"))?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let here = scope::within(self);
         let _depth = self.enter_nested(here.nested, method)?;

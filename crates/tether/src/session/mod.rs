@@ -266,11 +266,8 @@ impl Core {
     /// the pool.
     fn run(self: &Arc<Core>, work: Work, hand_over: Option<&Rc<dyn Fn()>>) {
         let classic = matches!(work.call, Call::Classic { .. });
-        let registry = Arc::clone(&self.registry);
-        if let Some(f) = registry
-            .get(work.call.method())
-            .filter(|f| f.is_async() && !classic)
-        {
+        let function = self.registry.get(work.call.method());
+        if let Some(f) = function.filter(|f| f.is_async() && !classic) {
             let Work { call, running } = work;
             if let Call::Native { id, method, params } = call {
                 self.run_async(f, id, method, params, running);
@@ -278,7 +275,6 @@ impl Core {
             return;
         }
         if self.inline {
-            let function = self.registry.get(work.call.method());
             let quick = function.is_none_or(|f| !f.pooled.load(Ordering::Relaxed));
             // A classic call waits behind those already on the pool.
             let in_order = !classic || self.classic_queued.load(Ordering::Acquire) == 0;

@@ -95,7 +95,7 @@ fn spawn(
         link: Arc::clone(&link),
         id: id.clone(),
     };
-    let tasks = Arc::clone(core);
+    let owner = Arc::clone(core);
     let inner = span.span.clone();
     let task_key = key.clone();
     let task = async move {
@@ -122,7 +122,7 @@ fn spawn(
             }
         }
         if let Some(key) = task_key {
-            crate::sync::lock(&tasks.tasks.running).remove(&key);
+            crate::sync::lock(&owner.tasks.running).remove(&key);
         }
     }
     .instrument(inner);
