@@ -281,3 +281,21 @@ fn a_pool_call_can_be_awaited() {
     });
     assert_eq!(pool.stats().calls, 20);
 }
+
+#[test]
+fn a_dropped_async_pool_call_leaves_its_worker_free() {
+    let pool = pool_host().pool(script(WORKER)).workers(2).start().unwrap();
+    // With nothing in flight, calls go to the first worker.
+    let first: u32 = pool.call("whoami", ()).unwrap();
+    runtime().block_on(async {
+        let hang = tokio::time::timeout(
+            Duration::from_millis(200),
+            pool.call_async::<()>("hang", ()),
+        );
+        assert!(hang.await.is_err(), "the call was dropped");
+    });
+    // The dropped call's worker counts as free again (its export was
+    // interrupted): the next call goes to it, not around it.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(pool.call::<u32>("whoami", ()).unwrap(), first);
+}
