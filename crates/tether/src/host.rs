@@ -534,6 +534,20 @@ impl Host {
         crate::workers::PoolBuilder::new(self.clone(), script.into())
     }
 
+    /// A [`Zygote`](crate::Zygote) for warm start, using this host's
+    /// interpreter ([`python`](Host::python), else `TETHER_PYTHON`, else
+    /// `python3`).
+    ///
+    /// ```no_run
+    /// let host = tether::Host::new();
+    /// let zygote = host.zygote().preload(["numpy"]).start()?;
+    /// # let _ = zygote;
+    /// # Ok::<(), tether::Error>(())
+    /// ```
+    pub fn zygote(&self) -> crate::warm::ZygoteBuilder {
+        crate::warm::ZygoteBuilder::new(self.config.python.clone())
+    }
+
     /// The exit grace the host was given.
     pub(crate) fn exit_grace_setting(&self) -> Duration {
         self.config.exit_grace

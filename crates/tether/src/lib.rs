@@ -43,6 +43,7 @@ mod timer;
 mod trace;
 mod transport;
 mod value;
+mod warm;
 mod watchdog;
 mod workers;
 
@@ -60,6 +61,7 @@ pub use script::{Script, Stdio};
 pub use stats::Stats;
 pub use stop::{stop_all, stop_on_signals, StopSignals};
 pub use value::{from_value, to_value, Map, Value};
+pub use warm::{Zygote, ZygoteBuilder};
 pub use workers::{Pool, PoolBuilder, PoolStats};
 
 /// Implementation details that public traits mention; not part of the API.

@@ -45,6 +45,7 @@ pub struct Script {
     pub(crate) stderr_lines: Option<LineCallback>,
     pub(crate) venv: Option<PathBuf>,
     pub(crate) context: Option<Context>,
+    pub(crate) warm: Option<crate::process::Forker>,
 }
 
 /// The value a host attached to a script (see [`Script::context`]).
@@ -83,6 +84,7 @@ impl Script {
             stderr_lines: None,
             venv: None,
             context: None,
+            warm: None,
         }
     }
 
@@ -123,6 +125,21 @@ impl Script {
     /// is not a virtual environment (no `pyvenv.cfg`, or no `bin/python`).
     pub fn venv(mut self, dir: impl Into<PathBuf>) -> Script {
         self.venv = Some(dir.into());
+        self
+    }
+
+    /// Starts the script warm: forked by `zygote`, with what it preloaded
+    /// already imported, instead of in an interpreter of its own. See
+    /// [`Zygote`](crate::Zygote) for what differs.
+    ///
+    /// ```no_run
+    /// let host = tether::Host::new();
+    /// let zygote = host.zygote().preload(["numpy"]).start()?;
+    /// let outcome = host.run(tether::Script::new("analyse.py").warm(&zygote))?;
+    /// # Ok::<(), tether::Error>(())
+    /// ```
+    pub fn warm(mut self, zygote: &crate::Zygote) -> Script {
+        self.warm = Some(zygote.forker().clone());
         self
     }
 

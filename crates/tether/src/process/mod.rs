@@ -15,10 +15,13 @@
 //! own from the moment the child starts.
 
 mod unix;
+mod zygote;
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::{mpsc, Arc, Mutex};
@@ -26,6 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub(crate) use unix::{set_nonblocking, wait, without_sigpipe, Killer, Ready};
+pub(crate) use zygote::{Forker, Settings as ZygoteSettings};
 
 use crate::error::Error;
 use crate::script::LineCallback;
@@ -62,7 +66,8 @@ pub(crate) struct Launch<'a> {
 
 /// A running child and the host's ends of its channel.
 pub(crate) struct Proc {
-    child: Child,
+    leader: Leader,
+    /// The pidfd of a spawned child (a forked one has its own exit fd).
     exit_fd: Option<OwnedFd>,
     status: Option<ExitStatus>,
     stdout: Option<Capture>,
@@ -72,6 +77,13 @@ pub(crate) struct Proc {
     /// Shared with every [`Killer`]: whether the child was reaped, and why
     /// the host signalled it.
     fate: Arc<Mutex<Fate>>,
+}
+
+/// The script's process: the host's own child, or a worker a zygote forked
+/// (which the zygote reaps, and whose status it reports).
+enum Leader {
+    Spawned(Child),
+    Forked(zygote::Forked),
 }
 
 /// What the host did to a child, shared between its owner and its killers.
@@ -119,10 +131,6 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
             "stdin cannot be captured; use Stdio::Inherit or Stdio::Null".into(),
         ));
     }
-    let io_err = |context: &str| {
-        let context = context.to_owned();
-        move |source| Error::Io { context, source }
-    };
     let (child_read, host_write) = pipe().map_err(io_err("creating the host-to-script pipe"))?;
     let (host_read, child_write) = pipe().map_err(io_err("creating the script-to-host pipe"))?;
     let side = if launch.shared_memory {
@@ -130,91 +138,30 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     } else {
         None
     };
-
     let venv = script.venv.as_deref().map(VirtualEnv::open).transpose()?;
-    let python = venv.as_ref().map_or(launch.python, |v| v.python.as_path());
-    let mut cmd = Command::new(python);
-    cmd.arg(&path).args(&script.args);
-    cmd.env("PYTHONUNBUFFERED", "1");
-    if launch.logs {
-        cmd.env("TETHER_LOGS", "1");
-    }
-    cmd.env("TETHER_SPIN_US", launch.spin.as_micros().to_string());
-    for (key, value) in &script.env {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
-    if let Some(venv) = &venv {
-        venv.activate(&mut cmd, script);
-    }
-    let mut pythonpath = launch.pythonpath.as_os_str().to_owned();
-    let existing = script
-        .env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PYTHONPATH")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| std::env::var_os("PYTHONPATH"));
-    if let Some(existing) = existing.filter(|e| !e.is_empty()) {
-        pythonpath.push(":");
-        pythonpath.push(existing);
-    }
-    cmd.env("PYTHONPATH", pythonpath);
-    cmd.env(launch.vars.read, child_read.as_raw_fd().to_string());
-    cmd.env(launch.vars.write, child_write.as_raw_fd().to_string());
-    if let Some((_, child_side)) = &side {
-        cmd.env("TETHER_SHM_FD", child_side.as_raw_fd().to_string());
-    }
-    if let Some(dir) = &script.cwd {
-        cmd.current_dir(dir);
-    }
-    cmd.stdin(std_stdio(script.stdin));
-    let piped = |mode: Stdio, lines: &Option<LineCallback>| {
-        if lines.is_some() {
-            std::process::Stdio::piped()
-        } else {
-            std_stdio(mode)
-        }
+    let env = environment(launch, venv.as_ref());
+    let ends = ChildEnds {
+        read: child_read,
+        write: child_write,
+        side: side.as_ref().map(|(_, child_side)| child_side),
     };
-    cmd.stdout(piped(script.stdout, &script.stdout_lines));
-    cmd.stderr(piped(script.stderr, &script.stderr_lines));
-    let mut keep = vec![child_read.as_raw_fd(), child_write.as_raw_fd()];
-    keep.extend(side.as_ref().map(|(_, child_side)| child_side.as_raw_fd()));
-    unix::prepare(&mut cmd, &keep, launch.own_group);
-
-    let mut child = unix::spawn(cmd).map_err(|source| {
-        let chosen = match (&venv, launch.python_from) {
-            (Some(_), _) => "the virtual environment's interpreter",
-            (None, Origin::Host) => "chosen with Host::python",
-            (None, Origin::Variable) => "chosen by the TETHER_PYTHON environment variable",
-            (None, Origin::Default) => {
-                "python3 from PATH; install Python 3.8 or later, or choose an interpreter \
-                 with Host::python or the TETHER_PYTHON environment variable"
-            }
-        };
-        Error::Spawn {
-            program: python.to_owned(),
-            source: io::Error::new(source.kind(), format!("{source} ({chosen})")),
-        }
-    })?;
-    // The child has its copies now; ours must go, or we would never see EOF.
-    drop(child_read);
-    drop(child_write);
+    let (leader, streams) = match &script.warm {
+        Some(zygote) => fork(launch, zygote, &path, env, venv.as_ref(), ends)?,
+        None => exec(launch, &path, env, venv.as_ref(), ends)?,
+    };
     let side = side.map(|(host_side, _child_side)| host_side);
-
-    let exit_fd = unix::exit_fd(&child);
-    let stdout = child
+    let exit_fd = match &leader {
+        Leader::Spawned(child) => unix::exit_fd(child),
+        Leader::Forked(_) => None,
+    };
+    let stdout = streams
         .stdout
-        .take()
         .map(|s| Capture::start(s, script.stdout_lines.clone(), launch.capture_limit));
-    let stderr = child
+    let stderr = streams
         .stderr
-        .take()
         .map(|s| Capture::start(s, script.stderr_lines.clone(), launch.capture_limit));
     let proc = Proc {
-        child,
+        leader,
         exit_fd,
         status: None,
         stdout,
@@ -233,6 +180,206 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
     set_nonblocking(&channel.to_child).map_err(io_err("configuring the channel"))?;
     set_nonblocking(&channel.from_child).map_err(io_err("configuring the channel"))?;
     Ok((proc, channel))
+}
+
+fn io_err(context: &str) -> impl FnOnce(io::Error) -> Error {
+    let context = context.to_owned();
+    move |source| Error::Io { context, source }
+}
+
+/// The child's ends of its channel, until it has them.
+struct ChildEnds<'a> {
+    read: OwnedFd,
+    write: OwnedFd,
+    side: Option<&'a OwnedFd>,
+}
+
+/// The host's ends of the streams it captures.
+struct Streams {
+    stdout: Option<Box<dyn Read + Send>>,
+    stderr: Option<Box<dyn Read + Send>>,
+}
+
+/// What the script's environment changes, in order, on top of the host's:
+/// unbuffered output, the host's settings, the script's own variables, the
+/// virtual environment, and the bundled client first on `PYTHONPATH`.
+fn environment(launch: &Launch<'_>, venv: Option<&VirtualEnv>) -> Vec<(OsString, Option<OsString>)> {
+    let script = launch.script;
+    let set = |k: &str, v: OsString| (OsString::from(k), Some(v));
+    let mut env = vec![set("PYTHONUNBUFFERED", "1".into())];
+    if launch.logs {
+        env.push(set("TETHER_LOGS", "1".into()));
+    }
+    env.push(set(
+        "TETHER_SPIN_US",
+        launch.spin.as_micros().to_string().into(),
+    ));
+    env.extend(script.env.iter().cloned());
+    if let Some(venv) = venv {
+        env.extend(venv.activation(&script.env));
+    }
+    let existing = script
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PYTHONPATH")
+        .map(|(_, v)| v.clone());
+    env.push(set(
+        "PYTHONPATH",
+        python_path(launch.pythonpath, existing),
+    ));
+    env
+}
+
+/// `PYTHONPATH` with `first` in front of the script's own (`script`: as the
+/// script sets it, `None` when it does not), else the host's.
+fn python_path(first: &Path, script: Option<Option<OsString>>) -> OsString {
+    let mut joined = first.as_os_str().to_owned();
+    let existing = script.unwrap_or_else(|| std::env::var_os("PYTHONPATH"));
+    if let Some(existing) = existing.filter(|e| !e.is_empty()) {
+        joined.push(":");
+        joined.push(existing);
+    }
+    joined
+}
+
+/// Starts the interpreter on the script (fork and exec on the spawner thread).
+fn exec(
+    launch: &Launch<'_>,
+    path: &Path,
+    env: Vec<(OsString, Option<OsString>)>,
+    venv: Option<&VirtualEnv>,
+    ends: ChildEnds<'_>,
+) -> Result<(Leader, Streams), Error> {
+    let script = launch.script;
+    let python = venv.map_or(launch.python, |v| v.python.as_path());
+    let mut cmd = Command::new(python);
+    cmd.arg(path).args(&script.args);
+    for (key, value) in env {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.env(launch.vars.read, ends.read.as_raw_fd().to_string());
+    cmd.env(launch.vars.write, ends.write.as_raw_fd().to_string());
+    if let Some(child_side) = ends.side {
+        cmd.env("TETHER_SHM_FD", child_side.as_raw_fd().to_string());
+    }
+    if let Some(dir) = &script.cwd {
+        cmd.current_dir(dir);
+    }
+    cmd.stdin(std_stdio(script.stdin));
+    let piped = |mode: Stdio, lines: &Option<LineCallback>| {
+        if lines.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std_stdio(mode)
+        }
+    };
+    cmd.stdout(piped(script.stdout, &script.stdout_lines));
+    cmd.stderr(piped(script.stderr, &script.stderr_lines));
+    let mut keep = vec![ends.read.as_raw_fd(), ends.write.as_raw_fd()];
+    keep.extend(ends.side.map(|child_side| child_side.as_raw_fd()));
+    unix::prepare(&mut cmd, &keep, launch.own_group);
+
+    let mut child = unix::spawn(cmd).map_err(|source| {
+        let chosen = match venv {
+            Some(_) => "the virtual environment's interpreter",
+            None => launch.python_from.describe(),
+        };
+        Error::Spawn {
+            program: python.to_owned(),
+            source: io::Error::new(source.kind(), format!("{source} ({chosen})")),
+        }
+    })?;
+    // The child has its copies now; ours must go, or we would never see EOF.
+    drop(ends);
+    let streams = Streams {
+        stdout: child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        stderr: child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    };
+    Ok((Leader::Spawned(child), streams))
+}
+
+/// Has the zygote fork a worker for the script.
+fn fork(
+    launch: &Launch<'_>,
+    zygote: &Forker,
+    path: &Path,
+    changes: Vec<(OsString, Option<OsString>)>,
+    venv: Option<&VirtualEnv>,
+    ends: ChildEnds<'_>,
+) -> Result<(Leader, Streams), Error> {
+    let script = launch.script;
+    if venv.map(|v| v.dir.as_path()) != zygote.venv() {
+        return Err(Error::Config(format!(
+            "a warm script runs in its zygote's interpreter: start the zygote with the same \
+             virtual environment as the script ({} here, {} for the zygote)",
+            venv.map_or_else(|| "none".into(), |v| v.dir.display().to_string()),
+            zygote
+                .venv()
+                .map_or_else(|| "none".into(), |d| d.display().to_string()),
+        )));
+    }
+    let mut env: indexmap::IndexMap<OsString, OsString> = std::env::vars_os().collect();
+    for var in ["TETHER_READ_FD", "TETHER_WRITE_FD", "TETHER_SHM_FD", "PY_READ_FD", "PY_WRITE_FD"] {
+        env.shift_remove(OsStr::new(var));
+    }
+    for (key, value) in changes {
+        match value {
+            Some(v) => {
+                env.insert(key, v);
+            }
+            None => {
+                env.shift_remove(&key);
+            }
+        }
+    }
+    let stream = |mode: Stdio, lines: bool| -> Result<(Option<Option<OwnedFd>>, Option<Box<dyn Read + Send>>), Error> {
+        if lines || mode == Stdio::Capture {
+            let (read, write) = pipe().map_err(io_err("creating a pipe for the script's output"))?;
+            Ok((Some(Some(write)), Some(Box::new(File::from(read)) as Box<dyn Read + Send>)))
+        } else if mode == Stdio::Null {
+            Ok((Some(None), None))
+        } else {
+            Ok((None, None))
+        }
+    };
+    let (stdout, stdout_read) = stream(script.stdout, script.stdout_lines.is_some())?;
+    let (stderr, stderr_read) = stream(script.stderr, script.stderr_lines.is_some())?;
+    let side = ends
+        .side
+        .map(|s| s.try_clone())
+        .transpose()
+        .map_err(io_err("copying the shared-memory socket"))?;
+    let forked = zygote.fork(zygote::Request {
+        path,
+        args: &script.args,
+        env: env.into_iter().collect(),
+        cwd: script.cwd.as_deref(),
+        own_group: launch.own_group,
+        vars: launch.vars,
+        read: ends.read,
+        write: ends.write,
+        side,
+        stdin_null: script.stdin == Stdio::Null,
+        stdout,
+        stderr,
+    })?;
+    Ok((
+        Leader::Forked(forked),
+        Streams {
+            stdout: stdout_read,
+            stderr: stderr_read,
+        },
+    ))
 }
 
 /// A virtual environment a script runs in.
@@ -270,10 +417,10 @@ impl VirtualEnv {
     }
 
     /// What activation does: `VIRTUAL_ENV`, the venv's `bin` first on `PATH`
-    /// (the script's own `PATH`, else the host's), no `PYTHONHOME`.
-    fn activate(&self, cmd: &mut Command, script: &Script) {
-        let path = script
-            .env
+    /// (the script's own `PATH` from `script_env`, else the host's), no
+    /// `PYTHONHOME`.
+    fn activation(&self, script_env: &[(OsString, Option<OsString>)]) -> Vec<(OsString, Option<OsString>)> {
+        let path = script_env
             .iter()
             .rev()
             .find(|(k, _)| k == "PATH")
@@ -284,9 +431,11 @@ impl VirtualEnv {
             joined.push(":");
             joined.push(path);
         }
-        cmd.env("VIRTUAL_ENV", &self.dir)
-            .env("PATH", joined)
-            .env_remove("PYTHONHOME");
+        vec![
+            ("VIRTUAL_ENV".into(), Some(self.dir.clone().into_os_string())),
+            ("PATH".into(), Some(joined)),
+            ("PYTHONHOME".into(), None),
+        ]
     }
 }
 
@@ -320,17 +469,44 @@ fn std_stdio(s: Stdio) -> std::process::Stdio {
 }
 
 impl Proc {
+    /// A child the host spawned itself (without captured streams).
+    fn spawned(child: Child, own_group: bool) -> Proc {
+        let exit_fd = unix::exit_fd(&child);
+        Proc {
+            leader: Leader::Spawned(child),
+            exit_fd,
+            status: None,
+            stdout: None,
+            stderr: None,
+            own_group,
+            fate: Arc::new(Mutex::new(Fate::default())),
+        }
+    }
+
     /// The child's process id.
     pub fn id(&self) -> u32 {
-        self.child.id()
+        match &self.leader {
+            Leader::Spawned(child) => child.id(),
+            Leader::Forked(forked) => forked.pid(),
+        }
+    }
+
+    /// Whether a zygote forked the script (warm start).
+    pub fn is_warm(&self) -> bool {
+        matches!(self.leader, Leader::Forked(_))
     }
 
     /// A handle that can kill the child from another thread.
     pub fn killer(&self) -> Killer {
+        let (pidfd, forked) = match &self.leader {
+            Leader::Spawned(_) => (self.exit_fd.as_ref(), false),
+            Leader::Forked(forked) => (Some(forked.pidfd()), true),
+        };
         Killer::new(
-            &self.child,
-            self.exit_fd.as_ref(),
+            self.id(),
+            pidfd,
             self.own_group,
+            forked,
             Arc::clone(&self.fate),
         )
     }
@@ -356,7 +532,10 @@ impl Proc {
     /// A descriptor that becomes readable when the child exits, if the
     /// kernel has pidfds.
     pub fn exit_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.exit_fd.as_ref().map(|fd| fd.as_fd())
+        match &self.leader {
+            Leader::Spawned(_) => self.exit_fd.as_ref().map(|fd| fd.as_fd()),
+            Leader::Forked(forked) => Some(forked.exit_fd().as_fd()),
+        }
     }
 
     /// The exit status if the child has exited, without waiting: then what
@@ -367,14 +546,33 @@ impl Proc {
         if self.status.is_some() {
             return Ok(self.status);
         }
-        if !unix::has_exited(&self.child, self.exit_fd.as_ref())? {
+        let child = match &mut self.leader {
+            Leader::Spawned(child) => child,
+            Leader::Forked(forked) => {
+                // The zygote killed the group and reaped the worker.
+                let Some(ending) = forked.ending() else {
+                    return Ok(None);
+                };
+                let raw = match ending {
+                    zygote::Ending::Status(raw) => raw,
+                    zygote::Ending::Lost(why) => {
+                        zygote::lost(&self.fate, why);
+                        rustix::process::Signal::KILL.as_raw()
+                    }
+                };
+                lock(&self.fate).reaped = true;
+                self.status = Some(ExitStatus::from_raw(raw));
+                return Ok(self.status);
+            }
+        };
+        if !unix::has_exited(child, self.exit_fd.as_ref())? {
             return Ok(None);
         }
         let mut fate = lock(&self.fate);
         if self.own_group {
-            unix::kill_group(self.child.id(), rustix::process::Signal::KILL);
+            unix::kill_group(child.id(), rustix::process::Signal::KILL);
         }
-        self.status = self.child.try_wait()?;
+        self.status = child.try_wait()?;
         fate.reaped = self.status.is_some();
         Ok(self.status)
     }
@@ -391,11 +589,17 @@ impl Proc {
             if left.is_some_and(|l| l.is_zero()) {
                 return Ok(None);
             }
-            match &self.exit_fd {
-                Some(fd) => {
-                    unix::wait(fd.as_fd(), false, None, None, left)?;
+            // A forked worker's zygote may never report (stopped, stuck):
+            // look again now and then.
+            let cap = |left: Option<Duration>, most: Duration| Some(left.map_or(most, |l| l.min(most)));
+            match (self.exit_fd(), self.is_warm()) {
+                (Some(fd), false) => {
+                    unix::wait(fd, false, None, None, left)?;
                 }
-                None => thread::sleep(left.unwrap_or(Duration::MAX).min(Duration::from_millis(10))),
+                (Some(fd), true) => {
+                    unix::wait(fd, false, None, None, cap(left, Duration::from_millis(100)))?;
+                }
+                (None, _) => thread::sleep(cap(left, Duration::from_millis(10)).unwrap_or_default()),
             }
         }
     }
@@ -542,6 +746,20 @@ pub(crate) enum Origin {
     Default,
 }
 
+impl Origin {
+    /// Where the interpreter came from, for a message that it cannot start.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Origin::Host => "chosen with Host::python",
+            Origin::Variable => "chosen by the TETHER_PYTHON environment variable",
+            Origin::Default => {
+                "python3 from PATH; install Python 3.8 or later, or choose an interpreter \
+                 with Host::python or the TETHER_PYTHON environment variable"
+            }
+        }
+    }
+}
+
 /// Returns the `python` to run, and where it came from: the builder's
 /// choice, else `TETHER_PYTHON`, else `python3` from `PATH`.
 pub(crate) fn interpreter(configured: Option<&Path>) -> (PathBuf, Origin) {
@@ -563,17 +781,7 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(command);
         unix::prepare(&mut cmd, &[], true);
-        let child = unix::spawn(cmd).unwrap();
-        let exit_fd = unix::exit_fd(&child);
-        Proc {
-            child,
-            exit_fd,
-            status: None,
-            stdout: None,
-            stderr: None,
-            own_group: true,
-            fate: Arc::new(Mutex::new(Fate::default())),
-        }
+        Proc::spawned(unix::spawn(cmd).unwrap(), true)
     }
 
     fn gone(pid: &str) -> bool {

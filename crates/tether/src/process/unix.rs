@@ -243,20 +243,26 @@ pub(crate) struct Killer {
     pidfd: Option<OwnedFd>,
     pid: u32,
     group: bool,
+    /// Forked by a zygote, which reaps it: the host may not have heard yet
+    /// that it was reaped, so the leader is signalled first (through its
+    /// pidfd, which fails once it is reaped) and the group only after.
+    forked: bool,
     fate: std::sync::Arc<std::sync::Mutex<super::Fate>>,
 }
 
 impl Killer {
     pub(super) fn new(
-        child: &Child,
+        pid: u32,
         pidfd: Option<&OwnedFd>,
         group: bool,
+        forked: bool,
         fate: std::sync::Arc<std::sync::Mutex<super::Fate>>,
     ) -> Killer {
         Killer {
             pidfd: pidfd.and_then(|fd| rustix::io::fcntl_dupfd_cloexec(fd, 3).ok()),
-            pid: child.id(),
+            pid,
             group,
+            forked,
             fate,
         }
     }
@@ -271,6 +277,22 @@ impl Killer {
             return Ok(());
         }
         fate.killed_by = Some((signal.as_raw(), why.to_owned()));
+        if self.forked {
+            let sent = match &self.pidfd {
+                Some(fd) => rustix::process::pidfd_send_signal(fd, signal),
+                None => Err(rustix::io::Errno::SRCH),
+            };
+            return match sent {
+                Ok(()) => {
+                    if self.group {
+                        kill_group(self.pid, signal);
+                    }
+                    Ok(())
+                }
+                Err(rustix::io::Errno::SRCH) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+        }
         if self.group {
             kill_group(self.pid, signal);
         }
