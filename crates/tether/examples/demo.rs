@@ -2,14 +2,15 @@
 //!
 //! ```text
 //! cargo run --example demo -- [--classic | --async] [--venv DIR] [SCRIPT [ARGS...]]
-//! cargo run --example demo -- --pool N --calls M SCRIPT
+//! cargo run --example demo -- --pool N [--warm] [--preload MOD,...] --calls M SCRIPT
 //! cargo run --example demo -- --stubs DIR
 //! ```
 //!
 //! With `--pool N --calls M` it starts a pool of N workers of SCRIPT, calls
 //! their export `work(i)` for i in 0..M from 8 threads, and prints `ok K`,
-//! `failed F` and `restarts R`, exiting 0 when K + F = M (`--warm` and
-//! `--preload` are not available yet).
+//! `failed F` and `restarts R`, exiting 0 when K + F = M. With `--warm` the
+//! workers are forked by a zygote, which first imports the modules named by
+//! `--preload` (which implies `--warm`).
 //!
 //! The host exposes `foo(arg)` and `bar(arg)` (the seed's two functions),
 //! `echo(value)`, `fail(message)`, `sleep(seconds)`, `map_with(name,
@@ -135,6 +136,7 @@ fn map_with(name: String, values: Vec<Value>) -> Result<Vec<Value>, tether::Erro
 fn pool_demo(args: &[String]) -> ExitCode {
     let usage = "usage: demo --pool N [--warm] [--preload MOD,...] --calls M SCRIPT";
     let (mut workers, mut calls, mut script) = (None, None, None);
+    let (mut warm, mut preload) = (false, Vec::new());
     let mut rest = args.iter();
     if let Some(n) = rest.next() {
         workers = n.parse::<usize>().ok();
@@ -142,9 +144,20 @@ fn pool_demo(args: &[String]) -> ExitCode {
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--calls" => calls = rest.next().and_then(|m| m.parse::<usize>().ok()),
-            "--warm" | "--preload" => {
-                eprintln!("demo: warm start (--warm, --preload) is not available yet");
-                return ExitCode::from(2);
+            "--warm" => warm = true,
+            "--preload" => {
+                let Some(modules) = rest.next() else {
+                    eprintln!("demo: --preload needs a list of modules\n{usage}");
+                    return ExitCode::from(2);
+                };
+                warm = true;
+                preload.extend(
+                    modules
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_owned),
+                );
             }
             other if script.is_none() => script = Some(other.to_owned()),
             other => {
@@ -158,7 +171,18 @@ fn pool_demo(args: &[String]) -> ExitCode {
         eprintln!("{usage}");
         return ExitCode::from(2);
     };
-    let pool = match host().pool(script.as_str()).workers(workers).start() {
+    let host = host();
+    let mut builder = host.pool(script.as_str()).workers(workers);
+    if warm {
+        match host.zygote().preload(&preload).start() {
+            Ok(zygote) => builder = builder.warm(&zygote),
+            Err(e) => {
+                eprintln!("demo: {e}");
+                return ExitCode::from(70);
+            }
+        }
+    }
+    let pool = match builder.start() {
         Ok(pool) => pool,
         Err(e) => {
             eprintln!("demo: {e}");
@@ -208,7 +232,7 @@ fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "--help" || a == "-h") {
         println!(
-            "usage: demo [--classic | --async] [--venv DIR] [SCRIPT [ARGS...]]\n       demo --pool N --calls M SCRIPT\n       demo --stubs DIR\n\n\
+            "usage: demo [--classic | --async] [--venv DIR] [SCRIPT [ARGS...]]\n       demo --pool N [--warm] [--preload MOD,...] --calls M SCRIPT\n       demo --stubs DIR\n\n\
              Runs SCRIPT (a bundled demo without one) and serves it foo, bar, echo, fail,\n\
              sleep, map_with and within. --classic speaks the seed's protocol; --async\n\
              serves from a tokio runtime (sleep and within async); --venv runs the\n\

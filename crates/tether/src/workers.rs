@@ -80,6 +80,25 @@ impl PoolBuilder {
         self
     }
 
+    /// Starts the workers warm, forked by `zygote` (see
+    /// [`Zygote`](crate::Zygote)): a worker then starts in milliseconds
+    /// with what the zygote preloaded already imported, which makes
+    /// replacing a dead or recycled worker cheap. When the zygote dies, its
+    /// workers die with it and are replaced once it is back; those deaths
+    /// do not count towards [`give_up_after`](PoolBuilder::give_up_after).
+    ///
+    /// ```no_run
+    /// let host = tether::Host::new();
+    /// let zygote = host.zygote().preload(["numpy"]).start()?;
+    /// let pool = host.pool("worker.py").workers(8).warm(&zygote).start()?;
+    /// # let _ = pool;
+    /// # Ok::<(), tether::Error>(())
+    /// ```
+    pub fn warm(mut self, zygote: &crate::Zygote) -> PoolBuilder {
+        self.script = self.script.warm(zygote);
+        self
+    }
+
     /// How many workers (default 2).
     pub fn workers(mut self, n: usize) -> PoolBuilder {
         self.workers = n;
@@ -177,6 +196,8 @@ pub struct PoolStats {
     pub health_kills: u64,
     /// Why the pool gave up restarting, once it has.
     pub gave_up: Option<String>,
+    /// Times the zygote of a warm pool died and was started again.
+    pub zygote_restarts: u64,
 }
 
 struct Inner {
@@ -262,8 +283,19 @@ impl Inner {
         if replacing {
             inner.restarted.fetch_add(1, Ordering::Relaxed);
         }
-        tracing::info!(target: "tether::pool", worker = id, pid = child.id(), replacing, "worker started");
-        lock(&inner.state).workers.push(Arc::clone(&worker));
+        {
+            let mut state = lock(&inner.state);
+            if state.closed {
+                // Shut down while it started (a warm worker waits for its
+                // zygote to come back): it must not outlive the pool.
+                drop(state);
+                tracing::info!(target: "tether::pool", worker = id, "worker started after the pool shut down: stopped");
+                let _ = child.shutdown(inner.host_grace());
+                return Ok(());
+            }
+            tracing::info!(target: "tether::pool", worker = id, pid = child.id(), replacing, "worker started");
+            state.workers.push(Arc::clone(&worker));
+        }
         inner.changed.notify_all();
         let supervisor = Arc::clone(inner);
         std::thread::Builder::new()
@@ -335,7 +367,14 @@ impl Inner {
         }
         tracing::warn!(target: "tether::pool", worker = worker.id, "worker died: {how}");
         let now = Instant::now();
-        state.deaths.push_back((now, how));
+        // Killed because its zygote died: the zygote's own supervision
+        // counts that death, once, not once for each of its workers.
+        let with_zygote = outcome
+            .as_ref()
+            .is_ok_and(|o| o.killed_by_host() == Some(crate::process::ZYGOTE_DIED));
+        if !with_zygote {
+            state.deaths.push_back((now, how));
+        }
         let window = self.give_up.1;
         while state
             .deaths
@@ -718,6 +757,7 @@ impl Pool {
             recycled: inner.recycled.load(Ordering::Relaxed),
             health_kills: inner.health_kills.load(Ordering::Relaxed),
             gave_up: state.gave_up.clone(),
+            zygote_restarts: inner.script.warm.as_ref().map_or(0, |z| z.restarts()),
         }
     }
 

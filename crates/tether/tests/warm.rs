@@ -79,23 +79,38 @@ fn a_warm_scripts_exit_code_and_signal_are_reported_exactly() {
     let zygote = zygote();
     let run = |code: &str| {
         host()
-            .run(Script::new(script(code)).stderr(Stdio::Capture).warm(&zygote))
+            .run(
+                Script::new(script(code))
+                    .stderr(Stdio::Capture)
+                    .warm(&zygote),
+            )
             .unwrap()
     };
     let outcome = run("import sys\nsys.exit(7)");
     assert_eq!(outcome.status().code(), Some(7));
-    let outcome = run("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\nimport time\ntime.sleep(10)");
+    let outcome =
+        run("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\nimport time\ntime.sleep(10)");
     assert_eq!(outcome.status().signal(), Some(libc::SIGTERM));
     let outcome = run("def broken():\n    raise ValueError('no good')\nbroken()\n");
     assert_eq!(outcome.status().code(), Some(1));
     let err = stderr(&outcome);
-    assert!(err.starts_with("Traceback (most recent call last):"), "{err}");
+    assert!(
+        err.starts_with("Traceback (most recent call last):"),
+        "{err}"
+    );
     assert!(err.contains("ValueError: no good"), "{err}");
     assert!(err.contains("in broken"), "{err}");
-    assert!(!err.contains("_zygote"), "the zygote's own frames show: {err}");
+    assert!(
+        !err.contains("_zygote"),
+        "the zygote's own frames show: {err}"
+    );
     let outcome = run("def broken(:\n");
     assert_eq!(outcome.status().code(), Some(1));
-    assert!(stderr(&outcome).contains("SyntaxError"), "{}", stderr(&outcome));
+    assert!(
+        stderr(&outcome).contains("SyntaxError"),
+        "{}",
+        stderr(&outcome)
+    );
     // The same scripts, cold, end the same way.
     let cold = host()
         .run(Script::new(script("import sys\nsys.exit(7)")))
@@ -213,7 +228,10 @@ fn a_missing_working_directory_is_a_spawn_error() {
     assert!(matches!(err, Error::Spawn { .. }), "{err:?}");
     assert!(err.to_string().contains("/no/such/dir/for/tether"), "{err}");
     // The zygote still serves.
-    assert!(host().run(Script::new(script("pass")).warm(&zygote)).unwrap().success());
+    assert!(host()
+        .run(Script::new(script("pass")).warm(&zygote))
+        .unwrap()
+        .success());
 }
 
 #[test]
@@ -252,7 +270,12 @@ fn a_killed_zygote_takes_its_workers_and_is_started_again() {
         rustix::process::Signal::KILL,
     )
     .unwrap();
-    let outcome = within(Duration::from_secs(20), "the worker ends with its zygote", move || child.wait()).unwrap();
+    let outcome = within(
+        Duration::from_secs(20),
+        "the worker ends with its zygote",
+        move || child.wait(),
+    )
+    .unwrap();
     assert_eq!(outcome.status().signal(), Some(libc::SIGKILL));
     assert!(!alive(worker));
     eventually("the zygote restarts", || zygote.restarts() == 1);
@@ -301,7 +324,10 @@ fn warm_scripts_die_with_their_host_even_when_the_host_is_sigkilled() {
         if pids.len() == 3 {
             break pids;
         }
-        assert!(Instant::now() < deadline, "the helper never started its scripts");
+        assert!(
+            Instant::now() < deadline,
+            "the helper never started its scripts"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     helper.kill().unwrap();

@@ -29,7 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub(crate) use unix::{set_nonblocking, wait, without_sigpipe, Killer, Ready};
-pub(crate) use zygote::{Forker, Settings as ZygoteSettings};
+pub(crate) use zygote::{Forker, Settings as ZygoteSettings, ZYGOTE_DIED};
 
 use crate::error::Error;
 use crate::script::LineCallback;
@@ -203,7 +203,10 @@ struct Streams {
 /// What the script's environment changes, in order, on top of the host's:
 /// unbuffered output, the host's settings, the script's own variables, the
 /// virtual environment, and the bundled client first on `PYTHONPATH`.
-fn environment(launch: &Launch<'_>, venv: Option<&VirtualEnv>) -> Vec<(OsString, Option<OsString>)> {
+fn environment(
+    launch: &Launch<'_>,
+    venv: Option<&VirtualEnv>,
+) -> Vec<(OsString, Option<OsString>)> {
     let script = launch.script;
     let set = |k: &str, v: OsString| (OsString::from(k), Some(v));
     let mut env = vec![set("PYTHONUNBUFFERED", "1".into())];
@@ -224,10 +227,7 @@ fn environment(launch: &Launch<'_>, venv: Option<&VirtualEnv>) -> Vec<(OsString,
         .rev()
         .find(|(k, _)| k == "PYTHONPATH")
         .map(|(_, v)| v.clone());
-    env.push(set(
-        "PYTHONPATH",
-        python_path(launch.pythonpath, existing),
-    ));
+    env.push(set("PYTHONPATH", python_path(launch.pythonpath, existing)));
     env
 }
 
@@ -329,7 +329,13 @@ fn fork(
         )));
     }
     let mut env: indexmap::IndexMap<OsString, OsString> = std::env::vars_os().collect();
-    for var in ["TETHER_READ_FD", "TETHER_WRITE_FD", "TETHER_SHM_FD", "PY_READ_FD", "PY_WRITE_FD"] {
+    for var in [
+        "TETHER_READ_FD",
+        "TETHER_WRITE_FD",
+        "TETHER_SHM_FD",
+        "PY_READ_FD",
+        "PY_WRITE_FD",
+    ] {
         env.shift_remove(OsStr::new(var));
     }
     for (key, value) in changes {
@@ -342,10 +348,15 @@ fn fork(
             }
         }
     }
-    let stream = |mode: Stdio, lines: bool| -> Result<(Option<Option<OwnedFd>>, Option<Box<dyn Read + Send>>), Error> {
+    type Stream = (Option<Option<OwnedFd>>, Option<Box<dyn Read + Send>>);
+    let stream = |mode: Stdio, lines: bool| -> Result<Stream, Error> {
         if lines || mode == Stdio::Capture {
-            let (read, write) = pipe().map_err(io_err("creating a pipe for the script's output"))?;
-            Ok((Some(Some(write)), Some(Box::new(File::from(read)) as Box<dyn Read + Send>)))
+            let (read, write) =
+                pipe().map_err(io_err("creating a pipe for the script's output"))?;
+            Ok((
+                Some(Some(write)),
+                Some(Box::new(File::from(read)) as Box<dyn Read + Send>),
+            ))
         } else if mode == Stdio::Null {
             Ok((Some(None), None))
         } else {
@@ -419,7 +430,10 @@ impl VirtualEnv {
     /// What activation does: `VIRTUAL_ENV`, the venv's `bin` first on `PATH`
     /// (the script's own `PATH` from `script_env`, else the host's), no
     /// `PYTHONHOME`.
-    fn activation(&self, script_env: &[(OsString, Option<OsString>)]) -> Vec<(OsString, Option<OsString>)> {
+    fn activation(
+        &self,
+        script_env: &[(OsString, Option<OsString>)],
+    ) -> Vec<(OsString, Option<OsString>)> {
         let path = script_env
             .iter()
             .rev()
@@ -432,7 +446,10 @@ impl VirtualEnv {
             joined.push(path);
         }
         vec![
-            ("VIRTUAL_ENV".into(), Some(self.dir.clone().into_os_string())),
+            (
+                "VIRTUAL_ENV".into(),
+                Some(self.dir.clone().into_os_string()),
+            ),
             ("PATH".into(), Some(joined)),
             ("PYTHONHOME".into(), None),
         ]
@@ -591,7 +608,8 @@ impl Proc {
             }
             // A forked worker's zygote may never report (stopped, stuck):
             // look again now and then.
-            let cap = |left: Option<Duration>, most: Duration| Some(left.map_or(most, |l| l.min(most)));
+            let cap =
+                |left: Option<Duration>, most: Duration| Some(left.map_or(most, |l| l.min(most)));
             match (self.exit_fd(), self.is_warm()) {
                 (Some(fd), false) => {
                     unix::wait(fd, false, None, None, left)?;
@@ -599,7 +617,9 @@ impl Proc {
                 (Some(fd), true) => {
                     unix::wait(fd, false, None, None, cap(left, Duration::from_millis(100)))?;
                 }
-                (None, _) => thread::sleep(cap(left, Duration::from_millis(10)).unwrap_or_default()),
+                (None, _) => {
+                    thread::sleep(cap(left, Duration::from_millis(10)).unwrap_or_default())
+                }
             }
         }
     }

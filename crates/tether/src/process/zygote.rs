@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -136,8 +136,17 @@ struct Book {
     alive: AtomicBool,
 }
 
+/// Why a fork did not happen.
+enum Refusal {
+    /// The zygote died first (or its socket broke): asking the next one is
+    /// safe, since no worker was reported.
+    Died,
+    /// The zygote refused, or the request could not be made.
+    Other(String),
+}
+
 struct Pending {
-    reply: mpsc::Sender<Result<(u32, OwnedFd), String>>,
+    reply: mpsc::Sender<Result<(u32, OwnedFd), Refusal>>,
     /// Dropped when the worker's end is known: its exit descriptor is the
     /// other end of this pipe.
     notify: OwnedFd,
@@ -165,6 +174,9 @@ pub(crate) struct Forked {
     /// When the pidfd first showed the worker gone without a report.
     unreported_since: Option<Instant>,
 }
+
+/// Why the host counts a worker as killed when its zygote died first.
+pub(crate) const ZYGOTE_DIED: &str = "its zygote died, and the workers it forked with it";
 
 /// How a forked worker ended, as far as the host can know.
 pub(crate) enum Ending {
@@ -201,9 +213,7 @@ impl Forked {
                 }
                 Some(Exit { lost: true, .. }) | None => {
                     exits.remove(&self.pid);
-                    return Some(Ending::Lost(
-                        "its zygote died before it reported how the worker ended",
-                    ));
+                    return Some(Ending::Lost(ZYGOTE_DIED));
                 }
                 Some(_) => {}
             }
@@ -297,14 +307,29 @@ impl Forker {
         lock(&self.inner.state).threads
     }
 
-    /// Forks a worker; returns its handle for [`Proc`].
+    /// Forks a worker; returns its handle for [`Proc`]. A zygote that dies
+    /// before it answered is asked again once it is back (a few times).
     pub fn fork(&self, request: Request<'_>) -> Result<Forked, Error> {
-        let instance = self.inner.instance()?;
-        let result = instance.fork(request);
-        if result.is_ok() {
-            self.inner.forked.fetch_add(1, Ordering::Relaxed);
-        }
-        result.map_err(|why| Error::Spawn {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 0;
+        let why = loop {
+            attempt += 1;
+            let instance = self.inner.instance()?;
+            match instance.fork(&request) {
+                Ok(forked) => {
+                    self.inner.forked.fetch_add(1, Ordering::Relaxed);
+                    return Ok(forked);
+                }
+                Err(Refusal::Died) if attempt < ATTEMPTS => {
+                    tracing::debug!(target: "tether::zygote", attempt, "the zygote died during a fork; asking the next one");
+                }
+                Err(Refusal::Died) => {
+                    break format!("the zygote died {ATTEMPTS} times while asked")
+                }
+                Err(Refusal::Other(why)) => break why,
+            }
+        };
+        Err(Error::Spawn {
             program: self.inner.settings.python.clone(),
             source: io::Error::other(format!("the zygote could not start the worker: {why}")),
         })
@@ -369,7 +394,8 @@ impl Instance {
             None,
         )
         .map_err(|e| io_err("creating the zygote's socket")(e.into()))?;
-        let host_end = unix::above_stdio(host_end).map_err(io_err("creating the zygote's socket"))?;
+        let host_end =
+            unix::above_stdio(host_end).map_err(io_err("creating the zygote's socket"))?;
         let zygote_end =
             unix::above_stdio(zygote_end).map_err(io_err("creating the zygote's socket"))?;
 
@@ -423,7 +449,10 @@ impl Instance {
             program: python.to_owned(),
             source: io::Error::new(
                 source.kind(),
-                format!("{source} (the zygote's interpreter, {})", settings.python_from.describe()),
+                format!(
+                    "{source} (the zygote's interpreter, {})",
+                    settings.python_from.describe()
+                ),
             ),
         })?;
         drop(zygote_end);
@@ -491,26 +520,31 @@ impl Instance {
     }
 
     /// Sends one fork request and waits for its answer.
-    fn fork(self: &Arc<Self>, request: Request<'_>) -> Result<Forked, String> {
+    fn fork(self: &Arc<Self>, request: &Request<'_>) -> Result<Forked, Refusal> {
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
-        let (notify_read, notify) = super::pipe().map_err(|e| e.to_string())?;
+        let (notify_read, notify) = super::pipe().map_err(|e| Refusal::Other(e.to_string()))?;
         let mut names = vec!["read", "write"];
-        let mut fds = vec![request.read, request.write];
-        if let Some(side) = request.side {
+        let mut fds = vec![request.read.as_fd(), request.write.as_fd()];
+        if let Some(side) = &request.side {
             names.push("side");
-            fds.push(side);
+            fds.push(side.as_fd());
         }
-        let stream = |how: Option<Option<OwnedFd>>, name: &'static str, names: &mut Vec<&str>, fds: &mut Vec<OwnedFd>| match how {
-            None => "inherit",
-            Some(None) => "null",
-            Some(Some(fd)) => {
-                names.push(name);
-                fds.push(fd);
-                "pipe"
-            }
-        };
-        let stdout = stream(request.stdout, "stdout", &mut names, &mut fds);
-        let stderr = stream(request.stderr, "stderr", &mut names, &mut fds);
+        let mut streams = ["inherit"; 2];
+        for (how, (name, stream)) in streams
+            .iter_mut()
+            .zip([("stdout", &request.stdout), ("stderr", &request.stderr)])
+        {
+            *how = match stream {
+                None => "inherit",
+                Some(None) => "null",
+                Some(Some(fd)) => {
+                    names.push(name);
+                    fds.push(fd.as_fd());
+                    "pipe"
+                }
+            };
+        }
+        let [stdout, stderr] = streams;
         let message = json!({
             "op": "fork",
             "id": id,
@@ -525,12 +559,12 @@ impl Instance {
             "stdout": stdout,
             "stderr": stderr,
         });
-        let bytes = serde_json::to_vec(&message).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec(&message).map_err(|e| Refusal::Other(e.to_string()))?;
         if bytes.len() > MAX_MESSAGE {
-            return Err(format!(
+            return Err(Refusal::Other(format!(
                 "the fork request is {} bytes (arguments and environment), more than the {MAX_MESSAGE} a zygote takes",
                 bytes.len()
-            ));
+            )));
         }
         let (reply, answer) = mpsc::channel();
         lock(&self.book.pending).insert(id, Pending { reply, notify });
@@ -538,10 +572,12 @@ impl Instance {
             let _turn = lock(&self.send);
             send(&self.socket, &bytes, &fds)
         };
-        drop(fds);
         if let Err(e) = sent {
             lock(&self.book.pending).remove(&id);
-            return Err(format!("cannot send the fork request: {e}"));
+            return Err(match e.raw_os_error() {
+                Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN) => Refusal::Died,
+                _ => Refusal::Other(format!("cannot send the fork request: {e}")),
+            });
         }
         let answered = answer.recv_timeout(FORK_TIMEOUT);
         let (pid, pidfd) = match answered {
@@ -549,10 +585,10 @@ impl Instance {
             Err(_) => {
                 // Abandoned: if the worker comes after all, the reader kills it.
                 lock(&self.book.pending).remove(&id);
-                return Err(format!(
+                return Err(Refusal::Other(format!(
                     "the zygote (pid {}) did not answer within {FORK_TIMEOUT:?}",
                     self.pid
-                ));
+                )));
             }
         };
         Ok(Forked {
@@ -564,7 +600,6 @@ impl Instance {
             unreported_since: None,
         })
     }
-
 }
 
 /// Waits for the zygote's first message: `ready`, or why it could not.
@@ -573,7 +608,9 @@ fn wait_ready(socket: &OwnedFd, proc: &mut Proc) -> Result<Json, String> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("it did not finish preloading within {READY_TIMEOUT:?}"));
+            return Err(format!(
+                "it did not finish preloading within {READY_TIMEOUT:?}"
+            ));
         }
         let ready = unix::wait(socket.as_fd(), false, proc.exit_fd(), None, Some(left))
             .map_err(|e| e.to_string())?;
@@ -627,21 +664,44 @@ impl Reader {
                     let pid = message.get("pid").and_then(Json::as_u64).unwrap_or(0) as u32;
                     let Some(pending) = lock(&book.pending).remove(&id) else {
                         if let Some(pidfd) = fds.pop() {
-                            let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+                            let _ = rustix::process::pidfd_send_signal(
+                                &pidfd,
+                                rustix::process::Signal::KILL,
+                            );
                         }
-                        lock(&book.exits).insert(pid, Exit { status: None, lost: false, notify: None, unwanted: true });
+                        lock(&book.exits).insert(
+                            pid,
+                            Exit {
+                                status: None,
+                                lost: false,
+                                notify: None,
+                                unwanted: true,
+                            },
+                        );
                         continue;
                     };
                     let Some(pidfd) = fds.pop() else {
-                        let _ = pending.reply.send(Err("the zygote passed no pidfd".into()));
+                        let _ = pending
+                            .reply
+                            .send(Err(Refusal::Other("the zygote passed no pidfd".into())));
                         continue;
                     };
                     lock(&book.exits).insert(
                         pid,
-                        Exit { status: None, lost: false, notify: Some(pending.notify), unwanted: false },
+                        Exit {
+                            status: None,
+                            lost: false,
+                            notify: Some(pending.notify),
+                            unwanted: false,
+                        },
                     );
-                    if let Err(mpsc::SendError(Ok((_, pidfd)))) = pending.reply.send(Ok((pid, pidfd))) {
-                        let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+                    if let Err(mpsc::SendError(Ok((_, pidfd)))) =
+                        pending.reply.send(Ok((pid, pidfd)))
+                    {
+                        let _ = rustix::process::pidfd_send_signal(
+                            &pidfd,
+                            rustix::process::Signal::KILL,
+                        );
                         if let Some(exit) = lock(&book.exits).get_mut(&pid) {
                             exit.unwanted = true;
                         }
@@ -649,9 +709,12 @@ impl Reader {
                 }
                 Some("refused") => {
                     let id = message.get("id").and_then(Json::as_u64).unwrap_or(0);
-                    let error = message.get("error").and_then(Json::as_str).unwrap_or("refused");
+                    let error = message
+                        .get("error")
+                        .and_then(Json::as_str)
+                        .unwrap_or("refused");
                     if let Some(pending) = lock(&book.pending).remove(&id) {
-                        let _ = pending.reply.send(Err(error.to_owned()));
+                        let _ = pending.reply.send(Err(Refusal::Other(error.to_owned())));
                     }
                 }
                 Some("exited") => {
@@ -687,7 +750,7 @@ fn supervise(mut reader: Reader, mut book: Arc<Book>, inner: Weak<Inner>) {
         reader.read(&book);
         book.alive.store(false, Ordering::Release);
         for (_, pending) in lock(&book.pending).drain() {
-            let _ = pending.reply.send(Err("the zygote died".into()));
+            let _ = pending.reply.send(Err(Refusal::Died));
         }
         for exit in lock(&book.exits).values_mut() {
             if exit.status.is_none() {
@@ -761,15 +824,19 @@ fn supervise(mut reader: Reader, mut book: Arc<Book>, inner: Weak<Inner>) {
 }
 
 /// Sends one message with `fds` passed alongside it.
-fn send(socket: &OwnedFd, bytes: &[u8], fds: &[OwnedFd]) -> io::Result<()> {
+fn send(socket: &OwnedFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    let borrowed: Vec<_> = fds.iter().map(|fd| fd.as_fd()).collect();
-    if !borrowed.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&borrowed)) {
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(io::Error::other("too many descriptors for one message"));
     }
     loop {
-        match sendmsg(socket, &[IoSlice::new(bytes)], &mut control, SendFlags::NOSIGNAL) {
+        match sendmsg(
+            socket,
+            &[IoSlice::new(bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
             Err(Errno::INTR) => continue,
             Ok(_) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -813,8 +880,9 @@ fn receive(socket: &OwnedFd) -> io::Result<Option<(Json, Vec<OwnedFd>)>> {
     {
         return Err(io::Error::other("a message from the zygote was cut short"));
     }
-    let message = serde_json::from_slice(&buf[..got.bytes])
-        .map_err(|e| io::Error::other(format!("the zygote sent a message that is not JSON: {e}")))?;
+    let message = serde_json::from_slice(&buf[..got.bytes]).map_err(|e| {
+        io::Error::other(format!("the zygote sent a message that is not JSON: {e}"))
+    })?;
     Ok(Some((message, fds)))
 }
 
