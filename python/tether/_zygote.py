@@ -65,8 +65,8 @@ _SYS_PIDFD_OPEN = 434
 def _os_string(value: "Any") -> str:
     """A string from the host: text, or ``{"hex": ...}`` for bytes that are not UTF-8."""
     if isinstance(value, dict):
-        return os.fsdecode(bytes.fromhex(value["hex"]))
-    return value
+        return os.fsdecode(bytes.fromhex(str(value["hex"])))
+    return str(value)
 
 
 def _send(sock: socket.socket, message: "Dict[str, Any]", fds: "List[int]" = ()) -> None:  # type: ignore[assignment]
@@ -116,23 +116,30 @@ def _threads() -> int:
     return 1
 
 
-def _libc() -> "Any":
-    import ctypes
+_LIBC = None  # type: Any
 
-    return ctypes.CDLL(None, use_errno=True)
+
+def _libc() -> "Any":
+    """The C library, loaded once in the zygote (ctypes costs a worker milliseconds)."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
 
 
 def _pidfd_open(pid: int) -> int:
     opener = getattr(os, "pidfd_open", None)
     if opener is not None:
-        return opener(pid)
+        return int(opener(pid))
     import ctypes
 
     fd = _libc().syscall(_SYS_PIDFD_OPEN, pid, 0)
     if fd < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
-    return fd
+    return int(fd)
 
 
 class Zygote:
@@ -365,7 +372,7 @@ def _run(path: str) -> None:
             source = f.read()
         code = compile(source, path, "exec", dont_inherit=True)
     except OSError as e:
-        print("%s: can't open file %r: [Errno %d] %s" % (sys.executable, path, e.errno, e.strerror), file=sys.stderr)
+        print("%s: can't open file %r: [Errno %s] %s" % (sys.executable, path, e.errno, e.strerror), file=sys.stderr)
         sys.exit(2)
     except SyntaxError:
         exc_type, value, _ = sys.exc_info()
@@ -378,7 +385,7 @@ def _run(path: str) -> None:
     except BaseException as e:
         # From the script's own frame down, as a fresh interpreter prints it.
         tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
-        sys.excepthook(type(e), e.with_traceback(tb), tb)  # type: ignore[arg-type]
+        sys.excepthook(type(e), e.with_traceback(tb), tb)
         if isinstance(e, KeyboardInterrupt):
             sys.stdout.flush()
             sys.stderr.flush()
@@ -397,6 +404,15 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import importlib
 
+    # What a new worker uses before its script runs is loaded here, once.
+    # (inspect: registering an export; resource: the client's spinning.)
+    import fcntl  # noqa: F401
+    import inspect  # noqa: F401
+    import resource  # noqa: F401
+    import select  # noqa: F401
+    import types  # noqa: F401
+
+    _libc()
     for name in CLIENT_MODULES + tuple(preload):
         try:
             importlib.import_module(name)

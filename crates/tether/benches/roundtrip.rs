@@ -26,6 +26,8 @@ use tether::{Host, Script, Stdio, Value};
 
 #[path = "roundtrip/asynchronous.rs"]
 mod asynchronous;
+#[path = "roundtrip/pools.rs"]
+mod pools;
 #[path = "roundtrip/report.rs"]
 mod report;
 use report::Table;
@@ -781,6 +783,12 @@ fn main() {
     }
     if wanted("async") {
         tables.extend(asynchronous::tables(n, runs));
+    }
+    if wanted("pool") {
+        tables.extend(pools::pool_tables(n, runs));
+    }
+    if wanted("warm") {
+        tables.extend(pools::warm_tables(runs));
     }
     report::finish(&tables, n, runs);
 }

@@ -151,6 +151,50 @@ fn targets(tables: &[Table]) -> Vec<String> {
             false,
         );
     }
+    if let (Some(one), Some(two)) = (
+        figure(tables, "pool: a 2 ms", "1 worker"),
+        figure(tables, "pool: a 2 ms", "2 workers"),
+    ) {
+        check(
+            "pool of 2 / 1 worker, calls/s of a 2 ms export (issue 12)".into(),
+            two / one,
+            1.8,
+            true,
+        );
+    }
+    if let (Some(direct), Some(pooled)) = (
+        figure(tables, "pool: a small call", "child.call"),
+        figure(tables, "pool: a small call", "pool.call"),
+    ) {
+        check(
+            "pool.call / child.call (issue 12)".into(),
+            pooled / direct,
+            1.1,
+            false,
+        );
+    }
+    if let (Some(py), Some(warm)) = (
+        figure(tables, "warm start: spawn", "python3 -c pass"),
+        figure(tables, "warm start: spawn", "warm script"),
+    ) {
+        check(
+            "warm start to first call / python3 -c pass (issue 12)".into(),
+            warm / py,
+            0.25,
+            false,
+        );
+    }
+    if let (Some(cold), Some(warm)) = (
+        figure(tables, "warm start with numpy: spawn", "cold"),
+        figure(tables, "warm start with numpy: spawn", "warm"),
+    ) {
+        check(
+            "warm start with numpy preloaded / cold numpy script (issue 12)".into(),
+            warm / cold,
+            0.1,
+            false,
+        );
+    }
     if let Some(aio) = figure(tables, "throughput", "asyncio") {
         check("asyncio calls/s from one loop".into(), aio, 150_000.0, true);
     }
