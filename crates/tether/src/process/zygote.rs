@@ -213,6 +213,10 @@ impl Forked {
                 }
                 Some(Exit { lost: true, .. }) | None => {
                     exits.remove(&self.pid);
+                    drop(exits);
+                    // Its zygote's death is known before the kernel is done
+                    // killing it: wait (a little) until it is gone.
+                    let _ = unix::wait(self.pidfd.as_fd(), false, None, None, Some(REPORT_GRACE));
                     return Some(Ending::Lost(ZYGOTE_DIED));
                 }
                 Some(_) => {}
