@@ -34,6 +34,7 @@ pub struct Child {
     thread: Option<JoinHandle<()>>,
     /// Odd while the serving thread runs one of the script's calls.
     busy: Arc<AtomicU64>,
+    enforcement: Option<crate::sandbox::Enforcement>,
 }
 
 impl Child {
@@ -43,6 +44,7 @@ impl Child {
         done: Receiver<Result<Outcome, Error>>,
         thread: JoinHandle<()>,
         busy: Arc<AtomicU64>,
+        enforcement: Option<crate::sandbox::Enforcement>,
     ) -> Child {
         Child {
             peer,
@@ -50,7 +52,14 @@ impl Child {
             done,
             thread: Some(thread),
             busy,
+            enforcement,
         }
+    }
+
+    /// What the kernel enforces of the script's [`Sandbox`](crate::Sandbox),
+    /// when it runs in one (with strict enforcement, all of it).
+    pub fn sandbox(&self) -> Option<&crate::sandbox::Enforcement> {
+        self.enforcement.as_ref()
     }
 
     /// The script's process id.

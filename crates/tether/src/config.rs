@@ -44,6 +44,8 @@ pub(crate) struct Config {
     pub spin: Duration,
     /// Bytes values at least this large travel in shared memory.
     pub shared_memory: Option<usize>,
+    /// The sandbox every script runs in, unless it names its own.
+    pub sandbox: Option<crate::sandbox::Sandbox>,
     /// Threads that run host functions, for every script of the host.
     pub workers: usize,
     /// How long a call into the script waits for it to become ready.
@@ -69,6 +71,7 @@ impl Default for Config {
             // of the wake-up it saves (see `spin.rs`).
             spin: Duration::from_micros(50),
             shared_memory: None,
+            sandbox: None,
             workers: 8,
             ready_timeout: Duration::from_secs(30),
         }

@@ -11,6 +11,10 @@ use crate::value::Value;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
+    /// A sandbox could not be applied: the kernel lacks a part of the
+    /// policy (with strict enforcement, the default), or preparing it
+    /// failed. The message names what is missing.
+    Sandbox(String),
     /// The interpreter could not be started (not found, not executable), or
     /// the script file does not exist.
     Spawn {
@@ -95,6 +99,7 @@ impl fmt::Display for Error {
                 write!(f, "cannot start {}: {source}", program.display())
             }
             Error::Config(m) => write!(f, "invalid host configuration: {m}"),
+            Error::Sandbox(m) => write!(f, "cannot sandbox the script: {m}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Protocol {
                 detail,

@@ -534,6 +534,19 @@ impl Host {
         crate::workers::PoolBuilder::new(self.clone(), script.into())
     }
 
+    /// Runs every script in `policy`'s sandbox (a script's own
+    /// [`Script::sandbox`] takes its place). See [`Sandbox`](crate::Sandbox).
+    ///
+    /// ```no_run
+    /// let host = tether::Host::new().sandbox(tether::Sandbox::new().memory(256 << 20));
+    /// let outcome = host.run("untrusted.py")?;
+    /// # Ok::<(), tether::Error>(())
+    /// ```
+    pub fn sandbox(mut self, policy: crate::sandbox::Sandbox) -> Host {
+        Arc::make_mut(&mut self.config).sandbox = Some(policy);
+        self
+    }
+
     /// A [`Zygote`](crate::Zygote) for warm start, using this host's
     /// interpreter ([`python`](Host::python), else `TETHER_PYTHON`, else
     /// `python3`).

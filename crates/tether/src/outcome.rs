@@ -17,6 +17,8 @@ pub struct Outcome {
     pub(crate) in_flight: Vec<String>,
     /// Why the host signalled the script, when it did.
     pub(crate) killed_by: Option<String>,
+    /// The sandbox limit that ended the script, when one did.
+    pub(crate) limit: Option<String>,
 }
 
 impl Outcome {
@@ -76,6 +78,15 @@ impl Outcome {
         self.killed_by.as_deref()
     }
 
+    /// The limit of the script's [`Sandbox`](crate::Sandbox) that ended it,
+    /// in words with its value ("CPU time limit of 3 s", "memory limit of
+    /// 512 MiB", "process limit of 64"), when one did. Limits that show in
+    /// a script's stderr (memory, processes, open files, file size) are
+    /// recognised when stderr was captured or inherited.
+    pub fn limit(&self) -> Option<&str> {
+        self.limit.as_deref()
+    }
+
     /// `Ok(self)` when the script exited with code 0, else
     /// [`Error::ScriptFailed`] saying how it ended (with a hint for SIGKILL
     /// and SIGSEGV), which calls were in flight, and the last lines of stderr
@@ -88,10 +99,14 @@ impl Outcome {
         if self.success() {
             return Ok(self);
         }
+        let limit = self
+            .limit
+            .as_ref()
+            .map_or_else(String::new, |l| format!(" (it reached its sandbox's {l})"));
         Err(Error::ScriptFailed {
             status: self.status,
             killed_by: self.killed_by.clone(),
-            report: report(&self.in_flight, self.stderr.as_deref()),
+            report: limit + &report(&self.in_flight, self.stderr.as_deref()),
         })
     }
 }

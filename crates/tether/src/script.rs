@@ -46,6 +46,7 @@ pub struct Script {
     pub(crate) venv: Option<PathBuf>,
     pub(crate) context: Option<Context>,
     pub(crate) warm: Option<crate::process::Forker>,
+    pub(crate) sandbox: Option<crate::sandbox::Sandbox>,
 }
 
 /// The value a host attached to a script (see [`Script::context`]).
@@ -85,6 +86,7 @@ impl Script {
             venv: None,
             context: None,
             warm: None,
+            sandbox: None,
         }
     }
 
@@ -140,6 +142,22 @@ impl Script {
     /// ```
     pub fn warm(mut self, zygote: &crate::Zygote) -> Script {
         self.warm = Some(zygote.forker().clone());
+        self
+    }
+
+    /// Runs the script in `policy`'s sandbox (over the host's, if it has
+    /// one): what it may read, write and connect to, and how much memory,
+    /// CPU and processes it may use. See [`Sandbox`](crate::Sandbox).
+    ///
+    /// ```no_run
+    /// use tether::{Host, Sandbox, Script};
+    /// let script = Script::new("plugin.py").sandbox(Sandbox::new().max_processes(16));
+    /// let child = Host::new().spawn(script)?;
+    /// println!("{:?}", child.sandbox());
+    /// # Ok::<(), tether::Error>(())
+    /// ```
+    pub fn sandbox(mut self, policy: crate::sandbox::Sandbox) -> Script {
+        self.sandbox = Some(policy);
         self
     }
 

@@ -14,6 +14,7 @@
 //! child, neither moves: so captured streams are drained by threads of their
 //! own from the moment the child starts.
 
+mod sandbox;
 mod unix;
 mod zygote;
 
@@ -62,6 +63,8 @@ pub(crate) struct Launch<'a> {
     pub spin: Duration,
     /// Give the child a socket for passing shared memory (`TETHER_SHM_FD`).
     pub shared_memory: bool,
+    /// Confine the script.
+    pub sandbox: Option<&'a crate::sandbox::Sandbox>,
 }
 
 /// A running child and the host's ends of its channel.
@@ -77,6 +80,15 @@ pub(crate) struct Proc {
     /// Shared with every [`Killer`]: whether the child was reaped, and why
     /// the host signalled it.
     fate: Arc<Mutex<Fate>>,
+    /// A sandboxed script's private directory and cgroup, and its policy.
+    jail: Option<sandbox::Jail>,
+    enforcement: Option<crate::sandbox::Enforcement>,
+    /// The last lines of a sandboxed script's inherited stderr (which then
+    /// passes through the host), to tell which limit ended it.
+    stderr_tail: Option<Arc<Mutex<std::collections::VecDeque<String>>>>,
+    /// The CPU time the child used, read before it was reaped (a sandbox
+    /// with a CPU limit).
+    cpu_used: Option<Duration>,
 }
 
 /// The script's process: the host's own child, or a worker a zygote forked
@@ -139,15 +151,78 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
         None
     };
     let venv = script.venv.as_deref().map(VirtualEnv::open).transpose()?;
-    let env = environment(launch, venv.as_ref());
+    let mut env = environment(launch, venv.as_ref());
     let ends = ChildEnds {
         read: child_read,
         write: child_write,
         side: side.as_ref().map(|(_, child_side)| child_side),
     };
+    let mut jail = None;
+    let mut enforcement = None;
+    let mut confinement = None;
+    let mut stderr_tail = None;
+    let mut python = venv
+        .as_ref()
+        .map_or(launch.python, |v| v.python.as_path())
+        .to_owned();
+    if let Some(policy) = launch.sandbox {
+        if script.warm.is_some() {
+            return Err(Error::Config(
+                "a sandboxed script cannot start warm: the sandbox is applied before exec, and a                  warm script is forked from its zygote instead"
+                    .into(),
+            ));
+        }
+        let pythonpath = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PYTHONPATH")
+            .and_then(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let script_dir = path.parent().unwrap_or(Path::new("/"));
+        let prepared = sandbox::prepare(
+            policy,
+            &python,
+            &pythonpath,
+            script_dir,
+            launch.pythonpath,
+            venv.as_ref().map(|v| v.dir.as_path()),
+        )?;
+        env.extend(prepared.env);
+        python = prepared.python;
+        if !prepared.enforcement.complete() {
+            tracing::warn!(
+                missing = ?prepared.enforcement.missing,
+                "the sandbox is enforced in part (best effort)"
+            );
+        }
+        jail = Some(prepared.jail);
+        enforcement = Some(prepared.enforcement);
+        confinement = Some(Arc::new(prepared.confinement));
+        if script.stderr == Stdio::Inherit && script.stderr_lines.is_none() {
+            stderr_tail = Some(Arc::default());
+        }
+    }
+    let stderr_lines = match &stderr_tail {
+        Some(tail) => Some(passing_through(Arc::clone(tail))),
+        None => script.stderr_lines.clone(),
+    };
     let (leader, streams) = match &script.warm {
         Some(zygote) => fork(launch, zygote, &path, env, venv.as_ref(), ends)?,
-        None => exec(launch, &path, env, venv.as_ref(), ends)?,
+        None => exec(
+            launch,
+            &path,
+            env,
+            ends,
+            Exec {
+                python: &python,
+                chosen: match venv {
+                    Some(_) => "the virtual environment's interpreter",
+                    None => launch.python_from.describe(),
+                },
+                confinement,
+                stderr_lines: stderr_lines.is_some(),
+            },
+        )?,
     };
     let side = side.map(|(host_side, _child_side)| host_side);
     let exit_fd = match &leader {
@@ -159,7 +234,7 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
         .map(|s| Capture::start(s, script.stdout_lines.clone(), launch.capture_limit));
     let stderr = streams
         .stderr
-        .map(|s| Capture::start(s, script.stderr_lines.clone(), launch.capture_limit));
+        .map(|s| Capture::start(s, stderr_lines, launch.capture_limit));
     let proc = Proc {
         leader,
         exit_fd,
@@ -168,6 +243,10 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
         stderr,
         own_group: launch.own_group,
         fate: Arc::new(Mutex::new(Fate::default())),
+        jail,
+        enforcement,
+        stderr_tail,
+        cpu_used: None,
     };
     let channel = Channel {
         to_child: File::from(host_write),
@@ -185,6 +264,20 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> Result<(Proc, Channel), Error> {
 fn io_err(context: &str) -> impl FnOnce(io::Error) -> Error {
     let context = context.to_owned();
     move |source| Error::Io { context, source }
+}
+
+/// A line callback that passes a sandboxed script's stderr through to the
+/// host's and keeps its last lines.
+fn passing_through(tail: Arc<Mutex<std::collections::VecDeque<String>>>) -> LineCallback {
+    const LINES: usize = 40;
+    LineCallback(Arc::new(move |line: &str| {
+        eprintln!("{line}");
+        let mut tail = lock(&tail);
+        if tail.len() == LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.to_owned());
+    }))
 }
 
 /// The child's ends of its channel, until it has them.
@@ -243,16 +336,31 @@ fn python_path(first: &Path, script: Option<Option<OsString>>) -> OsString {
     joined
 }
 
+/// How to exec the interpreter.
+struct Exec<'a> {
+    python: &'a Path,
+    /// Where the interpreter came from, for the message when it cannot start.
+    chosen: &'static str,
+    confinement: Option<Arc<sandbox::Confinement>>,
+    /// The host reads stderr (line callbacks, or a sandbox's tail).
+    stderr_lines: bool,
+}
+
 /// Starts the interpreter on the script (fork and exec on the spawner thread).
 fn exec(
     launch: &Launch<'_>,
     path: &Path,
     env: Vec<(OsString, Option<OsString>)>,
-    venv: Option<&VirtualEnv>,
     ends: ChildEnds<'_>,
+    how: Exec<'_>,
 ) -> Result<(Leader, Streams), Error> {
     let script = launch.script;
-    let python = venv.map_or(launch.python, |v| v.python.as_path());
+    let Exec {
+        python,
+        chosen,
+        confinement,
+        stderr_lines,
+    } = how;
     let mut cmd = Command::new(python);
     cmd.arg(path).args(&script.args);
     for (key, value) in env {
@@ -270,24 +378,28 @@ fn exec(
         cmd.current_dir(dir);
     }
     cmd.stdin(std_stdio(script.stdin));
-    let piped = |mode: Stdio, lines: &Option<LineCallback>| {
-        if lines.is_some() {
+    let piped = |mode: Stdio, lines: bool| {
+        if lines {
             std::process::Stdio::piped()
         } else {
             std_stdio(mode)
         }
     };
-    cmd.stdout(piped(script.stdout, &script.stdout_lines));
-    cmd.stderr(piped(script.stderr, &script.stderr_lines));
+    cmd.stdout(piped(script.stdout, script.stdout_lines.is_some()));
+    cmd.stderr(piped(script.stderr, stderr_lines));
     let mut keep = vec![ends.read.as_raw_fd(), ends.write.as_raw_fd()];
     keep.extend(ends.side.map(|child_side| child_side.as_raw_fd()));
-    unix::prepare(&mut cmd, &keep, launch.own_group);
+    let sandboxed = confinement.is_some();
+    unix::prepare(&mut cmd, &keep, launch.own_group, confinement);
 
     let mut child = unix::spawn(cmd).map_err(|source| {
-        let chosen = match venv {
-            Some(_) => "the virtual environment's interpreter",
-            None => launch.python_from.describe(),
-        };
+        if sandboxed && source.kind() == io::ErrorKind::PermissionDenied {
+            return Error::Sandbox(format!(
+                "the sandbox did not let {} start: {source} (the interpreter or a library it \
+                 loads is outside the readable paths)",
+                python.display()
+            ));
+        }
         Error::Spawn {
             program: python.to_owned(),
             source: io::Error::new(source.kind(), format!("{source} ({chosen})")),
@@ -497,7 +609,36 @@ impl Proc {
             stderr: None,
             own_group,
             fate: Arc::new(Mutex::new(Fate::default())),
+            jail: None,
+            enforcement: None,
+            stderr_tail: None,
+            cpu_used: None,
         }
+    }
+
+    /// What the kernel enforces of the script's sandbox, if it has one.
+    pub fn enforcement(&self) -> Option<&crate::sandbox::Enforcement> {
+        self.enforcement.as_ref()
+    }
+
+    /// Which limit of the script's sandbox, if any, explains how it ended;
+    /// `stderr` is its captured stderr, if it was captured. Call after it
+    /// was reaped.
+    pub fn limit(&self, stderr: Option<&[u8]>) -> Option<String> {
+        let policy = &self.jail.as_ref()?.policy;
+        let status = self.status?;
+        let text = match (&self.stderr_tail, stderr) {
+            (Some(tail), _) => lock(tail).iter().cloned().collect::<Vec<_>>().join("\n"),
+            (None, Some(bytes)) => {
+                let text = String::from_utf8_lossy(bytes);
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            }
+            (None, None) => String::new(),
+        };
+        // The host's own kill is not a limit.
+        let signal = status.signal().filter(|_| self.killed_by().is_none());
+        policy.explain(signal, status.code(), self.cpu_used, &text)
     }
 
     /// The child's process id.
@@ -584,6 +725,10 @@ impl Proc {
         };
         if !unix::has_exited(child, self.exit_fd.as_ref())? {
             return Ok(None);
+        }
+        if self.jail.as_ref().is_some_and(|j| j.policy.cpu.is_some()) {
+            // Still a zombie: its CPU time is there to read.
+            self.cpu_used = sandbox::cpu_used(child.id());
         }
         let mut fate = lock(&self.fate);
         if self.own_group {
@@ -800,7 +945,7 @@ mod tests {
     fn start(command: &str) -> Proc {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(command);
-        unix::prepare(&mut cmd, &[], true);
+        unix::prepare(&mut cmd, &[], true, None);
         Proc::spawned(unix::spawn(cmd).unwrap(), true)
     }
 

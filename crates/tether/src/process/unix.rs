@@ -25,13 +25,20 @@ use rustix::process::{pidfd_open, Pid, PidfdFlags};
 /// the host process dies, even by SIGKILL, the kernel kills the script. The
 /// signal is tied to the thread that forks, which is why every spawn happens
 /// on one long-lived thread ([`spawn`]).
-pub(super) fn prepare(cmd: &mut Command, keep: &[RawFd], own_group: bool) {
+pub(super) fn prepare(
+    cmd: &mut Command,
+    keep: &[RawFd],
+    own_group: bool,
+    confinement: Option<std::sync::Arc<super::sandbox::Confinement>>,
+) {
     let mut keep = keep.to_vec();
     keep.sort_unstable();
     let parent = rustix::process::getpid().as_raw_nonzero().get();
     // SAFETY: the closure runs in the child between fork and exec. It calls
-    // only setpgid, prctl, getppid, fcntl, close_range and getrlimit, which
-    // are async-signal-safe, and it neither allocates nor takes locks.
+    // only setpgid, prctl, getppid, fcntl, close_range and getrlimit (and,
+    // for a sandbox, write, setrlimit, capset, landlock_restrict_self and
+    // seccomp: see `confine`), which are async-signal-safe, and it neither
+    // allocates nor takes locks.
     unsafe {
         cmd.pre_exec(move || {
             if own_group && libc::setpgid(0, 0) == -1 {
@@ -65,9 +72,141 @@ pub(super) fn prepare(cmd: &mut Command, keep: &[RawFd], own_group: bool) {
                 low = low.max(fd + 1);
             }
             cloexec_range(low, RawFd::MAX);
+            if let Some(confinement) = &confinement {
+                confine(confinement)?;
+            }
             Ok(())
         });
     }
+}
+
+/// Applies a sandbox to the calling (child) process: joins its pids
+/// cgroup, lowers the rlimits, drops every capability, sets
+/// `no_new_privs`, restricts itself with the Landlock ruleset, and installs
+/// the seccomp programs, in that order (each later step needs nothing the
+/// earlier ones forbid; the seccomp filters come last so that no step of
+/// the sandboxing itself is filtered).
+///
+/// # Safety
+///
+/// Async-signal-safe: runs between fork and exec, and uses only system
+/// calls on descriptors and buffers the host prepared before the fork.
+unsafe fn confine(c: &super::sandbox::Confinement) -> io::Result<()> {
+    let check = |ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    if let Some(procs) = &c.cgroup_procs {
+        // SAFETY: writes one byte from a static buffer to a descriptor we own.
+        check(unsafe { libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) } == 1)?;
+    }
+    for &(resource, soft, hard) in &c.rlimits {
+        let limit = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: setrlimit reads the struct we own.
+        check(unsafe { libc::setrlimit(resource, &limit) } == 0)?;
+    }
+    // Every capability goes, from the bounding set too, so that a host
+    // running as root does not hand the script the power to lift the
+    // limits (raising a hard rlimit needs CAP_SYS_RESOURCE) or to regain
+    // capabilities by exec. Dropping from the bounding set needs
+    // CAP_SETPCAP: without it (an unprivileged host) there is nothing there
+    // to drop that could be used.
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+    }
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let none = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capset reads the header and two data structs we own, laid
+    // out as the kernel's __user_cap_header_struct and __user_cap_data_struct.
+    check(unsafe { libc::syscall(libc::SYS_capset, &header, none.as_ptr()) } == 0)?;
+    // SAFETY: prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0)?;
+    if let Some(ruleset) = &c.landlock {
+        // SAFETY: landlock_restrict_self takes a ruleset descriptor we own
+        // and flags.
+        let done =
+            unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0) };
+        check(done == 0)?;
+    }
+    for program in &c.seccomp {
+        let fprog = libc::sock_fprog {
+            len: program.len() as libc::c_ushort,
+            // seccompiler's sock_filter is the kernel's struct sock_filter,
+            // as libc's is.
+            filter: program.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: seccomp(SECCOMP_SET_MODE_FILTER) reads the program, which
+        // outlives the call, through the sock_fprog we own.
+        let done = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &fprog as *const libc::sock_fprog,
+            )
+        };
+        check(done == 0)?;
+    }
+    Ok(())
+}
+
+/// The Landlock ABI version of the running kernel; 0 without Landlock.
+pub(crate) fn landlock_abi() -> u32 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a NULL attribute, size 0 and the VERSION flag,
+    // landlock_create_ruleset only returns the ABI version (or an error).
+    let version = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    u32::try_from(version).unwrap_or(0)
+}
+
+/// Whether the kernel has seccomp filters.
+pub(crate) fn seccomp_available() -> bool {
+    // SAFETY: prctl(PR_GET_SECCOMP) takes no pointers.
+    unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) >= 0 }
 }
 
 /// Sets close-on-exec on every open descriptor in `low..=high`.

@@ -448,7 +448,7 @@ impl Instance {
                 };
             }
         }
-        unix::prepare(&mut cmd, &[zygote_end.as_raw_fd()], true);
+        unix::prepare(&mut cmd, &[zygote_end.as_raw_fd()], true, None);
         let child = unix::spawn(cmd).map_err(|source| Error::Spawn {
             program: python.to_owned(),
             source: io::Error::new(

@@ -42,6 +42,13 @@ impl Core {
             End::Ended => match rs.proc.wait_timeout(grace) {
                 Ok(Some(status)) => {
                     let (stdout, stderr) = rs.proc.take_output(OUTPUT_GRACE);
+                    let limit = rs.proc.limit(stderr.as_deref());
+                    if let Some(limit) = &limit {
+                        tracing::warn!(
+                            pid = rs.proc.id(),
+                            "the script reached its sandbox's {limit}"
+                        );
+                    }
                     Ok(Outcome {
                         status,
                         stdout,
@@ -49,6 +56,7 @@ impl Core {
                         stats: self.link.stats(),
                         in_flight: self.running_names(),
                         killed_by: rs.proc.killed_by(),
+                        limit,
                     })
                 }
                 Ok(None) => {

@@ -112,8 +112,10 @@ pub(crate) fn start(
         capture_limit: config.capture_limit,
         spin,
         shared_memory: config.shared_memory.is_some() && config.mode == Mode::Native,
+        sandbox: script.sandbox.as_ref().or(config.sandbox.as_ref()),
     })?;
     let pid = proc.id();
+    let enforcement = proc.enforcement().cloned();
     tracing::debug!(pid, script = %script.path().display(), "script started");
     let watch = ExitWatch::new(&proc);
     let side = pipes.side.map(Arc::new);
@@ -184,7 +186,7 @@ pub(crate) fn start(
         .spawn(move || standby::serve(core))
         .map_err(thread_error)?;
     let peer = crate::peer::Peer { link };
-    Ok(Child::new(peer, target, rx, thread, busy))
+    Ok(Child::new(peer, target, rx, thread, busy, enforcement))
 }
 
 fn thread_error(source: std::io::Error) -> Error {
