@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example demo -- [--classic | --async] [--venv DIR] [SCRIPT [ARGS...]]
 //! cargo run --example demo -- --pool N [--warm] [--preload MOD,...] --calls M SCRIPT
+//! cargo run --example demo -- --sandbox [--memory-mib N] [--cpu-seconds N] [--max-processes N] SCRIPT
 //! cargo run --example demo -- --stubs DIR
 //! ```
 //!
@@ -21,7 +22,11 @@
 //! mirrors the seed's. With `--async` the same functions are served from a
 //! tokio runtime, `sleep` and `within` as async host functions (tokio's
 //! sleep; the awaited call). With `--venv DIR` the script runs in that
-//! virtual environment.
+//! virtual environment. With `--sandbox` it runs SCRIPT under the default
+//! sandbox policy ([`tether::Sandbox`]) with the limits given (memory in
+//! MiB, CPU seconds, processes); when a limit ends the script, stderr says
+//! which and its value ("demo: the script reached its sandbox's CPU time
+//! limit of 3 s").
 //! It exits with the script's exit code. SIGTERM or SIGINT stop the
 //! script gracefully (`rpc.stop`, SIGTERM at 2.5 s, SIGKILL at 5 s; a second
 //! signal stops it at once), and the demo then exits with 128 plus the
@@ -232,11 +237,12 @@ fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "--help" || a == "-h") {
         println!(
-            "usage: demo [--classic | --async] [--venv DIR] [SCRIPT [ARGS...]]\n       demo --pool N [--warm] [--preload MOD,...] --calls M SCRIPT\n       demo --stubs DIR\n\n\
+            "usage: demo [--classic | --async] [--venv DIR] [SCRIPT [ARGS...]]\n       demo --sandbox [--memory-mib N] [--cpu-seconds N] [--max-processes N] SCRIPT\n       demo --pool N [--warm] [--preload MOD,...] --calls M SCRIPT\n       demo --stubs DIR\n\n\
              Runs SCRIPT (a bundled demo without one) and serves it foo, bar, echo, fail,\n\
              sleep, map_with and within. --classic speaks the seed's protocol; --async\n\
              serves from a tokio runtime (sleep and within async); --venv runs the\n\
-             script in that virtual environment; --stubs writes type stubs into DIR/tether."
+             script in that virtual environment; --sandbox runs it under the default\n\
+             sandbox policy with those limits; --stubs writes type stubs into DIR/tether."
         );
         return ExitCode::SUCCESS;
     }
@@ -262,8 +268,37 @@ fn main() -> ExitCode {
     let mut classic = false;
     let mut asynchronous = false;
     let mut venv = None;
+    let mut sandbox: Option<tether::Sandbox> = None;
     loop {
+        let number = |args: &mut Vec<String>, flag: &str| -> Result<u64, ExitCode> {
+            let value = (args.len() >= 2).then(|| args.remove(1));
+            args.remove(0);
+            match value.as_deref().map(str::parse::<u64>) {
+                Some(Ok(n)) if n > 0 => Ok(n),
+                _ => {
+                    eprintln!("demo: {flag} needs a positive whole number");
+                    Err(ExitCode::from(2))
+                }
+            }
+        };
         match args.first().map(String::as_str) {
+            Some("--sandbox") => {
+                sandbox.get_or_insert_with(tether::Sandbox::new);
+                args.remove(0);
+            }
+            Some(flag @ ("--memory-mib" | "--cpu-seconds" | "--max-processes")) => {
+                let flag = flag.to_owned();
+                let n = match number(&mut args, &flag) {
+                    Ok(n) => n,
+                    Err(code) => return code,
+                };
+                let policy = sandbox.take().unwrap_or_default();
+                sandbox = Some(match flag.as_str() {
+                    "--memory-mib" => policy.memory(n << 20),
+                    "--cpu-seconds" => policy.cpu_time(Duration::from_secs(n)),
+                    _ => policy.max_processes(n),
+                });
+            }
             Some("--classic") => {
                 classic = true;
                 args.remove(0);
@@ -320,6 +355,10 @@ fn main() -> ExitCode {
         Some(dir) => script.venv(dir),
         None => script,
     };
+    let script = match sandbox {
+        Some(policy) => script.sandbox(policy),
+        None => script,
+    };
     let result = if asynchronous {
         match tokio::runtime::Runtime::new() {
             Ok(runtime) => runtime.block_on(host.run_async(script)),
@@ -335,6 +374,9 @@ fn main() -> ExitCode {
         stop.wait_stopped();
         eprintln!("demo: stopped by signal {signal}");
         return ExitCode::from(128 + u8::try_from(signal).unwrap_or(0));
+    }
+    if let Ok(Some(limit)) = result.as_ref().map(tether::Outcome::limit) {
+        eprintln!("demo: the script reached its sandbox's {limit}");
     }
     match result {
         Ok(outcome) => match (outcome.code(), outcome.signal()) {
