@@ -790,5 +790,8 @@ fn main() {
     if wanted("warm") {
         tables.extend(pools::warm_tables(runs));
     }
+    if wanted("sandbox") {
+        tables.extend(pools::sandbox_tables(n, runs));
+    }
     report::finish(&tables, n, runs);
 }

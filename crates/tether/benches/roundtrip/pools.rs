@@ -1,4 +1,4 @@
-//! The `pool` and `warm` sections (`TETHER_BENCH_ONLY=pool,warm`): how a
+//! The `pool`, `warm` and `sandbox` sections (`TETHER_BENCH_ONLY=pool,warm,sandbox`): how a
 //! pool's throughput grows with its workers on a CPU-bound export, what a
 //! call through a pool costs beside one to a `Child`, and how fast (and how
 //! much smaller) warm workers are than cold ones, with and without numpy.
@@ -274,4 +274,74 @@ pub fn warm_tables(runs: usize) -> Vec<Table> {
         ],
     });
     tables
+}
+
+const ECHO_SERVER: &str = r#"
+import sys, time, tether
+from tether import host
+
+@tether.export
+def echo_loop(n):
+    t = time.perf_counter()
+    for i in range(n):
+        host.echo(i)
+    return (time.perf_counter() - t) * 1e6 / n
+
+@tether.export
+def square(x):
+    return x * x
+
+tether.serve()
+"#;
+
+/// The `sandbox` section: what confinement costs at start-up and per call.
+pub fn sandbox_tables(n: usize, runs: usize) -> Vec<Table> {
+    let host = host().function("echo(value)", |v: tether::Value| v);
+    let script = Script::new(write_script("sandbox_server.py", ECHO_SERVER));
+    let sandboxed = script.clone().sandbox(tether::Sandbox::new());
+    for _ in 0..3 {
+        first_call(&host, &script);
+        first_call(&host, &sandboxed);
+    }
+    let runs = runs.max(5) * 2;
+    // Interleaved, so drift in the machine hits both alike.
+    let (mut plain, mut confined) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        plain.push(first_call(&host, &script));
+        confined.push(first_call(&host, &sandboxed));
+    }
+    let per_call = |s: &Script| {
+        let child = host.spawn(s.clone()).unwrap();
+        let _: f64 = child.call("echo_loop", (1000,)).unwrap();
+        let mut means = Vec::new();
+        for _ in 0..5 {
+            means.push(child.call::<f64>("echo_loop", (n / 20,)).unwrap());
+        }
+        median(means)
+    };
+    let (mut echo_plain, mut echo_confined) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        echo_plain.push(per_call(&script));
+        echo_confined.push(per_call(&sandboxed));
+    }
+    vec![
+        Table {
+            title: "sandbox: spawn to first answered call",
+            unit: "ms",
+            ratios: true,
+            rows: vec![
+                ("unsandboxed".into(), median(plain)),
+                ("default sandbox".into(), median(confined)),
+            ],
+        },
+        Table {
+            title: "sandbox: host.echo(i) from the script (mean of one call)",
+            unit: "µs",
+            ratios: true,
+            rows: vec![
+                ("unsandboxed".into(), median(echo_plain)),
+                ("default sandbox".into(), median(echo_confined)),
+            ],
+        },
+    ]
 }

@@ -195,6 +195,28 @@ fn targets(tables: &[Table]) -> Vec<String> {
             false,
         );
     }
+    if let (Some(plain), Some(confined)) = (
+        figure(tables, "sandbox: spawn", "unsandboxed"),
+        figure(tables, "sandbox: spawn", "default sandbox"),
+    ) {
+        check(
+            "sandboxed spawn to first call / unsandboxed (issue 13)".into(),
+            confined / plain,
+            1.2,
+            false,
+        );
+    }
+    if let (Some(plain), Some(confined)) = (
+        figure(tables, "sandbox: host.echo", "unsandboxed"),
+        figure(tables, "sandbox: host.echo", "default sandbox"),
+    ) {
+        check(
+            "sandboxed host.echo / unsandboxed (issue 13)".into(),
+            confined / plain,
+            1.05,
+            false,
+        );
+    }
     if let Some(aio) = figure(tables, "throughput", "asyncio") {
         check("asyncio calls/s from one loop".into(), aio, 150_000.0, true);
     }
