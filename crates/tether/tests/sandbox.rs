@@ -404,3 +404,28 @@ fn a_sandboxed_script_cannot_start_warm() {
         .unwrap_err();
     assert!(matches!(err, tether::Error::Config(_)), "{err:?}");
 }
+
+#[test]
+fn file_size_and_open_files_limits_explain_themselves() {
+    let outcome = limited(
+        "import os\nwith open(os.path.join(os.environ['TMPDIR'], 'big'), 'wb') as f:\n    f.write(b'x' * (2 << 20))\n",
+        Sandbox::new().file_size(1 << 20),
+    );
+    assert!(!outcome.success());
+    assert!(
+        stderr(&outcome).contains("File too large"),
+        "{}",
+        stderr(&outcome)
+    );
+    assert_eq!(outcome.limit(), Some("file size limit of 1 MiB"));
+    let outcome = limited(
+        "import os\nfiles = [open(os.devnull) for _ in range(1000)]\n",
+        Sandbox::new().open_files(64),
+    );
+    assert!(
+        stderr(&outcome).contains("Too many open files"),
+        "{}",
+        stderr(&outcome)
+    );
+    assert_eq!(outcome.limit(), Some("open files limit of 64"));
+}
