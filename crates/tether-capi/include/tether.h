@@ -79,7 +79,31 @@ typedef enum tether_result {
    The script exited with an error code or was killed by a signal.
    */
   TETHER_RESULT_SCRIPT_FAILED = 15,
+  /*
+   A sandbox could not be applied: the kernel lacks a part of the
+   policy (the message names it), or preparing it failed.
+   */
+  TETHER_RESULT_SANDBOX = 16,
 } tether_result;
+
+/*
+ Where one of a script's standard streams goes.
+ */
+typedef enum tether_stdio {
+  /*
+   Shared with the host (the default).
+   */
+  TETHER_STDIO_INHERIT = 0,
+  /*
+   `/dev/null`.
+   */
+  TETHER_STDIO_NULL = 1,
+  /*
+   Collected for `tether_report_stdout` / `tether_report_stderr` (not
+   for stdin).
+   */
+  TETHER_STDIO_CAPTURE = 2,
+} tether_stdio;
 
 /*
  The arguments of one call from the script, valid during the callback
@@ -93,9 +117,17 @@ typedef struct tether_call tether_call;
 typedef struct tether_child tether_child;
 
 /*
- A set of functions for scripts, and how to run them. Opaque.
+ A set of functions for scripts, and how to run them. Opaque. One host
+ serves any number of scripts at once, from any threads; a change of its
+ settings or functions applies to the scripts spawned after it.
  */
 typedef struct tether_host tether_host;
+
+/*
+ Workers of one script, supervised (see `tether::Pool`). Opaque; may be
+ used from any number of threads at once.
+ */
+typedef struct tether_pool tether_pool;
 
 /*
  Where a callback puts its answer, valid during the callback only. Opaque.
@@ -103,14 +135,36 @@ typedef struct tether_host tether_host;
 typedef struct tether_reply tether_reply;
 
 /*
+ How a script ended, in full (from `tether_child_end`). Opaque.
+ */
+typedef struct tether_report tether_report;
+
+/*
+ A sandbox policy (see `tether::Sandbox` and docs/guarantees.md). Opaque.
+ */
+typedef struct tether_sandbox tether_sandbox;
+
+/*
  Which script to run and how. Opaque.
  */
 typedef struct tether_script tether_script;
 
 /*
+ Stops every running script when the process gets SIGTERM or SIGINT
+ (see `tether::stop_on_signals`). Opaque.
+ */
+typedef struct tether_stop tether_stop;
+
+/*
  A value the script returned: wire JSON plus attachments. Opaque.
  */
 typedef struct tether_value tether_value;
+
+/*
+ A preloaded interpreter that forks warm scripts (see `tether::Zygote`).
+ Opaque.
+ */
+typedef struct tether_zygote tether_zygote;
 
 /*
  How a script ended.
@@ -129,6 +183,23 @@ typedef struct tether_outcome {
    */
   uint64_t calls;
 } tether_outcome;
+
+/*
+ A log-record callback: `level` is Python's (10 DEBUG ... 50 CRITICAL),
+ `logger` and `message` NUL-terminated UTF-8, valid during the call. It
+ runs on the thread that reads the script; keep it short. It must not
+ unwind.
+ */
+typedef void (*tether_log_function)(void *user_data,
+                                    uint32_t pid,
+                                    int64_t level,
+                                    const char *logger,
+                                    const char *message);
+
+/*
+ Frees a callback's user data (see `tether_host_add_function_owned`).
+ */
+typedef void (*tether_free_function)(void *user_data);
 
 /*
  A host function: reads its arguments from `call` and answers through
@@ -150,6 +221,47 @@ typedef void (*tether_string_function)(void *user_data,
                                        const char *arg,
                                        size_t arg_len,
                                        struct tether_reply *reply);
+
+/*
+ What a pool has done so far.
+ */
+typedef struct tether_pool_stats {
+  /*
+   Workers serving now.
+   */
+  size_t live;
+  /*
+   Workers started, replacements included.
+   */
+  uint64_t started;
+  /*
+   Workers that ended.
+   */
+  uint64_t exited;
+  /*
+   Workers started to replace one that died.
+   */
+  uint64_t restarts;
+  /*
+   Calls made through the pool.
+   */
+  uint64_t calls;
+  /*
+   Of those, the failed ones.
+   */
+  uint64_t failed;
+  /*
+   Whether the pool gave up restarting (its calls then fail at once).
+   */
+  bool gave_up;
+} tether_pool_stats;
+
+/*
+ A line callback: `line` is `len` bytes of the line without its ending,
+ NUL-terminated, valid during the call. A thread of tether's runs it, one
+ line at a time per stream. It must not unwind.
+ */
+typedef void (*tether_line_function)(void *user_data, const char *line, size_t len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -245,6 +357,20 @@ enum tether_result tether_reply_error(struct tether_reply *reply,
                                       const char *message);
 
 /*
+ Calls export `name` of the script that made this call, from inside its
+ callback (a nested call: the script runs it while it waits for the
+ callback's answer), with `args_json` as for `tether_child_call`, waiting
+ at most `timeout_ms` (0: no limit). On success `*out` owns the result;
+ free it with `tether_value_free`.
+ */
+enum tether_result tether_call_script(const struct tether_call *call,
+                                      const char *name,
+                                      const char *args_json,
+                                      size_t args_len,
+                                      uint32_t timeout_ms,
+                                      struct tether_value **out);
+
+/*
  Calls the script's export `name` with `args_json` (`args_len` bytes of
  UTF-8 JSON: an array for positional arguments, an object for arguments by
  name), waiting at most `timeout_ms` milliseconds (0: no limit). On success
@@ -256,6 +382,42 @@ enum tether_result tether_child_call(struct tether_child *child,
                                      size_t args_len,
                                      uint32_t timeout_ms,
                                      struct tether_value **out);
+
+/*
+ As `tether_child_call`, with bytes: `args_json` may hold
+ `{"$bytes":[offset,length]}` values that point into `attachments`
+ (`attachments_len` bytes, copied), as `tether_call_args_json` gives them.
+ */
+enum tether_result tether_child_call_wire(struct tether_child *child,
+                                          const char *name,
+                                          const char *args_json,
+                                          size_t args_len,
+                                          const uint8_t *attachments,
+                                          size_t attachments_len,
+                                          uint32_t timeout_ms,
+                                          struct tether_value **out);
+
+/*
+ Kills the script (SIGKILL, to its process group too) without waiting;
+ `tether_child_end` or `tether_child_wait` then says how it ended.
+ */
+enum tether_result tether_child_kill(struct tether_child *child);
+
+/*
+ Writes whether the script has ended to `*out`.
+ */
+enum tether_result tether_child_is_finished(struct tether_child *child, bool *out);
+
+/*
+ Waits for the script to end (`grace_ms` 0), or stops it as
+ `tether_child_shutdown` does (`grace_ms` > 0), and hands over the whole
+ report of how it ended: on success `*out` owns it; free it with
+ `tether_report_free`. The child cannot be used afterwards except by
+ `tether_child_free`.
+ */
+enum tether_result tether_child_end(struct tether_child *child,
+                                    uint32_t grace_ms,
+                                    struct tether_report **out);
 
 /*
  Sends the script a notification: it runs export `name` with `args_json`
@@ -320,6 +482,100 @@ enum tether_result tether_host_new(struct tether_host **out);
 void tether_host_free(struct tether_host *host);
 
 /*
+ How long a reader may spin on an empty pipe before it sleeps, in
+ microseconds (0 switches spinning off; see `Host::spin`).
+ */
+enum tether_result tether_host_set_spin_us(struct tether_host *host, uint32_t micros);
+
+/*
+ Passes values of at least `threshold` bytes in shared memory instead of
+ through the pipe (see `Host::shared_memory`).
+ */
+enum tether_result tether_host_set_shared_memory(struct tether_host *host, size_t threshold);
+
+/*
+ The largest frame either side may send, in bytes.
+ */
+enum tether_result tether_host_set_max_frame_size(struct tether_host *host, uint32_t bytes);
+
+/*
+ How many of a script's calls may run on the host at once (more are
+ refused with an error the script sees).
+ */
+enum tether_result tether_host_set_max_in_flight(struct tether_host *host, size_t calls);
+
+/*
+ How deep calls may nest (script -> host -> script ...).
+ */
+enum tether_result tether_host_set_max_depth(struct tether_host *host, size_t depth);
+
+/*
+ Stops a script that runs longer than `ms` milliseconds in all.
+ */
+enum tether_result tether_host_set_deadline_ms(struct tether_host *host, uint32_t ms);
+
+/*
+ Stops a script that sends nothing for `ms` milliseconds.
+ */
+enum tether_result tether_host_set_idle_timeout_ms(struct tether_host *host, uint32_t ms);
+
+/*
+ How long a call waits for the script to become ready.
+ */
+enum tether_result tether_host_set_ready_timeout_ms(struct tether_host *host, uint32_t ms);
+
+/*
+ How long a script that closed its channel may take to exit.
+ */
+enum tether_result tether_host_set_exit_grace_ms(struct tether_host *host, uint32_t ms);
+
+/*
+ How much of each captured stream is kept (the last `bytes`).
+ */
+enum tether_result tether_host_set_capture_limit(struct tether_host *host, size_t bytes);
+
+/*
+ How many threads run the scripts' calls that block (shared by the host's
+ scripts).
+ */
+enum tether_result tether_host_set_workers(struct tether_host *host, size_t workers);
+
+/*
+ Runs each script in a process group of its own, killed with it (`true`,
+ the default), or in the host's.
+ */
+enum tether_result tether_host_set_process_group(struct tether_host *host, bool own);
+
+/*
+ Forwards the scripts' `logging` records and warnings to `callback` (and
+ to `tracing`); NULL forwards them to `tracing` only. `free`, when not
+ NULL, is called once with `user_data` when nothing can call `callback`
+ any more.
+ */
+enum tether_result tether_host_set_forward_logs(struct tether_host *host,
+                                                tether_log_function callback,
+                                                void *user_data,
+                                                tether_free_function free);
+
+/*
+ Describes the function registered last (for `help()` in the script and
+ the stubs). `text` is copied.
+ */
+enum tether_result tether_host_set_doc(struct tether_host *host, const char *text);
+
+/*
+ Runs every script in `sandbox`'s policy (a script's own takes its place).
+ */
+enum tether_result tether_host_set_sandbox(struct tether_host *host,
+                                           const struct tether_sandbox *sandbox);
+
+/*
+ Writes type stubs for the host's functions into `dir/tether/` (check a
+ script with `MYPYPATH=dir mypy script.py`).
+ */
+enum tether_result tether_host_write_stubs(const struct tether_host *host, const char *dir);
+
+/*
  Runs `path` as the interpreter instead of `python3` (or `TETHER_PYTHON`).
  `path` is copied.
  */
@@ -337,14 +593,30 @@ enum tether_result tether_host_set_classic(struct tether_host *host, bool classi
 enum tether_result tether_host_set_serial(struct tether_host *host);
 
 /*
- Registers `callback` as host function `name` (copied). It receives all
- positional arguments; `user_data` is handed back to it unchanged and must
- stay valid while the host or any script spawned from it exists.
+ Registers `callback` as host function `signature` (copied): a name
+ (`"log"`: it receives all positional arguments, however many) or a name
+ with parameter names (`"add(a, b)"`: exactly those, each by position or
+ by keyword, handed to the callback in the order of the names).
+ `user_data` is handed back to it unchanged and must stay valid while the
+ host or any script spawned from it exists; see
+ `tether_host_add_function_owned` to have it freed.
  */
 enum tether_result tether_host_add_function(struct tether_host *host,
-                                            const char *name,
+                                            const char *signature,
                                             tether_function callback,
                                             void *user_data);
+
+/*
+ As `tether_host_add_function`, and `free` (when not NULL) is called with
+ `user_data` exactly once, when nothing can call `callback` any more: the
+ host is freed and every script spawned from it has ended (or the
+ function was replaced by another of the same name).
+ */
+enum tether_result tether_host_add_function_owned(struct tether_host *host,
+                                                  const char *signature,
+                                                  tether_function callback,
+                                                  void *user_data,
+                                                  tether_free_function free);
 
 /*
  Registers `callback` as host function `name` taking one string argument
@@ -369,12 +641,189 @@ enum tether_result tether_host_run(const struct tether_host *host,
 /*
  Starts `script` and serves it on threads of its own. On success `*out`
  owns the child; free it with `tether_child_free` (which kills the script
- if it still runs). Fails with `TETHER_RESULT_MISUSE` while another script
- of this host runs.
+ if it still runs). A host runs any number of scripts at once, and may
+ spawn from several threads.
  */
 enum tether_result tether_host_spawn(const struct tether_host *host,
                                      const struct tether_script *script,
                                      struct tether_child **out);
+
+/*
+ Starts `workers` workers of `script`, served by `host`; a worker that
+ dies is replaced. On success `*out` owns the pool; free it with
+ `tether_pool_free`.
+ */
+enum tether_result tether_pool_new(const struct tether_host *host,
+                                   const struct tether_script *script,
+                                   size_t workers,
+                                   struct tether_pool **out);
+
+/*
+ Calls export `name` on the least busy worker, with `args_json` as for
+ `tether_child_call`; `retry` true lets a call whose worker died be made
+ again on another (only for calls that are safe to repeat). On success
+ `*out` owns the result.
+ */
+enum tether_result tether_pool_call(const struct tether_pool *pool,
+                                    const char *name,
+                                    const char *args_json,
+                                    size_t args_len,
+                                    bool retry,
+                                    struct tether_value **out);
+
+/*
+ Writes the pool's statistics to `*out`.
+ */
+enum tether_result tether_pool_get_stats(const struct tether_pool *pool,
+                                         struct tether_pool_stats *out);
+
+/*
+ Takes no new calls, lets calls in flight finish within half of
+ `grace_ms`, then stops every worker.
+ */
+enum tether_result tether_pool_shutdown(const struct tether_pool *pool, uint32_t grace_ms);
+
+/*
+ Frees a pool, stopping its workers. NULL is ignored.
+ */
+void tether_pool_free(struct tether_pool *pool);
+
+/*
+ Starts a zygote with `host`'s interpreter that first imports the modules
+ in `preload` (comma-separated, copied; NULL or "" for none). On success
+ `*out` owns it; free it with `tether_zygote_free` (it stops once no warm
+ script of it runs).
+ */
+enum tether_result tether_zygote_new(const struct tether_host *host,
+                                     const char *preload,
+                                     struct tether_zygote **out);
+
+/*
+ Frees a zygote handle. NULL is ignored.
+ */
+void tether_zygote_free(struct tether_zygote *zygote);
+
+/*
+ The exit code, or -1 when a signal ended the script.
+ */
+int32_t tether_report_exit_code(const struct tether_report *report);
+
+/*
+ The signal that ended the script, or 0.
+ */
+int32_t tether_report_signal(const struct tether_report *report);
+
+/*
+ How many calls the script made to the host.
+ */
+uint64_t tether_report_calls(const struct tether_report *report);
+
+/*
+ What the script wrote to stdout, when it was captured: `*data` points to
+ `*len` bytes, valid until `tether_report_free`.
+ */
+enum tether_result tether_report_stdout(const struct tether_report *report,
+                                        const uint8_t **data,
+                                        size_t *len);
+
+/*
+ What the script wrote to stderr, when it was captured.
+ */
+enum tether_result tether_report_stderr(const struct tether_report *report,
+                                        const uint8_t **data,
+                                        size_t *len);
+
+/*
+ The names of the script's calls still running on the host when it ended,
+ as a NUL-terminated JSON array, valid until `tether_report_free`.
+ */
+const char *tether_report_calls_in_flight(const struct tether_report *report);
+
+/*
+ What `Outcome::check` says of the run: an empty string when the script
+ exited with code 0, else how it ended, the limit it reached, the calls in
+ flight and its last lines of stderr. Valid until `tether_report_free`.
+ */
+const char *tether_report_check(const struct tether_report *report);
+
+/*
+ Why tether itself signalled the script, or NULL when it did not.
+ */
+const char *tether_report_killed_by(const struct tether_report *report);
+
+/*
+ The sandbox limit that ended the script ("CPU time limit of 3 s"), or NULL.
+ */
+const char *tether_report_limit(const struct tether_report *report);
+
+/*
+ Frees a report. NULL is ignored.
+ */
+void tether_report_free(struct tether_report *report);
+
+/*
+ The default policy: the interpreter, its libraries, the client and the
+ script's directory read-only, a private `TMPDIR`, no network, no signals
+ or ptrace outside, no new session, at most 128 processes. Strict: a
+ kernel that cannot enforce it all refuses to start the script. On
+ success `*out` owns it; free it with `tether_sandbox_free`.
+ */
+enum tether_result tether_sandbox_new(struct tether_sandbox **out);
+
+/*
+ Frees a policy. NULL is ignored. Scripts and hosts given it keep a copy.
+ */
+void tether_sandbox_free(struct tether_sandbox *sandbox);
+
+/*
+ Lets the script read what is under `path` (copied).
+ */
+enum tether_result tether_sandbox_add_read_only(struct tether_sandbox *sandbox, const char *path);
+
+/*
+ Lets the script read and write what is under `path` (copied).
+ */
+enum tether_result tether_sandbox_add_read_write(struct tether_sandbox *sandbox, const char *path);
+
+/*
+ Lets the script connect to TCP `port`.
+ */
+enum tether_result tether_sandbox_allow_connect(struct tether_sandbox *sandbox, uint16_t port);
+
+/*
+ Lets the script bind TCP `port`.
+ */
+enum tether_result tether_sandbox_allow_bind(struct tether_sandbox *sandbox, uint16_t port);
+
+/*
+ Limits the script's memory (data) to `bytes`.
+ */
+enum tether_result tether_sandbox_set_memory(struct tether_sandbox *sandbox, uint64_t bytes);
+
+/*
+ Limits each of the script's processes to `seconds` of CPU time.
+ */
+enum tether_result tether_sandbox_set_cpu_seconds(struct tether_sandbox *sandbox, uint32_t seconds);
+
+/*
+ At most `n` processes and threads in the script's tree.
+ */
+enum tether_result tether_sandbox_set_max_processes(struct tether_sandbox *sandbox, uint64_t n);
+
+/*
+ No file larger than `bytes` may be written.
+ */
+enum tether_result tether_sandbox_set_file_size(struct tether_sandbox *sandbox, uint64_t bytes);
+
+/*
+ At most `n` open descriptors per process.
+ */
+enum tether_result tether_sandbox_set_open_files(struct tether_sandbox *sandbox, uint64_t n);
+
+/*
+ Runs scripts even where the kernel cannot enforce the whole policy.
+ */
+enum tether_result tether_sandbox_set_best_effort(struct tether_sandbox *sandbox);
 
 /*
  Describes the script at `path` (copied; relative to the working
@@ -403,6 +852,93 @@ enum tether_result tether_script_set_env(struct tether_script *script,
  Runs the script in `dir` (copied) instead of the host's working directory.
  */
 enum tether_result tether_script_set_cwd(struct tether_script *script, const char *dir);
+
+/*
+ Where the script's stdin comes from (`TETHER_STDIO_CAPTURE` is refused
+ when the script starts).
+ */
+enum tether_result tether_script_set_stdin(struct tether_script *script, enum tether_stdio mode);
+
+/*
+ Where the script's stdout goes.
+ */
+enum tether_result tether_script_set_stdout(struct tether_script *script, enum tether_stdio mode);
+
+/*
+ Where the script's stderr goes.
+ */
+enum tether_result tether_script_set_stderr(struct tether_script *script, enum tether_stdio mode);
+
+/*
+ Hands the script's stdout to `callback` line by line as it is written
+ (instead of `tether_script_set_stdout`). `free`, when not NULL, is called
+ once with `user_data` when the script description and every script run
+ from it are gone.
+ */
+enum tether_result tether_script_on_stdout_line(struct tether_script *script,
+                                                tether_line_function callback,
+                                                void *user_data,
+                                                tether_free_function free);
+
+/*
+ Hands the script's stderr to `callback` line by line, as
+ `tether_script_on_stdout_line` does for stdout.
+ */
+enum tether_result tether_script_on_stderr_line(struct tether_script *script,
+                                                tether_line_function callback,
+                                                void *user_data,
+                                                tether_free_function free);
+
+/*
+ Removes an environment variable the script would inherit.
+ */
+enum tether_result tether_script_remove_env(struct tether_script *script, const char *key);
+
+/*
+ Runs the script in the virtual environment `dir` (copied).
+ */
+enum tether_result tether_script_set_venv(struct tether_script *script, const char *dir);
+
+/*
+ Runs the script in `sandbox`'s policy (copied; see `tether_sandbox_new`).
+ */
+enum tether_result tether_script_set_sandbox(struct tether_script *script,
+                                             const struct tether_sandbox *sandbox);
+
+/*
+ Starts the script warm, forked by `zygote` (see `tether_zygote_new`).
+ */
+enum tether_result tether_script_set_warm(struct tether_script *script,
+                                          const struct tether_zygote *zygote);
+
+/*
+ From now on, SIGTERM or SIGINT stop every running script gracefully
+ (`rpc.stop`, SIGTERM at half of `grace_ms`, SIGKILL at `grace_ms`; a
+ second signal stops them at once), instead of ending the process.
+ On success `*out` owns the handle; free it with `tether_stop_free`.
+ */
+enum tether_result tether_stop_on_signals(uint32_t grace_ms, struct tether_stop **out);
+
+/*
+ The signal that started the stop, or 0 while none came.
+ */
+int32_t tether_stop_signal(const struct tether_stop *stop);
+
+/*
+ Waits until a stop that began has stopped every script.
+ */
+enum tether_result tether_stop_wait(const struct tether_stop *stop);
+
+/*
+ Frees the handle (the signal handling stays). NULL is ignored.
+ */
+void tether_stop_free(struct tether_stop *stop);
+
+/*
+ Stops every running script of the process gracefully now, as a signal
+ would, and waits until they have stopped.
+ */
+enum tether_result tether_stop_all(uint32_t grace_ms);
 
 /*
  The value as NUL-terminated wire JSON (bytes values are

@@ -51,14 +51,41 @@ pub type tether_string_function = Option<
     ),
 >;
 
-/// The caller's pointer, handed back to its callback on whatever thread runs it.
-#[derive(Clone, Copy)]
-pub(crate) struct UserData(pub *mut c_void);
+/// Frees a callback's user data (see `tether_host_add_function_owned`).
+pub type tether_free_function = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// The caller's pointer, handed back to its callback on whatever thread
+/// runs it, and freed with the caller's function (if any) exactly once,
+/// when the last callback that could use it is gone.
+pub(crate) struct UserData {
+    ptr: *mut c_void,
+    free: tether_free_function,
+}
 // SAFETY: tether never dereferences it; the header documents that callbacks
 // run on any thread, so the caller makes what it points to thread-safe.
 unsafe impl Send for UserData {}
 // SAFETY: as above.
 unsafe impl Sync for UserData {}
+
+impl UserData {
+    pub(crate) fn owned(ptr: *mut c_void, free: tether_free_function) -> UserData {
+        UserData { ptr, free }
+    }
+
+    pub(crate) fn ptr(&self) -> *mut c_void {
+        self.ptr
+    }
+}
+
+impl Drop for UserData {
+    fn drop(&mut self) {
+        if let Some(free) = self.free.take() {
+            // SAFETY: the caller's free function, called once with its own
+            // pointer, after the last use of it.
+            unsafe { free(self.ptr) };
+        }
+    }
+}
 
 impl tether_call {
     pub(crate) fn new(args: Vec<Value>) -> Result<tether_call, FunctionError> {
@@ -309,5 +336,47 @@ pub extern "C" fn tether_reply_error(
             (Ok(k), Ok(m)) => set_answer(reply, Err(FunctionError::new(k, m))),
             (Err(code), _) | (_, Err(code)) => code,
         }
+    })
+}
+
+/// Calls export `name` of the script that made this call, from inside its
+/// callback (a nested call: the script runs it while it waits for the
+/// callback's answer), with `args_json` as for `tether_child_call`, waiting
+/// at most `timeout_ms` (0: no limit). On success `*out` owns the result;
+/// free it with `tether_value_free`.
+#[no_mangle]
+pub extern "C" fn tether_call_script(
+    call: *const tether_call,
+    name: *const c_char,
+    args_json: *const c_char,
+    args_len: usize,
+    timeout_ms: u32,
+    out: *mut *mut crate::value::tether_value,
+) -> tether_result {
+    boundary(|| {
+        // SAFETY: the caller passes the call it was given.
+        try_ffi!(unsafe { crate::ffi::obj(call, "call") });
+        // SAFETY: the caller passes a NUL-terminated name and `args_len` bytes.
+        let (name, args) =
+            try_ffi!(unsafe { crate::child::name_and_args(name, args_json, args_len) });
+        if out.is_null() {
+            return fail(tether_result::NullArgument, "out is NULL");
+        }
+        let Some(peer) = tether::Peer::current() else {
+            return fail(
+                tether_result::Misuse,
+                "tether_call_script works only inside a host function's callback",
+            );
+        };
+        let result: Result<Value, tether::Error> = if timeout_ms == 0 {
+            peer.call(name, args)
+        } else {
+            peer.call_timeout(
+                name,
+                args,
+                std::time::Duration::from_millis(u64::from(timeout_ms)),
+            )
+        };
+        crate::child::deliver(result, out)
     })
 }

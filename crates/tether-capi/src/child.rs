@@ -2,8 +2,6 @@
 //! it; `tether_outcome`, how it ended.
 
 use std::ffi::c_char;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tether::{Error, Value};
@@ -28,7 +26,6 @@ pub struct tether_outcome {
 /// A script started with `tether_host_spawn`. Opaque.
 pub struct tether_child {
     pub(crate) child: Option<tether::Child>,
-    pub(crate) busy: Arc<AtomicBool>,
 }
 
 fn running<'a>(child: *mut tether_child) -> Result<&'a mut tether_child, tether_result> {
@@ -51,12 +48,7 @@ fn outcome_of(o: &tether::Outcome) -> tether_outcome {
     }
 }
 
-fn finish(
-    c: &mut tether_child,
-    result: Result<tether::Outcome, Error>,
-    out: *mut tether_outcome,
-) -> tether_result {
-    c.busy.store(false, Ordering::Release);
+fn finish(result: Result<tether::Outcome, Error>, out: *mut tether_outcome) -> tether_result {
     match result {
         Ok(o) => {
             if !out.is_null() {
@@ -96,11 +88,129 @@ pub extern "C" fn tether_child_call(
         } else {
             child.call_timeout(name, args, Duration::from_millis(u64::from(timeout_ms)))
         };
-        match result.and_then(|v| encode_result(&v)) {
-            Ok(wire) => {
-                let value = Box::new(tether_value { wire });
+        deliver(result, out)
+    })
+}
+
+/// Hands a call's result to C through `out` (checked non-NULL by the caller).
+pub(crate) fn deliver(result: Result<Value, Error>, out: *mut *mut tether_value) -> tether_result {
+    match result.and_then(|v| encode_result(&v)) {
+        Ok(wire) => {
+            let value = Box::new(tether_value { wire });
+            // SAFETY: every caller checked `out` for NULL.
+            unsafe { out.write(Box::into_raw(value)) };
+            ok()
+        }
+        Err(e) => from_error(&e),
+    }
+}
+
+/// As `tether_child_call`, with bytes: `args_json` may hold
+/// `{"$bytes":[offset,length]}` values that point into `attachments`
+/// (`attachments_len` bytes, copied), as `tether_call_args_json` gives them.
+#[no_mangle]
+pub extern "C" fn tether_child_call_wire(
+    child: *mut tether_child,
+    name: *const c_char,
+    args_json: *const c_char,
+    args_len: usize,
+    attachments: *const u8,
+    attachments_len: usize,
+    timeout_ms: u32,
+    out: *mut *mut tether_value,
+) -> tether_result {
+    boundary(|| {
+        let c = try_ffi!(running(child));
+        // SAFETY: the caller passes a NUL-terminated name and `args_len` bytes.
+        let name = try_ffi!(unsafe { str_arg(name, "name") });
+        // SAFETY: as above.
+        let json = try_ffi!(unsafe { bytes_arg(args_json.cast(), args_len, "args_json") });
+        // SAFETY: the caller passes `attachments_len` readable bytes.
+        let area = try_ffi!(unsafe { bytes_arg(attachments, attachments_len, "attachments") });
+        let area = tether::Bytes::copy_from_slice(area);
+        let args = match tether::protocol::decode_value(json, &area) {
+            Ok(v) => v,
+            Err(m) => {
+                return fail(
+                    tether_result::InvalidArgument,
+                    format!("not valid wire JSON: {m}"),
+                )
+            }
+        };
+        if out.is_null() {
+            return fail(tether_result::NullArgument, "out is NULL");
+        }
+        let child = c.child.as_ref().expect("checked by running()");
+        let result: Result<Value, Error> = if timeout_ms == 0 {
+            child.call(name, args)
+        } else {
+            child.call_timeout(name, args, Duration::from_millis(u64::from(timeout_ms)))
+        };
+        deliver(result, out)
+    })
+}
+
+/// Kills the script (SIGKILL, to its process group too) without waiting;
+/// `tether_child_end` or `tether_child_wait` then says how it ended.
+#[no_mangle]
+pub extern "C" fn tether_child_kill(child: *mut tether_child) -> tether_result {
+    boundary(|| {
+        let c = try_ffi!(running(child));
+        match c.child.as_ref().expect("checked by running()").kill() {
+            Ok(()) => ok(),
+            Err(e) => from_error(&e),
+        }
+    })
+}
+
+/// Writes whether the script has ended to `*out`.
+#[no_mangle]
+pub extern "C" fn tether_child_is_finished(
+    child: *mut tether_child,
+    out: *mut bool,
+) -> tether_result {
+    boundary(|| {
+        let c = try_ffi!(running(child));
+        let done = c
+            .child
+            .as_ref()
+            .expect("checked by running()")
+            .is_finished();
+        // SAFETY: `out` is checked for NULL and written once.
+        match unsafe { write_out(out, done, "out") } {
+            Ok(()) => ok(),
+            Err(code) => code,
+        }
+    })
+}
+
+/// Waits for the script to end (`grace_ms` 0), or stops it as
+/// `tether_child_shutdown` does (`grace_ms` > 0), and hands over the whole
+/// report of how it ended: on success `*out` owns it; free it with
+/// `tether_report_free`. The child cannot be used afterwards except by
+/// `tether_child_free`.
+#[no_mangle]
+pub extern "C" fn tether_child_end(
+    child: *mut tether_child,
+    grace_ms: u32,
+    out: *mut *mut crate::report::tether_report,
+) -> tether_result {
+    boundary(|| {
+        let c = try_ffi!(running(child));
+        if out.is_null() {
+            return fail(tether_result::NullArgument, "out is NULL");
+        }
+        let child = c.child.take().expect("checked by running()");
+        let result = if grace_ms == 0 {
+            child.wait()
+        } else {
+            child.shutdown(Duration::from_millis(u64::from(grace_ms)))
+        };
+        match result {
+            Ok(outcome) => {
+                let report = Box::new(crate::report::tether_report::new(outcome));
                 // SAFETY: checked non-NULL above.
-                unsafe { out.write(Box::into_raw(value)) };
+                unsafe { out.write(Box::into_raw(report)) };
                 ok()
             }
             Err(e) => from_error(&e),
@@ -139,7 +249,7 @@ pub extern "C" fn tether_child_notify(
 ///
 /// `name` is NULL or NUL-terminated; `args_json` is NULL or has `args_len`
 /// readable bytes.
-unsafe fn name_and_args<'a>(
+pub(crate) unsafe fn name_and_args<'a>(
     name: *const c_char,
     args_json: *const c_char,
     args_len: usize,
@@ -176,7 +286,7 @@ pub extern "C" fn tether_child_wait(
     boundary(|| {
         let c = try_ffi!(running(child));
         let result = c.child.take().expect("checked by running()").wait();
-        finish(c, result, out)
+        finish(result, out)
     })
 }
 
@@ -197,7 +307,7 @@ pub extern "C" fn tether_child_shutdown(
             .take()
             .expect("checked by running()")
             .shutdown(Duration::from_millis(u64::from(grace_ms)));
-        finish(c, result, out)
+        finish(result, out)
     })
 }
 
@@ -209,9 +319,7 @@ pub extern "C" fn tether_child_free(child: *mut tether_child) {
         free_boundary((), || {
             // SAFETY: the caller gives back a pointer from tether_host_spawn,
             // once.
-            let c = unsafe { Box::from_raw(child) };
-            drop(c.child);
-            c.busy.store(false, Ordering::Release);
+            drop(unsafe { Box::from_raw(child) });
         });
     }
 }

@@ -44,6 +44,9 @@ pub enum tether_result {
     Limit = 14,
     /// The script exited with an error code or was killed by a signal.
     ScriptFailed = 15,
+    /// A sandbox could not be applied: the kernel lacks a part of the
+    /// policy (the message names it), or preparing it failed.
+    Sandbox = 16,
 }
 
 thread_local! {
@@ -116,6 +119,7 @@ pub extern "C" fn tether_result_name(result: tether_result) -> *const c_char {
         tether_result::Panic => b"TETHER_RESULT_PANIC\0",
         tether_result::Limit => b"TETHER_RESULT_LIMIT\0",
         tether_result::ScriptFailed => b"TETHER_RESULT_SCRIPT_FAILED\0",
+        tether_result::Sandbox => b"TETHER_RESULT_SANDBOX\0",
     };
     name.as_ptr().cast()
 }
@@ -139,6 +143,7 @@ fn code_of(e: &Error) -> tether_result {
         Error::VersionMismatch { .. } => tether_result::VersionMismatch,
         Error::Limit(_) => tether_result::Limit,
         Error::ScriptFailed { .. } => tether_result::ScriptFailed,
+        Error::Sandbox(_) => tether_result::Sandbox,
         // An error kind added later: the message still says what happened.
         _ => tether_result::Io,
     }

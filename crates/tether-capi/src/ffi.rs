@@ -152,3 +152,9 @@ pub(crate) unsafe fn write_parts<T>(
     }
     Ok(())
 }
+
+/// A NUL-terminated copy of `text` (an inner NUL ends it early).
+pub(crate) fn c_string(text: &str) -> std::ffi::CString {
+    let end = text.find('\0').unwrap_or(text.len());
+    std::ffi::CString::new(&text[..end]).unwrap_or_default()
+}

@@ -1,7 +1,9 @@
 //! `tether_script`: which script to run, with which arguments, environment
 //! and working directory.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
+
+use crate::call::{tether_free_function, UserData};
 
 use tether::Script;
 
@@ -107,6 +109,177 @@ pub extern "C" fn tether_script_set_cwd(
         Ok(d) => {
             let d = d.to_owned();
             update_script(script, |s| s.current_dir(d))
+        }
+        Err(code) => code,
+    }
+}
+
+/// Where one of a script's standard streams goes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum tether_stdio {
+    /// Shared with the host (the default).
+    Inherit = 0,
+    /// `/dev/null`.
+    Null = 1,
+    /// Collected for `tether_report_stdout` / `tether_report_stderr` (not
+    /// for stdin).
+    Capture = 2,
+}
+
+fn stdio(mode: tether_stdio) -> tether::Stdio {
+    match mode {
+        tether_stdio::Inherit => tether::Stdio::Inherit,
+        tether_stdio::Null => tether::Stdio::Null,
+        tether_stdio::Capture => tether::Stdio::Capture,
+    }
+}
+
+/// Where the script's stdin comes from (`TETHER_STDIO_CAPTURE` is refused
+/// when the script starts).
+#[no_mangle]
+pub extern "C" fn tether_script_set_stdin(
+    script: *mut tether_script,
+    mode: tether_stdio,
+) -> tether_result {
+    update_script(script, |s| s.stdin(stdio(mode)))
+}
+
+/// Where the script's stdout goes.
+#[no_mangle]
+pub extern "C" fn tether_script_set_stdout(
+    script: *mut tether_script,
+    mode: tether_stdio,
+) -> tether_result {
+    update_script(script, |s| s.stdout(stdio(mode)))
+}
+
+/// Where the script's stderr goes.
+#[no_mangle]
+pub extern "C" fn tether_script_set_stderr(
+    script: *mut tether_script,
+    mode: tether_stdio,
+) -> tether_result {
+    update_script(script, |s| s.stderr(stdio(mode)))
+}
+
+/// A line callback: `line` is `len` bytes of the line without its ending,
+/// NUL-terminated, valid during the call. A thread of tether's runs it, one
+/// line at a time per stream. It must not unwind.
+pub type tether_line_function =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, line: *const c_char, len: usize)>;
+
+fn line_callback(
+    callback: tether_line_function,
+    user_data: *mut c_void,
+    free: tether_free_function,
+) -> Result<impl Fn(&str) + Send + Sync + 'static, tether_result> {
+    let data = std::sync::Arc::new(UserData::owned(user_data, free));
+    let Some(callback) = callback else {
+        return Err(crate::error::fail(
+            tether_result::NullArgument,
+            "callback is NULL",
+        ));
+    };
+    Ok(move |line: &str| {
+        let text = crate::ffi::c_string(line);
+        // SAFETY: the caller's callback, with its pointer and a
+        // NUL-terminated line that outlives the call.
+        unsafe { callback(data.ptr(), text.as_ptr(), text.as_bytes().len()) };
+    })
+}
+
+/// Hands the script's stdout to `callback` line by line as it is written
+/// (instead of `tether_script_set_stdout`). `free`, when not NULL, is called
+/// once with `user_data` when the script description and every script run
+/// from it are gone.
+#[no_mangle]
+pub extern "C" fn tether_script_on_stdout_line(
+    script: *mut tether_script,
+    callback: tether_line_function,
+    user_data: *mut c_void,
+    free: tether_free_function,
+) -> tether_result {
+    match line_callback(callback, user_data, free) {
+        Ok(f) => update_script(script, |s| s.on_stdout_line(f)),
+        Err(code) => code,
+    }
+}
+
+/// Hands the script's stderr to `callback` line by line, as
+/// `tether_script_on_stdout_line` does for stdout.
+#[no_mangle]
+pub extern "C" fn tether_script_on_stderr_line(
+    script: *mut tether_script,
+    callback: tether_line_function,
+    user_data: *mut c_void,
+    free: tether_free_function,
+) -> tether_result {
+    match line_callback(callback, user_data, free) {
+        Ok(f) => update_script(script, |s| s.on_stderr_line(f)),
+        Err(code) => code,
+    }
+}
+
+/// Removes an environment variable the script would inherit.
+#[no_mangle]
+pub extern "C" fn tether_script_remove_env(
+    script: *mut tether_script,
+    key: *const c_char,
+) -> tether_result {
+    // SAFETY: the caller passes NULL or a NUL-terminated string.
+    match unsafe { str_arg(key, "key") } {
+        Ok(k) => {
+            let k = k.to_owned();
+            update_script(script, |s| s.env_remove(k))
+        }
+        Err(code) => code,
+    }
+}
+
+/// Runs the script in the virtual environment `dir` (copied).
+#[no_mangle]
+pub extern "C" fn tether_script_set_venv(
+    script: *mut tether_script,
+    dir: *const c_char,
+) -> tether_result {
+    // SAFETY: the caller passes NULL or a NUL-terminated string.
+    match unsafe { str_arg(dir, "dir") } {
+        Ok(d) => {
+            let d = d.to_owned();
+            update_script(script, |s| s.venv(d))
+        }
+        Err(code) => code,
+    }
+}
+
+/// Runs the script in `sandbox`'s policy (copied; see `tether_sandbox_new`).
+#[no_mangle]
+pub extern "C" fn tether_script_set_sandbox(
+    script: *mut tether_script,
+    sandbox: *const crate::sandbox::tether_sandbox,
+) -> tether_result {
+    // SAFETY: the caller passes a live sandbox or NULL.
+    match unsafe { crate::ffi::obj(sandbox, "sandbox") } {
+        Ok(policy) => {
+            let policy = policy.policy.clone();
+            update_script(script, |s| s.sandbox(policy))
+        }
+        Err(code) => code,
+    }
+}
+
+/// Starts the script warm, forked by `zygote` (see `tether_zygote_new`).
+#[no_mangle]
+pub extern "C" fn tether_script_set_warm(
+    script: *mut tether_script,
+    zygote: *const crate::pool::tether_zygote,
+) -> tether_result {
+    // SAFETY: the caller passes a live zygote or NULL.
+    match unsafe { crate::ffi::obj(zygote, "zygote") } {
+        Ok(z) => {
+            let z = z.zygote.clone();
+            update_script(script, |s| s.warm(&z))
         }
         Err(code) => code,
     }

@@ -105,7 +105,7 @@ fn hello_c_runs_and_reports_misuse_with_status_codes() {
             "checksum: {'length': 3000, 'sum': 5360512}",
             "add error: TypeError add() takes two integers",
             "hello.py ended with code 0 after 5 calls (2 greetings)",
-            "spawning twice: TETHER_RESULT_MISUSE",
+            "two at once: square(5) = 25",
             "square(12) = 144",
             "explode(): TETHER_RESULT_REMOTE: the script's RuntimeError: the plugin failed on purpose",
             "calling after shutdown: TETHER_RESULT_MISUSE",

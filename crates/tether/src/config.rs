@@ -46,6 +46,8 @@ pub(crate) struct Config {
     pub shared_memory: Option<usize>,
     /// The sandbox every script runs in, unless it names its own.
     pub sandbox: Option<crate::sandbox::Sandbox>,
+    /// Receives the scripts' forwarded log records (besides `tracing`).
+    pub on_log: Option<LogCallback>,
     /// Threads that run host functions, for every script of the host.
     pub workers: usize,
     /// How long a call into the script waits for it to become ready.
@@ -72,6 +74,7 @@ impl Default for Config {
             spin: Duration::from_micros(50),
             shared_memory: None,
             sandbox: None,
+            on_log: None,
             workers: 8,
             ready_timeout: Duration::from_secs(30),
         }
@@ -84,4 +87,29 @@ impl Config {
     pub fn spin_bound(&self) -> Duration {
         crate::spin::bound(self.spin)
     }
+}
+
+/// A function receiving the scripts' forwarded log records.
+#[derive(Clone)]
+pub(crate) struct LogCallback(pub std::sync::Arc<dyn Fn(&LogRecord<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for LogCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogCallback")
+    }
+}
+
+/// One `logging` record a script forwarded (see
+/// [`Host::on_script_log`](crate::Host::on_script_log)).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct LogRecord<'a> {
+    /// The script's process id.
+    pub pid: u32,
+    /// Python's level number: 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL.
+    pub level: i64,
+    /// The logger's name (`root` for the root logger).
+    pub logger: &'a str,
+    /// The formatted message.
+    pub message: &'a str,
 }

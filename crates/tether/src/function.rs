@@ -90,6 +90,9 @@ pub(crate) struct Function {
     pub doc: Option<String>,
     /// Takes any number of positional arguments (a dynamic function).
     pub variadic: bool,
+    /// Every argument must be given (a dynamic function with named
+    /// parameters, which has no Rust types to say so).
+    pub all_required: bool,
     /// Runs on the pool rather than on the reader's thread: it once blocked
     /// or called back into the script while it ran there.
     pub pooled: Arc<std::sync::atomic::AtomicBool>,
@@ -353,31 +356,33 @@ impl Function {
             types_used,
             doc: None,
             variadic: false,
+            all_required: false,
             pooled: Arc::default(),
             body,
         })
     }
 
-    /// Wraps a function of all its positional arguments, however many.
+    /// Wraps a function of its arguments as a list: with a bare name, all
+    /// positional arguments, however many; with parameter names
+    /// (`"add(a, b)"`), exactly those, each given by position or by name,
+    /// in the order of the names.
     pub fn dynamic<F>(name: &str, f: F) -> Result<Function, String>
     where
         F: Fn(Vec<Value>) -> Result<Value, FunctionError> + Send + Sync + 'static,
     {
         let (name, params) = parse_signature(name)?;
-        if params.is_some() {
-            return Err(format!(
-                "dynamic function {name:?} takes its arguments as a list: give its name only"
-            ));
-        }
+        let named = params.is_some();
+        let arity = params.as_ref().map_or(0, Vec::len);
         Ok(Function {
             name,
-            params: None,
-            types: Vec::new(),
-            arg_annotations: Vec::new(),
+            params,
+            types: vec!["Value".to_owned(); arity],
+            arg_annotations: vec![None; arity],
             return_type: "tether::value::Value",
             types_used: Types::default(),
             doc: None,
-            variadic: true,
+            variadic: !named,
+            all_required: named,
             pooled: Arc::default(),
             body: Body::Sync(Arc::new(move |args| f(args).map_err(Failure::Function))),
         })
@@ -430,6 +435,13 @@ impl Function {
         };
         let args = self.bind(params)?;
         let given: Vec<bool> = args.iter().map(Option::is_some).collect();
+        if let Some(index) = given.iter().position(|g| !g).filter(|_| self.all_required) {
+            let missing = Failure::Arg {
+                index,
+                message: "missing".into(),
+            };
+            return Err(self.failed(missing, &given));
+        }
         let args = args.into_iter().map(Option::unwrap_or_default).collect();
         let ran = quiet_panics::inside(|| catch_unwind(AssertUnwindSafe(|| invoke(args))));
         match ran {
@@ -725,6 +737,57 @@ mod tests {
         assert!(parse_signature("f(a").is_err());
         assert!(parse_signature("rpc.x").is_err());
         assert!(Function::plain("add(a)", |a: i64, b: i64| a + b).is_err());
+    }
+
+    #[test]
+    fn a_dynamic_function_with_names_binds_by_position_and_by_name() {
+        let f = Function::dynamic("sub(a, b)", |args| match args.as_slice() {
+            [Value::Int(a), Value::Int(b)] => Ok(Value::Int(a - b)),
+            other => Err(FunctionError::new("TypeError", format!("{other:?}"))),
+        })
+        .unwrap();
+        assert_eq!(f.signature(), "sub(a: Any, b: Any) -> Any");
+        assert_eq!(
+            f.call(Params::Positional(vec![Value::Int(5), Value::Int(2)])),
+            Ok(Value::Int(3))
+        );
+        let named = Map::from_iter([
+            ("b".to_owned(), Value::Int(2)),
+            ("a".to_owned(), Value::Int(5)),
+        ]);
+        assert_eq!(f.call(Params::Named(named)), Ok(Value::Int(3)));
+        let err = f.call(Params::Positional(vec![Value::Int(5)])).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("sub() missing required argument \"b\""),
+            "{}",
+            err.message
+        );
+        let err = f
+            .call(Params::Positional(vec![Value::Int(1); 3]))
+            .unwrap_err();
+        assert!(
+            err.message.contains("takes 2 arguments but 3 were given"),
+            "{}",
+            err.message
+        );
+        // Without names: any positional arguments, and keywords are refused in Python's words.
+        let any = Function::dynamic("any", |args| Ok(Value::Int(args.len() as i64))).unwrap();
+        assert_eq!(
+            any.call(Params::Positional(vec![Value::Null; 4])),
+            Ok(Value::Int(4))
+        );
+        let err = any
+            .call(Params::Named(Map::from_iter([(
+                "x".to_owned(),
+                Value::Null,
+            )])))
+            .unwrap_err();
+        assert!(
+            err.message.contains("takes no keyword arguments"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -348,6 +348,26 @@ impl Host {
         self
     }
 
+    /// Hands every `logging` record the scripts forward to `f` as well as to
+    /// `tracing` (and turns forwarding on, as [`forward_logs`](Host::forward_logs)
+    /// does). `f` runs on the thread that reads the script: keep it short.
+    ///
+    /// ```no_run
+    /// let host = tether::Host::new().on_script_log(|r| {
+    ///     eprintln!("[script {} {}] {}: {}", r.pid, r.level, r.logger, r.message)
+    /// });
+    /// # let _ = host;
+    /// ```
+    pub fn on_script_log(
+        mut self,
+        f: impl Fn(&crate::config::LogRecord<'_>) + Send + Sync + 'static,
+    ) -> Host {
+        let config = self.config_mut();
+        config.forward_logs = true;
+        config.on_log = Some(crate::config::LogCallback(Arc::new(f)));
+        self
+    }
+
     /// How much captured output to keep per stream (default 16 MiB): a
     /// script that writes more keeps only its last `bytes` bytes in
     /// [`Outcome::stdout`] / [`Outcome::stderr`], and the host's memory stays
@@ -564,6 +584,20 @@ impl Host {
     /// The exit grace the host was given.
     pub(crate) fn exit_grace_setting(&self) -> Duration {
         self.config.exit_grace
+    }
+
+    /// The first mistake in the registrations so far (a malformed
+    /// signature, parameter names that do not fit the function), which
+    /// starting a script would report as [`Error::Config`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] with that mistake.
+    pub fn check(&self) -> Result<(), Error> {
+        match self.config_errors.first() {
+            Some(first) => Err(Error::Config(first.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Names of the registered functions, in registration order.

@@ -51,7 +51,7 @@ mod workers;
 pub use bundle::VERSION;
 pub use bytes::Bytes;
 pub use child::Child;
-pub use config::Mode;
+pub use config::{LogRecord, Mode};
 pub use error::{Error, FunctionError, RemoteError, ValueError};
 pub use function::IntoFunction;
 pub use host::Host;

@@ -137,7 +137,7 @@ impl ReadSide {
         };
         match (method.as_str(), &id) {
             (method::LOG, None) => {
-                forward_log(&core.link, params);
+                forward_log(&core.link, core.config.on_log.as_ref(), params);
                 Ok(None)
             }
             (method::READY, None) => {
@@ -367,7 +367,7 @@ pub(super) fn method_not_found(registry: &Registry, method: &str) -> RpcError {
 
 /// Re-emits a Python logging record as a `tracing` event, inside the span
 /// of the host's call that the script was running when it logged.
-fn forward_log(link: &Link, params: Params) {
+fn forward_log(link: &Link, on_log: Option<&crate::config::LogCallback>, params: Params) {
     let Params::Named(record) = params else {
         return;
     };
@@ -384,6 +384,18 @@ fn forward_log(link: &Link, params: Params) {
         .and_then(Value::as_str)
         .unwrap_or("root");
     let message = record.get("message").and_then(Value::as_str).unwrap_or("");
+    if let Some(on_log) = on_log {
+        let record = crate::config::LogRecord {
+            pid,
+            level,
+            logger,
+            message,
+        };
+        let deliver = std::panic::AssertUnwindSafe(|| (on_log.0)(&record));
+        if std::panic::catch_unwind(deliver).is_err() {
+            tracing::warn!("a log callback panicked; later records are still delivered");
+        }
+    }
     // Python levels: DEBUG 10, INFO 20, WARNING 30, ERROR 40, CRITICAL 50.
     match level {
         l if l >= 40 => tracing::error!(target: "tether::script", pid, logger, "{message}"),
