@@ -16,6 +16,12 @@ pub struct tether_report {
     limit: Option<CString>,
 }
 
+/// The report behind a pointer from C.
+fn get<'a>(report: *const tether_report) -> Option<&'a tether_report> {
+    // SAFETY: every C caller passes a live report from tether_child_end, or NULL.
+    unsafe { report.as_ref() }
+}
+
 impl tether_report {
     pub(crate) fn new(outcome: tether::Outcome) -> tether_report {
         let in_flight =
@@ -39,28 +45,23 @@ impl tether_report {
 /// The exit code, or -1 when a signal ended the script.
 #[no_mangle]
 pub extern "C" fn tether_report_exit_code(report: *const tether_report) -> i32 {
-    // SAFETY: the caller passes a live report or NULL.
     free_boundary(-1, || {
-        unsafe { report.as_ref() }.map_or(-1, |r| r.outcome.code().unwrap_or(-1))
+        get(report).map_or(-1, |r| r.outcome.code().unwrap_or(-1))
     })
 }
 
 /// The signal that ended the script, or 0.
 #[no_mangle]
 pub extern "C" fn tether_report_signal(report: *const tether_report) -> i32 {
-    // SAFETY: the caller passes a live report or NULL.
     free_boundary(0, || {
-        unsafe { report.as_ref() }.map_or(0, |r| r.outcome.signal().unwrap_or(0))
+        get(report).map_or(0, |r| r.outcome.signal().unwrap_or(0))
     })
 }
 
 /// How many calls the script made to the host.
 #[no_mangle]
 pub extern "C" fn tether_report_calls(report: *const tether_report) -> u64 {
-    // SAFETY: the caller passes a live report or NULL.
-    free_boundary(0, || {
-        unsafe { report.as_ref() }.map_or(0, |r| r.outcome.calls())
-    })
+    free_boundary(0, || get(report).map_or(0, |r| r.outcome.calls()))
 }
 
 fn stream(
@@ -110,10 +111,7 @@ fn text(ptr: Option<&CString>) -> *const c_char {
 /// as a NUL-terminated JSON array, valid until `tether_report_free`.
 #[no_mangle]
 pub extern "C" fn tether_report_calls_in_flight(report: *const tether_report) -> *const c_char {
-    // SAFETY: the caller passes a live report or NULL.
-    free_boundary(std::ptr::null(), || {
-        text(unsafe { report.as_ref() }.map(|r| &r.in_flight))
-    })
+    free_boundary(std::ptr::null(), || text(get(report).map(|r| &r.in_flight)))
 }
 
 /// What `Outcome::check` says of the run: an empty string when the script
@@ -121,27 +119,22 @@ pub extern "C" fn tether_report_calls_in_flight(report: *const tether_report) ->
 /// flight and its last lines of stderr. Valid until `tether_report_free`.
 #[no_mangle]
 pub extern "C" fn tether_report_check(report: *const tether_report) -> *const c_char {
-    // SAFETY: the caller passes a live report or NULL.
-    free_boundary(std::ptr::null(), || {
-        text(unsafe { report.as_ref() }.map(|r| &r.check))
-    })
+    free_boundary(std::ptr::null(), || text(get(report).map(|r| &r.check)))
 }
 
 /// Why tether itself signalled the script, or NULL when it did not.
 #[no_mangle]
 pub extern "C" fn tether_report_killed_by(report: *const tether_report) -> *const c_char {
-    // SAFETY: the caller passes a live report or NULL.
     free_boundary(std::ptr::null(), || {
-        text(unsafe { report.as_ref() }.and_then(|r| r.killed_by.as_ref()))
+        text(get(report).and_then(|r| r.killed_by.as_ref()))
     })
 }
 
 /// The sandbox limit that ended the script ("CPU time limit of 3 s"), or NULL.
 #[no_mangle]
 pub extern "C" fn tether_report_limit(report: *const tether_report) -> *const c_char {
-    // SAFETY: the caller passes a live report or NULL.
     free_boundary(std::ptr::null(), || {
-        text(unsafe { report.as_ref() }.and_then(|r| r.limit.as_ref()))
+        text(get(report).and_then(|r| r.limit.as_ref()))
     })
 }
 

@@ -38,9 +38,10 @@ pub extern "C" fn tether_stop_on_signals(
 /// The signal that started the stop, or 0 while none came.
 #[no_mangle]
 pub extern "C" fn tether_stop_signal(stop: *const tether_stop) -> i32 {
-    // SAFETY: the caller passes a live handle or NULL.
     free_boundary(0, || {
-        unsafe { stop.as_ref() }.map_or(0, |s| s.stop.signal().unwrap_or(0))
+        // SAFETY: the caller passes a live handle or NULL.
+        let stop = unsafe { stop.as_ref() };
+        stop.map_or(0, |s| s.stop.signal().unwrap_or(0))
     })
 }
 
