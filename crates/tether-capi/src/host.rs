@@ -70,7 +70,9 @@ pub(crate) fn configure(
         // behind its lock).
         let h = try_ffi!(unsafe { obj(host.cast_const(), "host") });
         let mut guard = h.host.lock().unwrap_or_else(|e| e.into_inner());
-        match change(std::mem::take(&mut *guard)) {
+        // A clone (the settings and functions are shared until changed): a
+        // change that fails leaves the host as it was.
+        match change(guard.clone()) {
             Ok(new) => {
                 // A mistake in a registration is reported now, not when a
                 // script starts; the host keeps its earlier functions.

@@ -141,3 +141,60 @@ fn the_seed_host_rebuilt_on_tether_runs_the_seeds_own_script() {
     want += "EOF waiting for message, script ended\n";
     assert_eq!(String::from_utf8_lossy(&out.stdout), want);
 }
+
+#[test]
+fn a_c_host_configures_and_observes_what_a_rust_host_does() {
+    let exe = build("cc", "tests/c/parity.c", "parity");
+    let stubs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tether-capi-stubs");
+    let _ = std::fs::remove_dir_all(&stubs);
+    for valgrind in [false, true] {
+        let out = run(
+            &exe,
+            &[crate_dir().join("tests/c/parity.py"), stubs.clone()],
+            valgrind,
+        );
+        let text = text(&out);
+        assert!(out.status.success(), "valgrind={valgrind}:\n{text}");
+        for line in [
+            "bad signature: TETHER_RESULT_CONFIG",
+            "spin 7",
+            "shm True",
+            "own group True",
+            "named 42",
+            "exit 0, calls 1, check \"\"",
+            "log: 30 parity a warning from the script",
+            "lines: [line one][line two]",
+            "three at once: 2 4 6",
+            "bytes length: 5",
+            "nested: 42",
+            "finished while serving: no",
+            "shutdown exit 0",
+            "killed: signal 9, exit -1, killed_by set, check mentions SIGKILL: yes",
+            "stubs written",
+            "pool: sum 380, calls 20, live 2",
+            "user data freed 1 time(s) after 1 add call(s)",
+        ] {
+            assert!(
+                text.contains(line),
+                "valgrind={valgrind}: missing {line:?} in:\n{text}"
+            );
+        }
+        // Valgrind does not know Landlock's system calls: the strict policy
+        // is then refused, naming what is missing, and that is all it may do.
+        if valgrind && text.contains("sandbox refused: ") {
+            assert!(text.contains("Landlock is not available"), "{text}");
+        } else {
+            for line in ["sandboxed: shadow denied", "limit: CPU time limit of 1 s"] {
+                assert!(
+                    text.contains(line),
+                    "valgrind={valgrind}: missing {line:?} in:\n{text}"
+                );
+            }
+        }
+        assert!(
+            stubs.join("tether").is_dir(),
+            "no stubs in {}",
+            stubs.display()
+        );
+    }
+}
