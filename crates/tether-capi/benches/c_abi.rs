@@ -1,5 +1,7 @@
-//! One call through the C ABI beside the same call served by a Rust host,
-//! measured in the same run: the script times `host.echo(i)`.
+//! One call through the C ABI, and through the C++ face (`tether.hpp`,
+//! `benches/echo_host.cpp` built with the system's C++ compiler), beside the
+//! same call served by a Rust host, measured in the same run: the script
+//! times `host.echo(i)`.
 //!
 //! `cargo bench -p tether-capi --bench c_abi` (`TETHER_BENCH_CALLS` sets the
 //! number of calls per run, default 20000).
@@ -69,6 +71,50 @@ fn through_rust(path: &Path) -> f64 {
     read_figure(&out)
 }
 
+/// Builds `benches/echo_host.cpp` against the release static library.
+fn cpp_host() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = dir.join("../../target");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "tether-capi",
+            "--lib",
+        ])
+        .status()
+        .ok()?;
+    let lib = target.join("release/libtether_c.a");
+    if !built.success() || !lib.is_file() {
+        return None;
+    }
+    let exe = std::env::temp_dir().join(format!("tether-echo-host-{}", std::process::id()));
+    let status = std::process::Command::new("c++")
+        .args(["-std=c++17", "-O2", "-I"])
+        .arg(dir.join("include"))
+        .arg(dir.join("benches/echo_host.cpp"))
+        .arg(&lib)
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe)
+        .status()
+        .ok()?;
+    status.success().then_some(exe)
+}
+
+fn through_cpp(exe: &Path, path: &Path) -> f64 {
+    let out = std::env::temp_dir().join(format!("tether-cpp-bench-{}.out", std::process::id()));
+    let status = std::process::Command::new(exe)
+        .arg(path)
+        .env("TETHER_BENCH_OUT", &out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the C++ echo host failed");
+    read_figure(&out)
+}
+
 fn read_figure(path: &Path) -> f64 {
     let text = std::fs::read_to_string(path).unwrap();
     text.trim()
@@ -87,10 +133,14 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000);
     let path = script(n);
-    let (mut c, mut rust) = (Vec::new(), Vec::new());
+    let cpp_exe = cpp_host();
+    let (mut c, mut cpp, mut rust) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
         c.push(through_c_abi(&path));
         rust.push(through_rust(&path));
+        if let Some(exe) = &cpp_exe {
+            cpp.push(through_cpp(exe, &path));
+        }
     }
     let (c, rust) = (median(c), median(rust));
     println!("one host.echo(i) call, {n} calls per run, median of 5 runs");
@@ -105,4 +155,32 @@ fn main() {
         c,
         c / rust
     );
+    let verdict = |ratio: f64| if ratio <= 1.05 { "met" } else { "NOT met" };
+    let mut targets = vec![format!(
+        "  {}: C ABI / Rust host (issue 16): {:.2} (target <= 1.05)",
+        verdict(c / rust),
+        c / rust
+    )];
+    match cpp_exe {
+        Some(exe) => {
+            let cpp = median(cpp);
+            println!(
+                "{:<32} {:>10.2} {:>8.2}",
+                "C++ host (tether.hpp)",
+                cpp,
+                cpp / rust
+            );
+            targets.push(format!(
+                "  {}: tether.hpp / Rust host (issue 16): {:.2} (target <= 1.05)",
+                verdict(cpp / rust),
+                cpp / rust
+            ));
+            let _ = std::fs::remove_file(exe);
+        }
+        None => println!("(no C++ row: the C++ compiler or the release library is missing)"),
+    }
+    println!("\ntargets, from this run:");
+    for t in targets {
+        println!("{t}");
+    }
 }

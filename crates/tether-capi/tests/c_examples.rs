@@ -47,13 +47,24 @@ fn static_lib() -> PathBuf {
 }
 
 fn build(compiler: &str, source: &str, name: &str) -> PathBuf {
+    let standard: &[&str] = if compiler == "c++" {
+        &["-std=c++17"]
+    } else {
+        &[]
+    };
+    build_with(compiler, standard, source, name)
+}
+
+fn build_with(compiler: &str, flags: &[&str], source: &str, name: &str) -> PathBuf {
     // Under target/, not the system temporary directory: nothing is left there.
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tether-capi");
     std::fs::create_dir_all(&out_dir).unwrap();
     let exe = out_dir.join(name);
     let lib = static_lib();
     let status = Command::new(compiler)
-        .args(["-Wall", "-Wextra", "-Werror", "-g", "-I"])
+        .args(["-Wall", "-Wextra", "-Werror", "-g"])
+        .args(flags)
+        .arg("-I")
         .arg(crate_dir().join("include"))
         .arg(crate_dir().join(source))
         .arg(&lib)
@@ -118,7 +129,11 @@ fn hello_c_runs_and_reports_misuse_with_status_codes() {
 
 #[test]
 fn the_seed_host_rebuilt_on_tether_runs_the_seeds_own_script() {
-    let exe = build("c++", "examples/cpp/seed_host.cpp", "seed_host");
+    let exe = build(
+        "c++",
+        "examples/cpp/seed_host_classic.cpp",
+        "seed_host_classic",
+    );
     // No argument: the seed's script beside the example (ported to Python 3
     // bytes and nothing else), as the seed's program ran it.
     let copy = exe.with_file_name("seed_main.py");
@@ -196,5 +211,73 @@ fn a_c_host_configures_and_observes_what_a_rust_host_does() {
             "no stubs in {}",
             stubs.display()
         );
+    }
+}
+
+#[test]
+fn the_seed_host_on_tether_hpp_runs_the_seed_natively() {
+    let exe = build("c++", "examples/cpp/seed_host.cpp", "seed_host");
+    let copy = exe.with_file_name("seed_native.py");
+    std::fs::copy(crate_dir().join("examples/cpp/seed_native.py"), &copy).unwrap();
+    let out = run(&exe, &[], true);
+    let text = text(&out);
+    assert!(out.status.success(), "{text}");
+    for i in 0..10 {
+        let n = 100 - i;
+        for line in [
+            format!("apiName: foo\napiArg:  {n}\n"),
+            format!("{i}  foo:  Foo was called with arg {n}\n"),
+            format!("{i}  bar:  Bar was called with arg something {i}\n"),
+        ] {
+            assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+        }
+    }
+    for line in [
+        "boo:  no host function named \"boo\"",
+        "foo error:  TypeError argument 0 is a str, not an int",
+        "script ended with code 0 after 22 calls",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn two_scripts_at_once_one_crashing_from_cpp() {
+    let exe = build("c++", "examples/cpp/multi_script.cpp", "multi_script");
+    let out = run(&exe, &[crate_dir().join("examples/cpp")], true);
+    let text = text(&out);
+    assert!(out.status.success(), "{text}");
+    for line in [
+        "crashing.py: work(1) = 10",
+        "crashing.py: work(2) failed: TETHER_RESULT_CLOSED",
+        "steady.py: work(1) = 100",
+        "steady.py: work(3) = 300",
+        "crashing.py ended by signal 6: the script failed: killed by signal 6 (SIGABRT)",
+        "steady.py still answers: 700",
+        "steady.py ended with code 0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn tether_hpp_types_exceptions_nesting_and_misuse() {
+    let exe = build("c++", "tests/cpp/hpp.cpp", "hpp");
+    for valgrind in [false, true] {
+        let out = run(&exe, &[crate_dir().join("tests/cpp/hpp.py")], valgrind);
+        let text = text(&out);
+        assert!(out.status.success(), "valgrind={valgrind}:\n{text}");
+        for line in [
+            r#"types: [5,2,"tether.hpp",6,false,1.5,{"k":[1,"two"]},{"$bytes":[0,3]},42,"RuntimeError: C++ threw boom","TypeError"]"#,
+            "double: 42",
+            "script error: TETHER_RESULT_REMOTE: the script's ValueError: the script failed on purpose",
+            "wrong result type: TETHER_RESULT_VALUE",
+            "ended: code 0, calls 12",
+            "misuse: TETHER_RESULT_MISUSE",
+            "bad signature: TETHER_RESULT_CONFIG",
+            "pool: 90, calls 10",
+        ] {
+            assert!(text.contains(line), "valgrind={valgrind}: missing {line:?} in:\n{text}");
+        }
     }
 }
