@@ -332,3 +332,39 @@ fn test_files_stay_out_of_the_system_temporary_directory() {
     assert!(test_root().starts_with(target_tmp));
     assert_ne!(dir.parent(), Some(std::env::temp_dir().as_path()));
 }
+
+/// `Child::shutdown` asks the script to stop even while another thread is
+/// writing to it: the stop was dropped when the writer's lock was held at
+/// that moment (answers to a script that calls the host in a loop), and the
+/// script was only stopped by SIGTERM at half the grace.
+#[test]
+fn shutdown_asks_a_script_to_stop_while_its_answers_are_being_written() {
+    let code = r#"
+import threading, tether
+from tether import host
+
+def hammer():
+    while True:
+        try:
+            host.echo(b"x" * 65536)
+        except tether.ConnectionLost:
+            return
+
+for _ in range(4):
+    threading.Thread(target=hammer, daemon=True).start()
+tether.serve()
+"#;
+    let path = script(code);
+    for round in 0..10 {
+        let child = host().spawn(Script::new(&path)).unwrap();
+        child.peer().wait_ready(Duration::from_secs(30)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let outcome = child.shutdown(Duration::from_secs(60)).unwrap();
+        assert!(
+            outcome.success(),
+            "round {round}: {} ({:?})",
+            outcome.status(),
+            outcome.killed_by_host()
+        );
+    }
+}

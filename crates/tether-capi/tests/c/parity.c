@@ -199,8 +199,8 @@ int main(int argc, char **argv) {
     bool finished = true;
     check(tether_child_is_finished(child, &finished), "is_finished");
     printf("finished while serving: %s\n", finished ? "yes" : "no");
-    /* A generous grace: under valgrind the host is slow; shutdown returns as soon as the script exits. */
-    check(tether_child_end(child, 60000, &report), "shutdown serve");
+    /* A generous grace for valgrind; shutdown returns as soon as the script exits. */
+    check(tether_child_end(child, 10000, &report), "shutdown serve");
     printf("shutdown exit %d\n", tether_report_exit_code(report));
     if (tether_report_exit_code(report) != 0) printf("shutdown: %s\n", tether_report_check(report));
     tether_report_free(report);

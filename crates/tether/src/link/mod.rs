@@ -364,13 +364,37 @@ impl Link {
         lock(&self.writer).close();
     }
 
-    /// Asks the script to stop and closes the host's end of the channel, but
-    /// only if that needs no waiting: a writer blocked on a script that does
-    /// not read must not hold up a shutdown, which goes on with signals.
-    pub fn stop_without_waiting(&self) {
-        let Ok(mut writer) = self.writer.try_lock() else {
-            return;
-        };
+    /// Asks the script to stop and closes the host's end of the channel,
+    /// without waiting for a writer that is blocked on a script that does
+    /// not read (a shutdown goes on with signals then).
+    ///
+    /// The writer is usually busy only for a moment (another thread writing
+    /// an answer): the stop is then sent as soon as it is free, by this
+    /// thread within a few milliseconds or else by a helper thread that
+    /// waits for it. (It used to be dropped, and the script was stopped by
+    /// SIGTERM at half the grace.)
+    pub fn stop_without_waiting(self: &Arc<Self>) {
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_millis(20) {
+            if let Ok(writer) = self.writer.try_lock() {
+                self.send_stop(writer);
+                return;
+            }
+            std::thread::yield_now();
+        }
+        let link = Arc::clone(self);
+        let helper = std::thread::Builder::new()
+            .name("tether-stop".into())
+            .spawn(move || link.send_stop(lock(&link.writer)));
+        if let Err(e) = helper {
+            tracing::warn!(
+                pid = self.pid,
+                "cannot start a thread to ask the script to stop: {e}"
+            );
+        }
+    }
+
+    fn send_stop(&self, mut writer: std::sync::MutexGuard<'_, Writer>) {
         let stop = Message::Call {
             id: None,
             method: method::STOP.to_owned(),
