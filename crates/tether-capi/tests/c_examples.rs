@@ -187,6 +187,7 @@ fn a_c_host_configures_and_observes_what_a_rust_host_does() {
             "killed: signal 9, exit -1, killed_by set, check mentions SIGKILL: yes",
             "stubs written",
             "pool: sum 380, calls 20, live 2",
+            "stopped by signal 15: exit 0",
             "user data freed 1 time(s) after 1 add call(s)",
         ] {
             assert!(

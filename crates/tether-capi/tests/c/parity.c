@@ -10,6 +10,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <time.h>
+#include <signal.h>
 
 #include "tether.h"
 
@@ -283,6 +284,24 @@ pool:
     tether_pool_free(pool);
     tether_zygote_free(zygote);
     tether_script_free(serve);
+
+    /* The graceful stop: on SIGTERM every script is asked to stop, and the
+     * program goes on (here: raises it itself). */
+    tether_stop *stop;
+    check(tether_stop_on_signals(10000, &stop), "stop on signals");
+    tether_script *served = script_of(path, "serve");
+    check(tether_host_spawn(host, served, &child), "spawn for the stop");
+    tether_value *ready_value;
+    check(tether_child_call(child, "double", "[1]", 3, 0, &ready_value), "ready");
+    tether_value_free(ready_value);
+    raise(SIGTERM);
+    check(tether_stop_wait(stop), "stop wait");
+    check(tether_child_end(child, 0, &report), "end after the stop");
+    printf("stopped by signal %d: exit %d\n", tether_stop_signal(stop), tether_report_exit_code(report));
+    tether_report_free(report);
+    tether_child_free(child);
+    tether_script_free(served);
+    tether_stop_free(stop);
 
     tether_host_free(host);
     /* The last script's serving thread may let go of the function a moment later. */
