@@ -368,15 +368,6 @@ pub extern "C" fn tether_call_script(
                 "tether_call_script works only inside a host function's callback",
             );
         };
-        let result: Result<Value, tether::Error> = if timeout_ms == 0 {
-            peer.call(name, args)
-        } else {
-            peer.call_timeout(
-                name,
-                args,
-                std::time::Duration::from_millis(u64::from(timeout_ms)),
-            )
-        };
-        crate::child::deliver(result, out)
+        crate::child::deliver(crate::child::call_peer(&peer, name, args, timeout_ms), out)
     })
 }

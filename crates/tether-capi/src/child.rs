@@ -82,13 +82,41 @@ pub extern "C" fn tether_child_call(
         if out.is_null() {
             return fail(tether_result::NullArgument, "out is NULL");
         }
-        let child = c.child.as_ref().expect("checked by running()");
-        let result: Result<Value, Error> = if timeout_ms == 0 {
-            child.call(name, args)
-        } else {
-            child.call_timeout(name, args, Duration::from_millis(u64::from(timeout_ms)))
-        };
+        let peer = c.child.as_ref().expect("checked by running()").peer();
+        let result = call_peer(&peer, name, args, timeout_ms);
         deliver(result, out)
+    })
+}
+
+/// Calls export `name` of the script behind `peer`; `timeout_ms` 0 waits
+/// without a limit.
+pub(crate) fn call_peer(
+    peer: &tether::Peer,
+    name: &str,
+    args: Value,
+    timeout_ms: u32,
+) -> Result<Value, Error> {
+    if timeout_ms == 0 {
+        peer.call(name, args)
+    } else {
+        peer.call_timeout(name, args, Duration::from_millis(u64::from(timeout_ms)))
+    }
+}
+
+/// Writes what `f` reads of a running child to `*out`.
+fn read_child<T>(
+    child: *mut tether_child,
+    out: *mut T,
+    f: impl FnOnce(&tether::Child) -> T,
+) -> tether_result {
+    boundary(|| {
+        let c = try_ffi!(running(child));
+        let value = f(c.child.as_ref().expect("checked by running()"));
+        // SAFETY: `out` is checked for NULL and written once.
+        match unsafe { write_out(out, value, "out") } {
+            Ok(()) => ok(),
+            Err(code) => code,
+        }
     })
 }
 
@@ -140,12 +168,8 @@ pub extern "C" fn tether_child_call_wire(
         if out.is_null() {
             return fail(tether_result::NullArgument, "out is NULL");
         }
-        let child = c.child.as_ref().expect("checked by running()");
-        let result: Result<Value, Error> = if timeout_ms == 0 {
-            child.call(name, args)
-        } else {
-            child.call_timeout(name, args, Duration::from_millis(u64::from(timeout_ms)))
-        };
+        let peer = c.child.as_ref().expect("checked by running()").peer();
+        let result = call_peer(&peer, name, args, timeout_ms);
         deliver(result, out)
     })
 }
@@ -169,19 +193,7 @@ pub extern "C" fn tether_child_is_finished(
     child: *mut tether_child,
     out: *mut bool,
 ) -> tether_result {
-    boundary(|| {
-        let c = try_ffi!(running(child));
-        let done = c
-            .child
-            .as_ref()
-            .expect("checked by running()")
-            .is_finished();
-        // SAFETY: `out` is checked for NULL and written once.
-        match unsafe { write_out(out, done, "out") } {
-            Ok(()) => ok(),
-            Err(code) => code,
-        }
-    })
+    read_child(child, out, tether::Child::is_finished)
 }
 
 /// Waits for the script to end (`grace_ms` 0), or stops it as
@@ -264,15 +276,7 @@ pub(crate) unsafe fn name_and_args<'a>(
 /// Writes the script's process id to `*out`.
 #[no_mangle]
 pub extern "C" fn tether_child_pid(child: *mut tether_child, out: *mut u32) -> tether_result {
-    boundary(|| {
-        let c = try_ffi!(running(child));
-        let pid = c.child.as_ref().expect("checked by running()").id();
-        // SAFETY: `out` is checked for NULL and written once.
-        match unsafe { write_out(out, pid, "out") } {
-            Ok(()) => ok(),
-            Err(code) => code,
-        }
-    })
+    read_child(child, out, tether::Child::id)
 }
 
 /// Waits for the script to end and writes how it ended to `*out` (which may
