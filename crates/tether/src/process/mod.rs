@@ -20,7 +20,7 @@ mod zygote;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -271,7 +271,8 @@ fn io_err(context: &str) -> impl FnOnce(io::Error) -> Error {
 fn passing_through(tail: Arc<Mutex<std::collections::VecDeque<String>>>) -> LineCallback {
     const LINES: usize = 40;
     LineCallback(Arc::new(move |line: &str| {
-        eprintln!("{line}");
+        // A host whose stderr is closed loses the line, and nothing else.
+        let _ = writeln!(io::stderr().lock(), "{line}");
         let mut tail = lock(&tail);
         if tail.len() == LINES {
             tail.pop_front();
