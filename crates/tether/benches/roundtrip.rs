@@ -283,6 +283,21 @@ fn measure(code: &str) -> f64 {
             tether::Peer::current()
                 .expect("called by the script")
                 .call("ident", (x,))
+        })
+        // Ten levels: host.deep(x, 10) -> down(x, 10) -> host.deep(x, 9) ...
+        .try_function(
+            "deep(x, depth)",
+            |x: Value, depth: i64| -> Result<Value, tether::Error> {
+                if depth == 0 {
+                    return Ok(x);
+                }
+                tether::Peer::current()
+                    .expect("called by the script")
+                    .call("down", (x, depth))
+            },
+        )
+        .function("sleep_ms()", || {
+            std::thread::sleep(std::time::Duration::from_millis(1))
         });
     let out = host
         .run(Script::new(write_script("measure.py", code)).stdout(Stdio::Capture))
@@ -293,8 +308,8 @@ fn measure(code: &str) -> f64 {
         .unwrap_or_else(|_| panic!("script said: {text}"))
 }
 
-fn nested_and_plain(n: usize) -> (f64, f64) {
-    let code = |call: &str| {
+fn nested_and_plain(n: usize) -> (f64, f64, f64) {
+    let code = |call: &str, n: usize| {
         format!(
             r#"
 import time, tether
@@ -302,6 +317,9 @@ from tether import host
 @tether.export
 def ident(x):
     return x
+@tether.export
+def down(x, depth):
+    return host.deep(x, depth - 1)
 f = {call}
 f(0)
 t = time.perf_counter()
@@ -311,7 +329,83 @@ print((time.perf_counter() - t) / {n} * 1e6)
 "#
         )
     };
-    (measure(&code("host.nest")), measure(&code("host.echo")))
+    (
+        measure(&code("host.nest", n)),
+        measure(&code("host.echo", n)),
+        measure(&code("lambda i: host.deep(i, 10)", (n / 10).max(10))),
+    )
+}
+
+/// Calls/s of a host function that sleeps 1 ms: one thread, and 8 threads.
+fn sleeping(n: usize) -> (f64, f64) {
+    let n = n.clamp(80, 2000);
+    let one = format!(
+        r#"
+import time
+from tether import host
+host.sleep_ms()
+t = time.perf_counter()
+for i in range({n}):
+    host.sleep_ms()
+print({n} / (time.perf_counter() - t))
+"#
+    );
+    let per_thread = n / 8;
+    let eight = format!(
+        r#"
+import threading, time
+from tether import host
+host.sleep_ms()
+def work():
+    for i in range({per_thread}):
+        host.sleep_ms()
+ts = [threading.Thread(target=work) for _ in range(8)]
+t = time.perf_counter()
+for th in ts: th.start()
+for th in ts: th.join()
+print({per_thread} * 8 / (time.perf_counter() - t))
+"#
+    );
+    (measure(&one), measure(&eight))
+}
+
+/// µs per round trip of a small message between two Python processes over
+/// `multiprocessing.Pipe`, the standard library's tool for it.
+fn multiprocessing_pipe(n: usize) -> f64 {
+    let code = format!(
+        r#"
+import multiprocessing as mp, time
+def echo(conn):
+    while True:
+        x = conn.recv()
+        if x is None:
+            return
+        conn.send(x)
+if __name__ == "__main__":
+    a, b = mp.Pipe()
+    p = mp.Process(target=echo, args=(b,))
+    p.start()
+    a.send(0); a.recv()
+    t = time.perf_counter()
+    for i in range({n}):
+        a.send(i)
+        a.recv()
+    print((time.perf_counter() - t) / {n} * 1e6)
+    a.send(None)
+    p.join()
+"#
+    );
+    let out = Command::new(python())
+        .arg(write_script("mp_pipe.py", &code))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "multiprocessing said: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 fn throughput(n: usize) -> (f64, f64, f64) {
@@ -638,12 +732,21 @@ fn main() {
             "tether classic.call('echo', i)".into(),
             each(&|| tether_echo(n, true)),
         ));
+        small.rows.push((
+            "multiprocessing.Pipe, Python <-> Python".into(),
+            each(&|| multiprocessing_pipe(n / 4)),
+        ));
 
         tables.push(small);
     }
     if wanted("nesting") {
-        let (nested, plain): (Vec<f64>, Vec<f64>) =
-            (0..runs).map(|_| nested_and_plain(n / 4)).unzip();
+        let (mut nested, mut plain, mut deep) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (a, b, c) = nested_and_plain(n / 4);
+            nested.push(a);
+            plain.push(b);
+            deep.push(c);
+        }
         let nesting = Table {
             title: "nesting (mean of one call)",
             ratios: true,
@@ -654,6 +757,7 @@ fn main() {
                     "nested: Python -> host -> Python -> back".into(),
                     median(nested),
                 ),
+                ("10 levels deep".into(), median(deep)),
             ],
         };
 
@@ -679,6 +783,16 @@ fn main() {
         };
 
         tables.push(throughput);
+        let (one, eight): (Vec<f64>, Vec<f64>) = (0..runs).map(|_| sleeping(n / 50)).unzip();
+        tables.push(Table {
+            title: "threads calling a host function that sleeps 1 ms",
+            ratios: true,
+            unit: "calls/s",
+            rows: vec![
+                ("one thread".into(), median(one)),
+                ("8 threads".into(), median(eight)),
+            ],
+        });
     }
     if wanted("pinned") {
         let pinned = Table {

@@ -101,10 +101,50 @@ fn targets(tables: &[Table]) -> Vec<String> {
         figure(tables, "small call, both sides pinned", "tether"),
     ) {
         check(
-            "pinned host.echo / pinned bare round trip".into(),
+            "pinned host.echo / pinned bare round trip (issue 14)".into(),
             echo / bare,
-            1.5,
+            2.5,
             false,
+        );
+    }
+    if let Some(plain) = figure(tables, "nesting", "plain") {
+        if let Some(nested) = figure(tables, "nesting", "nested") {
+            check(
+                "nested call / plain host.echo (issue 14)".into(),
+                nested / plain,
+                3.0,
+                false,
+            );
+        }
+        if let Some(deep) = figure(tables, "nesting", "10 levels") {
+            check(
+                "10 levels deep / plain host.echo (issue 14)".into(),
+                deep / plain,
+                20.0,
+                false,
+            );
+        }
+    }
+    if let (Some(one), Some(eight)) = (
+        figure(tables, "throughput", "one thread"),
+        figure(tables, "throughput", "8 threads"),
+    ) {
+        check(
+            "8 threads / one thread calling the host, calls/s (issue 14)".into(),
+            eight / one,
+            0.8,
+            true,
+        );
+    }
+    if let (Some(one), Some(eight)) = (
+        figure(tables, "threads calling a host function that sleeps", "one"),
+        figure(tables, "threads calling a host function that sleeps", "8"),
+    ) {
+        check(
+            "8 threads / one on a host function sleeping 1 ms (issue 14)".into(),
+            eight / one,
+            6.0,
+            true,
         );
     }
     if let (Some(off), Some(on)) = (
