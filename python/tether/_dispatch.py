@@ -23,30 +23,70 @@ CANCEL = _framing.CANCEL
 STOP = _framing.STOP
 
 
+_NOT_YET = object()
+_CO_VARARGS = 0x04
+_CO_VARKEYWORDS = 0x08
+_CO_COROUTINE = 0x80
+
+
+def _plain_shape(fn: Any) -> "Optional[Tuple[int, bool]]":
+    """``(arity, is_async)`` of a plain function whose parameters are all plain and
+    without defaults, read from its code object; None for anything else (decorated,
+    partial, defaults, ``*args``...), which ``inspect`` must look at.
+
+    Importing ``inspect`` costs a script about 10 ms of start-up, most of the time a
+    plain export needs nothing of it.
+    """
+    import types
+
+    if type(fn) is not types.FunctionType or hasattr(fn, "__wrapped__") or hasattr(fn, "_is_coroutine_marker"):
+        return None
+    code = fn.__code__
+    if code.co_flags & (_CO_VARARGS | _CO_VARKEYWORDS) or code.co_kwonlyargcount:
+        return None
+    if fn.__defaults__ or fn.__kwdefaults__:
+        return None
+    return code.co_argcount, bool(code.co_flags & _CO_COROUTINE)
+
+
 class Export:
     """A function of the script that the host may call."""
 
-    __slots__ = ("name", "fn", "signature", "is_async", "arity")
+    __slots__ = ("name", "fn", "_signature", "is_async", "arity")
 
     def __init__(self, name: str, fn: Callable[..., Any]) -> None:
-        import inspect
-
         self.name = name
         self.fn = fn
-        try:
-            self.signature: Any = inspect.signature(fn)
-        except (TypeError, ValueError):
-            self.signature = None
-        self.is_async = inspect.iscoroutinefunction(fn)
         # When every parameter is a plain one without a default, exactly that many
         # positional arguments bind: checking the count spares Signature.bind (the
         # largest cost of a small call) on the common path.
         self.arity: Optional[int] = None
-        if self.signature is not None:
+        self._signature: Any = _NOT_YET
+        shape = _plain_shape(fn)
+        if shape is not None:
+            self.arity, self.is_async = shape
+            return
+        import inspect
+
+        self.is_async = inspect.iscoroutinefunction(fn)
+        signature = self.signature
+        if signature is not None:
             plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-            ps = list(self.signature.parameters.values())
+            ps = list(signature.parameters.values())
             if all(p.kind in plain and p.default is inspect.Parameter.empty for p in ps):
                 self.arity = len(ps)
+
+    @property
+    def signature(self) -> Any:
+        """The export's ``inspect.Signature`` (None when it has none), made on first use."""
+        if self._signature is _NOT_YET:
+            import inspect
+
+            try:
+                self._signature = inspect.signature(self.fn)
+            except (TypeError, ValueError):
+                self._signature = None
+        return self._signature
 
 
 EXPORTS: Dict[str, Export] = {}
@@ -275,7 +315,7 @@ class Dispatch:
             self._reply_error(msg_id, INVALID_PARAMS, "params must be a list or a dict",
                               {"kind": "InvalidParams", "function": export.name})
             return
-        if export.signature is not None and not (not kwargs and len(args) == export.arity):
+        if not (not kwargs and len(args) == export.arity) and export.signature is not None:
             try:
                 export.signature.bind(*args, **kwargs)
             except TypeError as e:
