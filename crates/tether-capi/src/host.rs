@@ -424,11 +424,7 @@ pub extern "C" fn tether_host_spawn(
     out: *mut *mut tether_child,
 ) -> tether_result {
     boundary(|| {
-        // SAFETY: the caller passes live objects from this library.
-        let (h, s) = match unsafe { (obj(host, "host"), obj(script, "script")) } {
-            (Ok(h), Ok(s)) => (h, s),
-            (Err(code), _) | (_, Err(code)) => return code,
-        };
+        let (h, s) = try_ffi!(host_and_script(host, script));
         if out.is_null() {
             return fail(tether_result::NullArgument, "out is NULL");
         }
@@ -442,4 +438,14 @@ pub extern "C" fn tether_host_spawn(
             Err(e) => from_error(&e),
         }
     })
+}
+
+/// Borrows a host and a script passed together (spawning, pools).
+pub(crate) fn host_and_script<'a>(
+    host: *const tether_host,
+    script: *const tether_script,
+) -> Result<(&'a tether_host, &'a tether_script), tether_result> {
+    // SAFETY: every C caller passes live objects from this library (or NULL,
+    // which obj rejects).
+    unsafe { Ok((obj(host, "host")?, obj(script, "script")?)) }
 }

@@ -55,11 +55,7 @@ pub extern "C" fn tether_pool_new(
     out: *mut *mut tether_pool,
 ) -> tether_result {
     boundary(|| {
-        // SAFETY: the caller passes live objects from this library.
-        let (h, s) = match unsafe { (obj(host, "host"), obj(script, "script")) } {
-            (Ok(h), Ok(s)) => (h, s),
-            (Err(code), _) | (_, Err(code)) => return code,
-        };
+        let (h, s) = try_ffi!(crate::host::host_and_script(host, script));
         if out.is_null() {
             return fail(tether_result::NullArgument, "out is NULL");
         }

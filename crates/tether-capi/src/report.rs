@@ -8,8 +8,6 @@ use crate::ffi::{free_boundary, with, write_parts};
 /// How a script ended, in full (from `tether_child_end`). Opaque.
 pub struct tether_report {
     outcome: tether::Outcome,
-    stdout: Option<Vec<u8>>,
-    stderr: Option<Vec<u8>>,
     in_flight: CString,
     check: CString,
     killed_by: Option<CString>,
@@ -26,13 +24,17 @@ impl tether_report {
     pub(crate) fn new(outcome: tether::Outcome) -> tether_report {
         let in_flight =
             serde_json::to_string(outcome.calls_in_flight()).unwrap_or_else(|_| "[]".into());
-        let check = match outcome.clone().check() {
-            Ok(_) => String::new(),
-            Err(e) => e.to_string(),
+        // `check` takes the outcome: only a failed run needs the copy.
+        let check = if outcome.success() {
+            String::new()
+        } else {
+            outcome
+                .clone()
+                .check()
+                .err()
+                .map_or_else(String::new, |e| e.to_string())
         };
         tether_report {
-            stdout: outcome.stdout().map(<[u8]>::to_vec),
-            stderr: outcome.stderr().map(<[u8]>::to_vec),
             in_flight: crate::ffi::c_string(&in_flight),
             check: crate::ffi::c_string(&check),
             killed_by: outcome.killed_by_host().map(crate::ffi::c_string),
@@ -68,10 +70,10 @@ fn stream(
     report: *const tether_report,
     data: *mut *const u8,
     len: *mut usize,
-    pick: fn(&tether_report) -> &Option<Vec<u8>>,
+    pick: fn(&tether::Outcome) -> Option<&[u8]>,
 ) -> tether_result {
     with(report, "report", |r| {
-        match pick(r) {
+        match pick(&r.outcome) {
         // SAFETY: output pointers are checked for NULL by write_parts.
         Some(bytes) => unsafe { write_parts(data, len, bytes.as_ptr(), bytes.len()) },
         None => Err(crate::error::fail(
@@ -90,7 +92,7 @@ pub extern "C" fn tether_report_stdout(
     data: *mut *const u8,
     len: *mut usize,
 ) -> tether_result {
-    stream(report, data, len, |r| &r.stdout)
+    stream(report, data, len, tether::Outcome::stdout)
 }
 
 /// What the script wrote to stderr, when it was captured.
@@ -100,7 +102,7 @@ pub extern "C" fn tether_report_stderr(
     data: *mut *const u8,
     len: *mut usize,
 ) -> tether_result {
-    stream(report, data, len, |r| &r.stderr)
+    stream(report, data, len, tether::Outcome::stderr)
 }
 
 fn text(ptr: Option<&CString>) -> *const c_char {

@@ -71,14 +71,7 @@ pub extern "C" fn tether_script_add_arg(
     script: *mut tether_script,
     arg: *const c_char,
 ) -> tether_result {
-    // SAFETY: the caller passes NULL or a NUL-terminated string.
-    match unsafe { str_arg(arg, "arg") } {
-        Ok(a) => {
-            let a = a.to_owned();
-            update_script(script, |s| s.arg(a))
-        }
-        Err(code) => code,
-    }
+    with_string(script, arg, "arg", |s, v| s.arg(v))
 }
 
 /// Sets an environment variable (both strings copied) for the script.
@@ -104,11 +97,21 @@ pub extern "C" fn tether_script_set_cwd(
     script: *mut tether_script,
     dir: *const c_char,
 ) -> tether_result {
+    with_string(script, dir, "dir", |s, v| s.current_dir(v))
+}
+
+/// Changes the script with one string argument (copied).
+fn with_string(
+    script: *mut tether_script,
+    arg: *const c_char,
+    what: &str,
+    change: impl FnOnce(Script, String) -> Script,
+) -> tether_result {
     // SAFETY: the caller passes NULL or a NUL-terminated string.
-    match unsafe { str_arg(dir, "dir") } {
-        Ok(d) => {
-            let d = d.to_owned();
-            update_script(script, |s| s.current_dir(d))
+    match unsafe { str_arg(arg, what) } {
+        Ok(v) => {
+            let v = v.to_owned();
+            update_script(script, |s| change(s, v))
         }
         Err(code) => code,
     }
@@ -227,14 +230,7 @@ pub extern "C" fn tether_script_remove_env(
     script: *mut tether_script,
     key: *const c_char,
 ) -> tether_result {
-    // SAFETY: the caller passes NULL or a NUL-terminated string.
-    match unsafe { str_arg(key, "key") } {
-        Ok(k) => {
-            let k = k.to_owned();
-            update_script(script, |s| s.env_remove(k))
-        }
-        Err(code) => code,
-    }
+    with_string(script, key, "key", |s, v| s.env_remove(v))
 }
 
 /// Runs the script in the virtual environment `dir` (copied).
@@ -243,14 +239,7 @@ pub extern "C" fn tether_script_set_venv(
     script: *mut tether_script,
     dir: *const c_char,
 ) -> tether_result {
-    // SAFETY: the caller passes NULL or a NUL-terminated string.
-    match unsafe { str_arg(dir, "dir") } {
-        Ok(d) => {
-            let d = d.to_owned();
-            update_script(script, |s| s.venv(d))
-        }
-        Err(code) => code,
-    }
+    with_string(script, dir, "dir", |s, v| s.venv(v))
 }
 
 /// Runs the script in `sandbox`'s policy (copied; see `tether_sandbox_new`).

@@ -435,12 +435,14 @@ impl Function {
         };
         let args = self.bind(params)?;
         let given: Vec<bool> = args.iter().map(Option::is_some).collect();
-        if let Some(index) = given.iter().position(|g| !g).filter(|_| self.all_required) {
-            let missing = Failure::Arg {
-                index,
-                message: "missing".into(),
-            };
-            return Err(self.failed(missing, &given));
+        if self.all_required {
+            if let Some(index) = given.iter().position(|g| !g) {
+                let missing = Failure::Arg {
+                    index,
+                    message: "missing".into(),
+                };
+                return Err(self.failed(missing, &given));
+            }
         }
         let args = args.into_iter().map(Option::unwrap_or_default).collect();
         let ran = quiet_panics::inside(|| catch_unwind(AssertUnwindSafe(|| invoke(args))));
