@@ -139,6 +139,112 @@ fn nesting_fifty_deep_both_ways() {
     }
 }
 
+/// A host whose `down(n)` records the thread it runs on at every level.
+fn recording_down_host(threads: &Arc<Mutex<Vec<String>>>) -> tether::Host {
+    let threads = Arc::clone(threads);
+    host().try_function("down(n)", move |n: i64| -> Result<i64, Error> {
+        let name = std::thread::current().name().unwrap_or("?").to_owned();
+        threads.lock().unwrap().push(name);
+        if n == 0 {
+            return Ok(0);
+        }
+        let script = Peer::current().expect("called by a script");
+        Ok(script.call::<i64>("up", (n - 1,))? + 1)
+    })
+}
+
+const UP_AND_DOWN: &str = "from tether import host\nimport tether\n@tether.export\ndef up(n):\n    return 0 if n == 0 else host.down(n - 1) + 1\n";
+
+#[test]
+fn a_nested_chain_runs_on_the_reader_thread_at_every_level() {
+    // The reader thread reads for itself while a host function it runs
+    // waits for the script, and runs the script's calls made within that
+    // call right there: no level of the chain goes to another thread (it
+    // used to hand reading to the standby reader, and every later level ran
+    // on the pool). Twice: the second chain too, once the function is known.
+    let threads = Arc::new(Mutex::new(Vec::new()));
+    let host = recording_down_host(&threads);
+    let code = format!("{UP_AND_DOWN}assert host.down(20) == 20\nassert host.down(20) == 20\n");
+    assert_ok(&run_with(&host, &code).unwrap());
+    let threads = threads.lock().unwrap();
+    assert_eq!(threads.len(), 22, "{threads:?}");
+    assert!(
+        threads
+            .iter()
+            .all(|t| t.starts_with("tether-reader-") && *t == threads[0]),
+        "{threads:?}"
+    );
+}
+
+#[test]
+fn nesting_as_deep_as_the_default_limit_on_the_reader_thread() {
+    // 128 calls into the script pending at once (the default max_depth),
+    // each level run on the reader thread's own stack; one more is refused
+    // with the limit's message, and the script goes on.
+    let threads = Arc::new(Mutex::new(Vec::new()));
+    let host = recording_down_host(&threads);
+    let code = format!(
+        "{UP_AND_DOWN}import sys\nsys.setrecursionlimit(10000)\nassert host.down(256) == 256\ntry:\n    host.down(258)\nexcept tether.RemoteError as e:\n    assert 'nested deeper than 128 levels' in str(e), str(e)\nelse:\n    raise SystemExit('no limit')\nassert host.down(2) == 2\n"
+    );
+    assert_ok(&run_with(&host, &code).unwrap());
+}
+
+#[test]
+fn a_call_from_another_script_thread_does_not_run_on_top_of_a_waiting_function() {
+    // hold() keeps a lock while it calls the script; meanwhile another of
+    // the script's threads calls take(), which needs that lock. Run on the
+    // thread that waits inside hold(), take() would wait for itself
+    // forever; it runs on the pool, and both answer once hold() returns.
+    let lock = Arc::new(Mutex::new(0_i64));
+    let (held, taken) = (Arc::clone(&lock), Arc::clone(&lock));
+    let host = host()
+        .try_function("hold()", move || -> Result<i64, Error> {
+            let mut guard = held.lock().unwrap();
+            *guard += 1;
+            let script = Peer::current().expect("called by a script");
+            script.call::<i64>("meanwhile", ())
+        })
+        .function("take()", move || -> i64 {
+            let mut guard = taken.lock().unwrap();
+            *guard += 10;
+            *guard
+        });
+    let code = r#"
+import threading, time
+import tether
+from tether import host
+got = []
+@tether.export
+def meanwhile():
+    t = threading.Thread(target=lambda: got.append(host.take()))
+    t.start()
+    time.sleep(0.3)  # take() reaches the host while hold() waits for this
+    return 7
+assert host.hold() == 7
+deadline = time.monotonic() + 10
+while not got and time.monotonic() < deadline:
+    time.sleep(0.01)
+assert got == [11], got
+"#;
+    let out = within(Duration::from_secs(30), "hold() and take()", move || {
+        run_with(&host, code).unwrap()
+    });
+    assert_ok(&out);
+}
+
+#[test]
+fn a_protocol_3_client_is_served_in_its_own_version() {
+    // Protocol 4 added "within"; a client that speaks 3 (an older pip
+    // install) is still served, nested calls included.
+    let threads = Arc::new(Mutex::new(Vec::new()));
+    let host = recording_down_host(&threads);
+    let code = format!(
+        "import tether._connection as c\nc.PROTOCOL_VERSION = 3\n{UP_AND_DOWN}assert host.down(6) == 6\nassert tether.host.add(2, 3) == 5\n"
+    );
+    assert_ok(&run_with(&host, &code).unwrap());
+    assert_eq!(threads.lock().unwrap().len(), 4);
+}
+
 #[test]
 fn map_with_calls_back_into_the_script() {
     run_ok(
@@ -485,7 +591,14 @@ time.sleep(60)
 "#,
         ))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Wait until the host has the request (a loaded machine may take longer
+    // than half a second to start Python: a stop that arrived before the
+    // script connected made it exit with ConnectionLost instead), then until
+    // the answer has filled the pipe.
+    let asked = eventually(|| child.stats().calls_from_script, |n| *n >= 1);
+    assert_eq!(asked, 1, "the script never sent its request");
+    eventually(|| child.stats().bytes_to_script, |n| *n > 1 << 20);
+    std::thread::sleep(Duration::from_millis(100));
     let started = Instant::now();
     let outcome = child.shutdown(Duration::from_secs(1)).unwrap();
     assert!(
