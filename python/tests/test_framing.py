@@ -35,6 +35,17 @@ class GoldenFrames(unittest.TestCase):
                 self.assertEqual(joined(_framing.encode(message)), frame)
                 self.assertEqual(_framing.decode(frame[4:]), message)
 
+    def test_a_nested_request_names_the_request_it_serves(self):
+        # Protocol 4: both encoders put "within" last, as in the golden frame.
+        with open(os.path.join(VECTORS, "native.json"), encoding="utf-8") as f:
+            frame = next(bytes.fromhex(v["frame_hex"]) for v in json.load(f) if v["name"] == "nested-request")
+        self.assertEqual(_framing.encode_call(2, "deep", (9,), 1 << 20, 5), frame)
+        self.assertEqual(joined(_framing.encode(_framing.request(2, "deep", [9], 5))), frame)
+        plain = _framing.encode_call(2, "deep", (9,), 1 << 20)
+        self.assertEqual(plain, joined(_framing.encode(_framing.request(2, "deep", [9]))))
+        self.assertNotIn(b"within", plain)
+        self.assertNotIn(b"within", _framing.encode_call(3, "tick", (), 1 << 20))
+
     def test_classic_vectors(self):
         from tether import classic
 

@@ -196,7 +196,9 @@ class Connection(Dispatch, Writer):
         try:
             slot = _Slot()
             msg_id = next(self._ids)
-            self._request(msg_id, self._encode_request(msg_id, method, args, kwargs), slot)
+            # Made by an export the host called: the host runs it as part of that call.
+            within = ctx.id if ctx is not None and type(ctx.id) is int else None
+            self._request(msg_id, self._encode_request(msg_id, method, args, kwargs, within), slot)
             self._wait(slot)
         finally:
             if ctx is not None and ctx.exit_shield():
@@ -222,7 +224,9 @@ class Connection(Dispatch, Writer):
         fut.connection = self
         fut.thread = threading.get_ident()
         msg_id = fut.msg_id = next(self._ids)
-        pieces, fds = encoded = self._encode_request(msg_id, method, args, kwargs)
+        ctx = CURRENT_CALL.get()
+        within = ctx.id if ctx is not None and type(ctx.id) is int else None
+        pieces, fds = encoded = self._encode_request(msg_id, method, args, kwargs, within)
         if len(pieces) == 1 and not fds and type(pieces[0]) is bytes:
             # Leaves with the other requests of this loop iteration.
             self._register(msg_id, fut)

@@ -219,10 +219,12 @@ _METHOD_JSON: Dict[str, str] = {}
 _SCALARS = (str, float, bool, type(None))
 
 
-def encode_call(msg_id: int, method: str, args: Tuple[Any, ...], max_frame: int) -> Optional[bytes]:
+def encode_call(
+    msg_id: int, method: str, args: Tuple[Any, ...], max_frame: int, within: Optional[int] = None
+) -> Optional[bytes]:
     """The frame of a request with positional arguments, or None when the
     general :func:`encode` must make it (bytes values, an error to report, a
-    frame over the limit).
+    frame over the limit). ``within``: the host's request being served (§5).
 
     Raises:
         CannotSend (also a TypeError, ValueError or OverflowError): an argument cannot be sent.
@@ -243,10 +245,13 @@ def encode_call(msg_id: int, method: str, args: Tuple[Any, ...], max_frame: int)
             _METHOD_JSON[method] = name
     try:
         if args:
-            text = '{"jsonrpc":"2.0","id":%d,"method":%s,"params":%s}' % (msg_id, name, "".join(_FAST(args, 0)))
+            text = '{"jsonrpc":"2.0","id":%d,"method":%s,"params":%s' % (msg_id, name, "".join(_FAST(args, 0)))
         else:
-            text = '{"jsonrpc":"2.0","id":%d,"method":%s}' % (msg_id, name)
-        data = text.encode("utf-8")
+            text = '{"jsonrpc":"2.0","id":%d,"method":%s' % (msg_id, name)
+        if within is None:
+            data = (text + "}").encode("utf-8")
+        else:
+            data = ('%s,"within":%d}' % (text, within)).encode("utf-8")
     except Exception:
         return None
     n = len(data)
@@ -452,11 +457,15 @@ class FrameDecoder:
         return None
 
 
-def request(msg_id: int, method: str, params: Union[List[Any], Dict[str, Any], None]) -> Dict[str, Any]:
-    """A request message."""
+def request(
+    msg_id: int, method: str, params: Union[List[Any], Dict[str, Any], None], within: Optional[int] = None
+) -> Dict[str, Any]:
+    """A request message; ``within`` is the host's request it is made in (§5, protocol 4)."""
     message: Dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
     if params:
         message["params"] = params
+    if within is not None:
+        message["within"] = within
     return message
 
 

@@ -36,9 +36,10 @@ class Writer:
         def _params(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any: ...
 
     def _encode_request(
-        self, msg_id: int, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+        self, msg_id: int, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], within: Optional[int] = None
     ) -> Tuple[List[_framing.Buffer], List[int]]:
-        """The pieces of a request's frame and the memory files of its shared values.
+        """The pieces of a request's frame and the memory files of its shared values;
+        ``within`` is the host's request the caller serves (it nests in that one).
 
         Positional arguments that need no attachment take the short way
         (``_framing.encode_call``); everything else the general encoder.
@@ -48,11 +49,11 @@ class Writer:
             FrameTooLarge, CannotSend: they cannot be sent.
         """
         if not kwargs:
-            frame = _framing.encode_call(msg_id, method, args, self.max_frame)
+            frame = _framing.encode_call(msg_id, method, args, self.max_frame, within)
             if frame is not None:
                 return [frame], []
         params = self._params(method, args, kwargs)
-        return self._encode(_framing.request(msg_id, method, params), self.max_frame)
+        return self._encode(_framing.request(msg_id, method, params, within), self.max_frame)
 
     def _encode(self, message: Dict[str, Any], max_frame: int) -> Tuple[List[_framing.Buffer], List[int]]:
         """The pieces of a frame, and the memory files of its shared values."""

@@ -4,8 +4,9 @@
 //! It answers three questions: [`Peer::current`](crate::Peer::current)
 //! (the script to call back), whether a call into a script nests inside one
 //! of its own calls (the depth bound and readiness skip it), and whether
-//! this thread is the script's reader, which must hand reading over before
-//! it waits for an answer only a reader can bring.
+//! this thread is the script's reader, which reads the pipe itself while it
+//! waits for an answer only a reader can bring (or hands reading over, for
+//! a wait it cannot serve itself).
 //!
 //! An async host function has no thread of its own: its task carries the
 //! same handle in a tokio task-local ([`in_task`]), which the same three
@@ -19,6 +20,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// A script, as the scope holds it: its link, type-erased.
 pub(crate) type Handle = Arc<dyn Any + Send + Sync>;
@@ -27,9 +29,20 @@ pub(crate) type Handle = Arc<dyn Any + Send + Sync>;
 pub(crate) struct Scope {
     /// The script whose call runs.
     pub link: Handle,
-    /// Set when this thread is the script's reader: how to get another
-    /// thread to read for it.
-    pub hand_over: Option<Rc<dyn Fn()>>,
+    /// Set when this thread is the script's reader.
+    pub reader: Option<Rc<dyn Reading>>,
+}
+
+/// What the script's reader thread can do while the host function it runs
+/// waits for the script.
+pub(crate) trait Reading {
+    /// Gets another thread to read (for a wait this thread cannot serve by
+    /// reading, such as polling a future).
+    fn hand_over(&self);
+    /// Reads the pipe until `done()` holds or `deadline` passes: delivers
+    /// answers, runs here the script's calls made within the host's call
+    /// `within` (they nest in it), passes the others on to the pool.
+    fn read_until(&self, within: i64, done: &dyn Fn() -> bool, deadline: Option<Instant>);
 }
 
 thread_local! {
@@ -98,18 +111,18 @@ pub(crate) fn serves<T>(link: &Arc<T>) -> bool {
 }
 
 /// How this thread stands to the script at `link`: whether it runs one of
-/// that script's calls, and, if it is that script's reader, how to get
-/// another thread to read. One look at the thread-local for both.
+/// that script's calls, and whether it is that script's reader. One look at
+/// the thread-local for both.
 pub(crate) fn within<T>(link: &Arc<T>) -> Within {
     CURRENT.with(
         |c| match c.borrow().as_ref().filter(|s| same(&s.link, link)) {
             Some(s) => Within {
                 nested: true,
-                hand_over: s.hand_over.clone(),
+                reader: s.reader.clone(),
             },
             None => Within {
                 nested: task().is_some_and(|h| same(&h, link)),
-                hand_over: None,
+                reader: None,
             },
         },
     )
@@ -120,5 +133,5 @@ pub(crate) struct Within {
     /// This thread runs one of the script's calls.
     pub nested: bool,
     /// Set when this thread is the script's reader.
-    pub hand_over: Option<Rc<dyn Fn()>>,
+    pub reader: Option<Rc<dyn Reading>>,
 }

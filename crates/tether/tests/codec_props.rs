@@ -33,10 +33,10 @@ fn value() -> impl Strategy<Value = Value> {
 
 proptest! {
     #[test]
-    fn messages_round_trip(v in value(), id in any::<i64>(), method in "[a-z_]{1,12}") {
+    fn messages_round_trip(v in value(), id in any::<i64>(), method in "[a-z_]{1,12}", within in proptest::option::of(any::<i64>())) {
         for msg in [
             Message::Reply { id: Some(Id::Int(id)), outcome: Ok(v.clone()) },
-            Message::Call { id: Some(Id::Str(method.clone())), method: method.clone(), params: Params::Positional(vec![v.clone()]) },
+            Message::Call { id: Some(Id::Str(method.clone())), method: method.clone(), params: Params::Positional(vec![v.clone()]), within },
         ] {
             let wire = Bytes::from(msg.encode(u32::MAX).unwrap().to_vec());
             let mut reader = FrameReader::new(u32::MAX);

@@ -80,6 +80,7 @@ fn the_hello_answer_and_the_ready_notice_are_the_golden_frames() {
         hex(v["frame_hex"].as_str().unwrap())
     };
     let welcome = Welcome {
+        protocol: tether::PROTOCOL_VERSION,
         version: "0.1.0".into(),
         max_frame: 64 * 1024 * 1024,
         logs: false,
@@ -119,6 +120,7 @@ fn the_hello_answer_and_the_ready_notice_are_the_golden_frames() {
         id: None,
         method,
         params,
+        ..
     } = Message::decode(&reader.next_frame().unwrap().unwrap()).unwrap()
     else {
         panic!("rpc.ready is a notification")

@@ -48,8 +48,9 @@ impl Link {
         let method = method.to_owned();
         let record = Record::new(&link, &method);
         let here = scope::within(self);
-        if let Some(hand_over) = here.hand_over {
-            hand_over();
+        // A future is polled, not read for: another thread must read.
+        if let Some(reader) = here.reader {
+            reader.hand_over();
         }
         let nested = here.nested;
         let depth = self.enter_nested(nested, &method);
@@ -95,6 +96,7 @@ impl Link {
             id: Some(Id::Int(id)),
             method: method.to_owned(),
             params,
+            within: None,
         };
         let enc = self.encode(&msg, self.max_frame).map_err(encode_error)?;
         pending.state = PendingState::Sent;
@@ -136,6 +138,7 @@ impl Link {
                     id: None,
                     method: method.clone(),
                     params,
+                    within: None,
                 };
                 let enc = link.encode(&msg, link.max_frame).map_err(encode_error)?;
                 link.send_async(enc).await
@@ -243,6 +246,7 @@ impl Link {
             id: None,
             method: method::CANCEL.to_owned(),
             params: Params::Named(Map::from_iter([("id".to_owned(), Value::Int(id))])),
+            within: None,
         };
         let Ok(enc) = msg.encode(self.max_frame) else {
             return;

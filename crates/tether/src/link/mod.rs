@@ -7,13 +7,16 @@
 //! A call into the script goes through these steps ([`Link::call`]):
 //!
 //! ```text
-//!   bound the nesting ─▶ hand reading over (if this thread is the reader)
-//!        ─▶ enter the call in the table ─▶ send it ─▶ wait for the answer
+//!   bound the nesting ─▶ enter the call in the table ─▶ send it
+//!        ─▶ wait for the answer (the script's reader thread reads meanwhile)
 //!        ─▶ (deadline passed) forget the call, send rpc.cancel
 //! ```
 //!
 //! The reader delivers each reply to its entry ([`Link::deliver`]); when the
-//! script ends, every entry left fails ([`Link::close`]).
+//! script ends, every entry left fails ([`Link::close`]). A host function
+//! that runs on the script's reader thread is its own reader while it waits:
+//! it reads the answer itself, and runs the calls the script makes within
+//! the call on the same thread (a nested call crosses no thread).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -399,6 +402,7 @@ impl Link {
             id: None,
             method: method::STOP.to_owned(),
             params: Params::Positional(Vec::new()),
+            within: None,
         };
         if let Ok(enc) = stop.encode(self.max_frame) {
             Counters::add(&self.counters.bytes_to_script, enc.len() as u64);
@@ -480,11 +484,6 @@ impl Link {
         let deadline = timeout.map(|t| Instant::now() + t);
         let here = scope::within(self);
         let _depth = self.enter_nested(here.nested, method)?;
-        // Called from the thread that reads this script's pipe: someone else
-        // must read the answer.
-        if let Some(hand_over) = here.hand_over {
-            hand_over();
-        }
         self.until_ready(here.nested, method, deadline, timeout)?;
         let (id, slot) = self.enter_pending(span)?;
         let _waiting = Waiting::new(&self.counters.waiting_on_script);
@@ -492,7 +491,15 @@ impl Link {
             lock(&self.pending).calls.remove(&id);
             return Err(e);
         }
-        if !slot.wait(deadline) && self.abandon(id) {
+        let answered = match &here.reader {
+            // This thread reads the script's pipe: it reads the answer.
+            Some(reader) => {
+                reader.read_until(id, &|| slot.is_filled(), deadline);
+                slot.is_filled()
+            }
+            None => slot.wait(deadline),
+        };
+        if !answered && self.abandon(id) {
             return Err(Error::Timeout {
                 method: method.to_owned(),
                 after: timeout.unwrap_or_default(),
@@ -523,6 +530,7 @@ impl Link {
             id: None,
             method: method.to_owned(),
             params,
+            within: None,
         };
         let enc = self.encode(&msg, self.max_frame).map_err(encode_error)?;
         self.send(&enc)
@@ -634,6 +642,7 @@ impl Link {
             id: Some(Id::Int(id)),
             method: method.to_owned(),
             params,
+            within: None,
         };
         let enc = self.encode(&msg, self.max_frame).map_err(encode_error)?;
         self.send(&enc)

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::message::{code, Id, Message, Params, RpcError};
 use super::method::{HELLO, READY};
-use super::{DecodeError, PROTOCOL_VERSION};
+use super::{DecodeError, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use crate::value::{Map, Value};
 
 /// What the client said about itself.
@@ -49,6 +49,7 @@ pub fn hello(msg: Message) -> Result<Hello, DecodeError> {
             id: Some(id),
             method,
             params,
+            ..
         } if method == HELLO => (id, params),
         Message::Call { method, .. } => {
             return Err(DecodeError::Invalid(format!(
@@ -109,6 +110,9 @@ pub type StructFields = Vec<(String, String)>;
 /// What the host tells a client whose version it speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Welcome {
+    /// The protocol version both sides speak from now on (the client's,
+    /// when the host serves it).
+    pub protocol: u32,
     /// The host's tether version.
     pub version: String,
     /// The largest frame either side may send.
@@ -159,7 +163,7 @@ pub fn welcome(id: Id, welcome: &Welcome) -> Message {
         })
         .collect::<Map>();
     let mut result = Map::new();
-    result.insert("protocol".into(), Value::from(PROTOCOL_VERSION));
+    result.insert("protocol".into(), Value::from(welcome.protocol));
     result.insert("version".into(), Value::from(welcome.version.as_str()));
     result.insert("max_frame".into(), Value::from(welcome.max_frame));
     result.insert("logs".into(), Value::Bool(welcome.logs));
@@ -177,6 +181,11 @@ pub fn welcome(id: Id, welcome: &Welcome) -> Message {
     }
 }
 
+/// Whether the host serves a client that speaks `protocol`.
+pub fn speaks(protocol: i64) -> bool {
+    (i64::from(OLDEST_PROTOCOL_VERSION)..=i64::from(PROTOCOL_VERSION)).contains(&protocol)
+}
+
 /// The host's answer to a hello whose protocol version it does not speak.
 pub fn refusal(hello: &Hello, host_version: &str) -> Message {
     let mut data = Map::new();
@@ -184,8 +193,8 @@ pub fn refusal(hello: &Hello, host_version: &str) -> Message {
     data.insert("protocol".into(), Value::from(PROTOCOL_VERSION));
     data.insert("version".into(), Value::from(host_version));
     let message = format!(
-        "protocol version mismatch: the host (tether {host_version}) speaks protocol {PROTOCOL_VERSION}, \
-         this client (tether {}) speaks {}; run the script with the client \
+        "protocol version mismatch: the host (tether {host_version}) speaks protocol {PROTOCOL_VERSION} \
+         (and serves clients of protocol {OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION}), this client (tether {}) speaks {}; run the script with the client \
          the host bundles (remove other tether installs from its path)",
         hello.version, hello.protocol
     );
@@ -238,6 +247,31 @@ mod tests {
         assert_eq!(
             (h.id, h.protocol, h.version.as_str()),
             (Id::Int(0), 1, "0.1.0")
+        );
+    }
+
+    #[test]
+    fn the_host_serves_the_protocols_it_knows() {
+        assert!(speaks(3) && speaks(4));
+        assert!(!speaks(2) && !speaks(5) && !speaks(-1));
+        let hello = Hello {
+            id: Id::Int(0),
+            protocol: 9,
+            version: "9.0".into(),
+            shared_memory: false,
+            interrupt: false,
+        };
+        let Message::Reply {
+            outcome: Err(e), ..
+        } = refusal(&hello, "0.1.0")
+        else {
+            panic!("a refusal is an error reply")
+        };
+        assert!(
+            e.message
+                .contains("speaks protocol 4 (and serves clients of protocol 3 to 4)"),
+            "{}",
+            e.message
         );
     }
 

@@ -91,6 +91,11 @@ pub enum Message {
         method: String,
         /// Its arguments.
         params: Params,
+        /// The receiver's request that the sender was serving when it made
+        /// this one (`"within"`, protocol 4): the call nests in that one.
+        /// The Python client sets it on the calls an export makes; the host
+        /// never sends it.
+        within: Option<i64>,
     },
     /// A response to an earlier request.
     Reply {
@@ -283,7 +288,12 @@ impl serde::Serialize for Envelope<'_> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("jsonrpc", "2.0")?;
         match self.msg {
-            Message::Call { id, method, params } => {
+            Message::Call {
+                id,
+                method,
+                params,
+                within,
+            } => {
                 if let Some(id) = id {
                     m.serialize_entry("id", &IdRef(Some(id)))?;
                 }
@@ -302,6 +312,9 @@ impl serde::Serialize for Envelope<'_> {
                     Params::Named(map) => {
                         m.serialize_entry("params", &WireMap { map, att: self.att })?;
                     }
+                }
+                if let Some(within) = within {
+                    m.serialize_entry("within", within)?;
                 }
             }
             Message::Reply { id, outcome } => {
@@ -392,8 +405,23 @@ fn from_envelope(value: Value) -> Result<Message, DecodeError> {
                 )))
             }
         };
+        let within = match obj.shift_remove("within") {
+            None => None,
+            Some(Value::Int(n)) => Some(n),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "\"within\" must be an integer (a request id), not {}",
+                    other.repr()
+                )))
+            }
+        };
         reject_extra(&obj)?;
-        return Ok(Message::Call { id, method, params });
+        return Ok(Message::Call {
+            id,
+            method,
+            params,
+            within,
+        });
     }
     let Some(id) = id else {
         return Err(invalid("message has neither \"method\" nor \"id\""));
@@ -454,6 +482,7 @@ mod tests {
             id: Some(Id::Int(1)),
             method: "echo".into(),
             params: Params::Positional(vec![Value::Int(7)]),
+            within: None,
         };
         let enc = msg.encode(1024).unwrap();
         let json = br#"{"jsonrpc":"2.0","id":1,"method":"echo","params":[7]}"#;
@@ -571,8 +600,33 @@ mod tests {
             Message::Call {
                 id: None,
                 method: "tick".into(),
-                params: Params::Positional(vec![])
+                params: Params::Positional(vec![]),
+                within: None,
             }
         );
+    }
+
+    #[test]
+    fn a_nested_call_names_the_call_it_serves() {
+        let json = r#"{"jsonrpc":"2.0","id":3,"method":"deep","params":[2],"within":17}"#;
+        let msg = decode_json(json).unwrap();
+        assert_eq!(
+            msg,
+            Message::Call {
+                id: Some(Id::Int(3)),
+                method: "deep".into(),
+                params: Params::Positional(vec![Value::Int(2)]),
+                within: Some(17),
+            }
+        );
+        assert_eq!(&msg.encode(1024).unwrap().to_vec()[8..], json.as_bytes());
+        for bad in [r#""17""#, "null", "1.5", "[17]"] {
+            let json = format!(r#"{{"jsonrpc":"2.0","id":3,"method":"deep","within":{bad}}}"#);
+            let err = decode_json(&json).unwrap_err().to_string();
+            assert!(
+                err.contains("\"within\" must be an integer"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

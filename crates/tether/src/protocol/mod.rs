@@ -28,8 +28,16 @@ pub use wire::{decode_value, encode_value, Place, Resolve, Share};
 
 use std::fmt;
 
-/// Version of the native protocol; host and client must agree on it.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// Version of the native protocol this host speaks and its client speaks.
+///
+/// Protocol 4 added `"within"` to the script's requests (the request of the
+/// host's that the script serves when it makes one).
+pub const PROTOCOL_VERSION: u32 = 4;
+
+/// The oldest client protocol the host still serves: a client that says it
+/// speaks any version from this one to [`PROTOCOL_VERSION`] is welcomed in
+/// its own version (a protocol-3 client never sends `"within"`).
+pub const OLDEST_PROTOCOL_VERSION: u32 = 3;
 
 /// Default largest frame body: 64 MiB.
 pub const DEFAULT_MAX_FRAME: u32 = 64 * 1024 * 1024;

@@ -18,11 +18,15 @@
 //! The reader thread runs most of the script's calls itself, right after
 //! reading them: handing a call to another thread costs a wake-up, which is
 //! most of a small call's round trip. While it runs a call nobody reads, so
-//! a call that takes long (the [`watchdog`] notices after a millisecond) or
-//! calls back into the script (noticed at once) hands reading over to the
-//! standby reader, which passes the calls it reads to the pool until the
-//! inline call returns. A function that needed that runs on the pool from
-//! then on. A serial host runs every call on a one-thread pool of the
+//! a call that takes long (the [`watchdog`] notices after a millisecond)
+//! hands reading over to the standby reader, which passes the calls it
+//! reads to the pool until the inline call returns; a function that needed
+//! that runs on the pool from then on. A call that calls back into its
+//! script reads for itself while it waits (the leader/follower pattern): it
+//! delivers the answers it reads, runs the script's calls made within its
+//! own call right there (so a nested call, to any depth, crosses no
+//! thread), and passes the script's other calls to the pool (they may need
+//! what the waiting function holds). A serial host runs every call on a one-thread pool of the
 //! script's own, in the order they arrived, never on the reader. A classic
 //! host runs quick calls on the reader too (the seed's protocol is one call
 //! at a time), the others on such a pool, and answers strictly in order
@@ -49,7 +53,7 @@ use crate::pool::Pool;
 use crate::process::{self, FdVars, Launch};
 use crate::protocol::message::{Id, Params};
 use crate::runtime::Runtime;
-use crate::scope::{self, Scope};
+use crate::scope::{self, Reading, Scope};
 use crate::script::Script;
 use crate::stats::Counters;
 use crate::sync::lock;
@@ -183,11 +187,17 @@ pub(crate) fn start(
     }
     let thread = std::thread::Builder::new()
         .name(format!("tether-reader-{pid}"))
+        .stack_size(READER_STACK)
         .spawn(move || standby::serve(core))
         .map_err(thread_error)?;
     let peer = crate::peer::Peer { link };
     Ok(Child::new(peer, target, rx, thread, busy, enforcement))
 }
+
+/// The reader thread's stack: a nested call runs on it, one level on top of
+/// the other, up to `Config::max_depth` (128 by default) levels. Reserved,
+/// not used: the pages a shallow script never touches cost no memory.
+const READER_STACK: usize = 16 << 20;
 
 fn thread_error(source: std::io::Error) -> Error {
     Error::Io {
@@ -243,11 +253,13 @@ struct Work {
 
 /// What the script asked for.
 enum Call {
-    /// A native call (`id` is `None` for a notification).
+    /// A native call (`id` is `None` for a notification); `within` is the
+    /// host's call the script made it in.
     Native {
         id: Option<Id>,
         method: String,
         params: Params,
+        within: Option<i64>,
     },
     /// A classic request: a name and one string argument, answered in order.
     Classic { name: String, arg: String },
@@ -263,15 +275,18 @@ impl Call {
 }
 
 impl Core {
-    /// Runs one of the script's calls: on this thread when `hand_over` is
+    /// Runs one of the script's calls: on this thread when `reader` is
     /// given (this is the reader thread) and the function is quick, else on
     /// the pool.
-    fn run(self: &Arc<Core>, work: Work, hand_over: Option<&Rc<dyn Fn()>>) {
+    fn run(self: &Arc<Core>, work: Work, reader: Option<&Rc<dyn Reading>>) {
         let classic = matches!(work.call, Call::Classic { .. });
         let function = self.registry.get(work.call.method());
         if let Some(f) = function.filter(|f| f.is_async() && !classic) {
             let Work { call, running } = work;
-            if let Call::Native { id, method, params } = call {
+            if let Call::Native {
+                id, method, params, ..
+            } = call
+            {
                 self.run_async(f, id, method, params, running);
             }
             return;
@@ -280,8 +295,8 @@ impl Core {
             let quick = function.is_none_or(|f| !f.pooled.load(Ordering::Relaxed));
             // A classic call waits behind those already on the pool.
             let in_order = !classic || self.classic_queued.load(Ordering::Acquire) == 0;
-            if let Some(hand_over) = hand_over.filter(|_| quick && in_order) {
-                return self.run_inline(work, hand_over);
+            if let Some(reader) = reader.filter(|_| quick && in_order) {
+                return self.run_inline(work, reader);
             }
         }
         let pool: &Pool = match &self.dispatch {
@@ -302,13 +317,20 @@ impl Core {
 
     /// Runs a call on the reader thread; when it needed another reader
     /// meanwhile, its function runs on the pool from now on.
-    fn run_inline(self: &Arc<Core>, work: Work, hand_over: &Rc<dyn Fn()>) {
+    ///
+    /// `inline_seq` is odd while the function's own code runs, even while
+    /// it reads for itself (waiting for a nested answer) and around it: the
+    /// watchdog hands reading over only for a stretch of its own code (or
+    /// of a call it runs while it reads) that outlasts a tick. Hand-overs
+    /// are numbered by those stretches, so one during this call or a call
+    /// nested in it has a number of at least `seq`.
+    fn run_inline(self: &Arc<Core>, work: Work, reader: &Rc<dyn Reading>) {
         let function = self.registry.get(work.call.method());
         let seq = self.inline_seq.fetch_add(1, Ordering::SeqCst) + 1;
         watchdog::poke();
-        self.execute(work, Some(Rc::clone(hand_over)));
+        self.execute(work, Some(Rc::clone(reader)));
         self.inline_seq.fetch_add(1, Ordering::SeqCst);
-        if self.handed_over.load(Ordering::Acquire) == seq {
+        if self.handed_over.load(Ordering::Acquire) >= seq {
             if let Some(f) = function {
                 tracing::debug!(function = %f.name, "host function blocks: it runs on the pool from now on");
                 f.pooled.store(true, Ordering::Relaxed);
@@ -317,12 +339,12 @@ impl Core {
     }
 
     /// Runs one call inside its scope and its span, and sends the answer.
-    fn execute(self: &Arc<Core>, work: Work, hand_over: Option<Rc<dyn Fn()>>) {
+    fn execute(self: &Arc<Core>, work: Work, reader: Option<Rc<dyn Reading>>) {
         let Work { call, running } = work;
         let _running = running;
         let scope = Scope {
             link: Arc::clone(&self.link) as scope::Handle,
-            hand_over,
+            reader,
         };
         let span = CallSpan::new(
             Direction::ToHost,
@@ -332,7 +354,9 @@ impl Core {
         );
         let failed = span.span.in_scope(|| {
             scope::enter(scope, || match call {
-                Call::Native { id, method, params } => {
+                Call::Native {
+                    id, method, params, ..
+                } => {
                     let outcome = match self.registry.get(&method) {
                         Some(f) => f.call(params),
                         None => Err(read::method_not_found(&self.registry, &method)),

@@ -52,8 +52,14 @@ impl ReadSide {
     }
 
     /// Reads until one of the script's calls is ready to run (`Some`), or
-    /// `until` passes (`None`), handling everything else on the way.
-    pub fn next_work(&mut self, core: &Core, until: Option<Instant>) -> Result<Option<Work>, End> {
+    /// `until` passes or a message read makes `stop()` true (`None`),
+    /// handling everything else on the way.
+    pub fn next_work(
+        &mut self,
+        core: &Core,
+        until: Option<Instant>,
+        stop: Option<&dyn Fn() -> bool>,
+    ) -> Result<Option<Work>, End> {
         loop {
             let incoming = match self.reader.next(&mut self.proc, until) {
                 Ok(incoming) => incoming,
@@ -99,6 +105,9 @@ impl ReadSide {
                     return Ok(Some(work));
                 }
             }
+            if stop.is_some_and(|stop| stop()) {
+                return Ok(None);
+            }
         }
     }
 
@@ -126,8 +135,13 @@ impl ReadSide {
             self.greeted = true;
             return Ok(None);
         }
-        let (id, method, params) = match msg {
-            Message::Call { id, method, params } => (id, method, params),
+        let (id, method, params, within) = match msg {
+            Message::Call {
+                id,
+                method,
+                params,
+                within,
+            } => (id, method, params, within),
             Message::Reply { id, outcome } => {
                 core.link
                     .deliver(id, outcome)
@@ -160,7 +174,12 @@ impl ReadSide {
                 }
                 Ok(None)
             }
-            _ => Ok(Some(Call::Native { id, method, params })),
+            _ => Ok(Some(Call::Native {
+                id,
+                method,
+                params,
+                within,
+            })),
         }
     }
 }
@@ -211,7 +230,7 @@ fn admit(core: &Core, call: Call) -> Result<Option<Work>, End> {
 /// Checks the client's protocol version and answers with the host's
 /// description, or refuses it.
 fn greet(core: &Core, hello: Hello, shares: bool) -> Result<(), End> {
-    if hello.protocol != i64::from(PROTOCOL_VERSION) {
+    if !handshake::speaks(hello.protocol) {
         let refusal = handshake::refusal(&hello, crate::bundle::VERSION);
         send_message(&core.link, &refusal).map_err(End::Fatal)?;
         return Err(End::Fatal(Error::VersionMismatch {
@@ -228,6 +247,8 @@ fn greet(core: &Core, hello: Hello, shares: bool) -> Result<(), End> {
         .filter(|_| hello.shared_memory && shares);
     let known = core.registry.types();
     let welcome = Welcome {
+        // `speaks` checked that it is one of the host's versions.
+        protocol: u32::try_from(hello.protocol).unwrap_or(PROTOCOL_VERSION),
         version: crate::bundle::VERSION.to_owned(),
         max_frame: core.config.max_frame,
         logs: core.config.forward_logs,

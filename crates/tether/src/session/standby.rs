@@ -1,13 +1,15 @@
-//! The reader thread's loop, and the standby reader: a second thread that
-//! reads for the script while the reader thread runs a call that blocks or
-//! calls back into the script (see the module docs of [`session`](super)).
+//! The reader thread's loop, its reading for itself while a host function
+//! it runs waits for the script, and the standby reader: a second thread
+//! that reads for the script while the reader thread runs a call that
+//! blocks (see the module docs of [`session`](super)).
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Core;
+use super::{Call, Core};
+use crate::scope::Reading;
 use crate::sync::lock;
 use crate::watchdog;
 
@@ -26,17 +28,14 @@ pub(super) struct Standby {
 /// The reader thread: reads, runs calls, and when serving ends, reports.
 pub(super) fn serve(core: Arc<Core>) {
     let _serving = crate::spin::Serving::start();
-    let hand_over: Rc<dyn Fn()> = {
-        let core = Arc::clone(&core);
-        Rc::new(move || core.hand_over(core.inline_seq.load(Ordering::SeqCst)))
-    };
+    let reader: Rc<dyn Reading> = Rc::new(ReaderThread(Arc::clone(&core)));
     loop {
         let work = {
             let mut rs = lock(&core.read);
             if core.ended.load(Ordering::Acquire) {
                 break;
             }
-            match rs.next_work(&core, None) {
+            match rs.next_work(&core, None, None) {
                 Ok(work) => work,
                 Err(end) => {
                     core.finish(&mut rs, end);
@@ -45,7 +44,7 @@ pub(super) fn serve(core: Arc<Core>) {
             }
         };
         if let Some(work) = work {
-            core.run(work, Some(&hand_over));
+            core.run(work, Some(&reader));
         }
     }
     let standby = {
@@ -83,7 +82,7 @@ fn standby(core: Arc<Core>) {
                 if core.ended.load(Ordering::Acquire) {
                     return;
                 }
-                match rs.next_work(&core, Some(Instant::now() + STANDBY_POLL)) {
+                match rs.next_work(&core, Some(Instant::now() + STANDBY_POLL), None) {
                     Ok(work) => work,
                     Err(end) => {
                         core.finish(&mut rs, end);
@@ -95,6 +94,20 @@ fn standby(core: Arc<Core>) {
                 core.run(work, None);
             }
         }
+    }
+}
+
+/// The reader thread, as the host functions it runs see it (through their
+/// scope).
+struct ReaderThread(Arc<Core>);
+
+impl Reading for ReaderThread {
+    fn hand_over(&self) {
+        self.0.hand_over(self.0.inline_seq.load(Ordering::SeqCst));
+    }
+
+    fn read_until(&self, within: i64, done: &dyn Fn() -> bool, deadline: Option<Instant>) {
+        self.0.read_for_itself(within, done, deadline);
     }
 }
 
@@ -113,6 +126,44 @@ impl watchdog::Watched for Core {
 }
 
 impl Core {
+    /// The reader thread, inside a host function that waits for the answer
+    /// to its call `within`, reads until `done()` (see
+    /// [`Reading::read_until`]).
+    fn read_for_itself(
+        self: &Arc<Core>,
+        within: i64,
+        done: &dyn Fn() -> bool,
+        deadline: Option<Instant>,
+    ) {
+        // The function's own code pauses: the watchdog leaves a reader
+        // alone (an even count), and a standby reader stops.
+        self.inline_seq.fetch_add(1, Ordering::SeqCst);
+        let reader: Rc<dyn Reading> = Rc::new(ReaderThread(Arc::clone(self)));
+        while !done() {
+            let work = {
+                let mut rs = lock(&self.read);
+                if self.ended.load(Ordering::Acquire) || done() {
+                    break;
+                }
+                match rs.next_work(self, deadline, Some(done)) {
+                    Ok(Some(work)) => work,
+                    Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => break,
+                    Ok(None) => continue,
+                    Err(end) => {
+                        self.finish(&mut rs, end);
+                        break;
+                    }
+                }
+            };
+            // A call made within the one this function waits for nests in
+            // it: it runs here, as the script waits for it. Any other may
+            // need what the waiting function holds: it runs elsewhere.
+            let nested = matches!(&work.call, Call::Native { within: Some(w), .. } if *w == within);
+            self.run(work, Some(&reader).filter(|_| nested));
+        }
+        self.inline_seq.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Gets the standby reader to read while inline call `seq` runs.
     fn hand_over(self: &Arc<Core>, seq: u64) {
         if seq.is_multiple_of(2) || self.handed_over.swap(seq, Ordering::AcqRel) == seq {
