@@ -47,6 +47,8 @@ class FakeHost(threading.Thread):
                 p = msg.get("params", [])
                 a, b = (p["a"], p["b"]) if isinstance(p, dict) else p
                 reply = {"jsonrpc": "2.0", "id": msg["id"], "result": a + b}
+            elif msg["method"] == "never":
+                continue  # never answered
             elif msg["method"] == "quit":
                 os.close(self.h_write)
                 return
@@ -67,6 +69,56 @@ class ClientTests(unittest.TestCase):
     def tearDown(self):
         self.conn.close()
         self.conn.close()  # twice is fine
+
+    def test_threads_get_their_own_answers_and_none_is_left_asleep(self):
+        # Each waiting caller sleeps on its own lock: the reader wakes exactly
+        # the thread an answer is for, and one sleeper when it gives the role up.
+        errors = []
+
+        def work(k):
+            try:
+                for i in range(300):
+                    got = self.conn.call("add", (k, i), {})
+                    if got != k + i:
+                        errors.append((k, i, got))
+            except BaseException as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(k * 1000,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertFalse(any(t.is_alive() for t in threads), "a caller was left asleep")
+        self.assertEqual(errors, [])
+        self.assertEqual(self.conn._parked, {})
+        self.assertEqual(self.conn._pending, {})
+
+    def test_callers_asleep_when_the_host_goes_away_all_fail(self):
+        failures = []
+
+        def wait_forever():
+            try:
+                self.conn.call("never", (), {})
+            except tether.ConnectionLost as e:
+                failures.append(e)
+
+        threads = [threading.Thread(target=wait_forever) for _ in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(self.conn._pending) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(len(self.conn._pending), 4)
+        try:
+            self.conn.call("quit", (), {})
+        except tether.ConnectionLost:
+            pass
+        for t in threads:
+            t.join(10)
+        self.assertFalse(any(t.is_alive() for t in threads), "a caller was left asleep")
+        self.assertEqual(len(failures), 4)
+        self.assertEqual(self.conn._parked, {})
 
     def test_calls_and_keywords(self):
         self.assertEqual(self.conn.call("add", (1, 2), {}), 3)

@@ -4,6 +4,7 @@ import json
 import os
 import unittest
 
+import tether
 from tether import FrameTooLarge, ProtocolError, _framing
 
 VECTORS = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "vectors")
@@ -45,6 +46,17 @@ class GoldenFrames(unittest.TestCase):
         self.assertEqual(plain, joined(_framing.encode(_framing.request(2, "deep", [9]))))
         self.assertNotIn(b"within", plain)
         self.assertNotIn(b"within", _framing.encode_call(3, "tick", (), 1 << 20))
+
+    def test_the_short_way_of_a_result_makes_the_same_frame(self):
+        for result in [7, -3, 2**64 - 1, "é\n\"", 1.5, True, None, [1, "a", None], {"a": [1, {"b": 2.5}]}, []]:
+            with self.subTest(result=result):
+                want = joined(_framing.encode({"jsonrpc": "2.0", "id": 12, "result": result}))
+                self.assertEqual(_framing.encode_result(12, result, 1 << 20), want)
+        # The general encoder's cases: bytes, ints past 64 bits, NaN, a string id, the limit.
+        for msg_id, result in [(1, b"x"), (1, [b"x"]), (1, 2**64), (1, float("nan")), ("a", 1), (1, "x" * 100)]:
+            self.assertIsNone(_framing.encode_result(msg_id, result, 64))
+        with self.assertRaises(tether.CannotSend):
+            _framing.encode_result(1, {1: 2}, 1 << 20)
 
     def test_classic_vectors(self):
         from tether import classic

@@ -8,7 +8,10 @@ There is no reader thread. Whoever waits for an answer takes the *reader role*:
 it reads frames, hands each answer to the thread (or asyncio future) that waits
 for it, and runs the host's calls itself after giving the role up. A script
 with one thread therefore never hands a call over to another thread; with many
-threads, one reads while the others sleep until their answer is there.
+threads, one reads while the others sleep until their answer is there. Each
+sleeping caller sleeps on a lock of its own: an answer wakes exactly the thread
+it is for, and a reader that gives the role up wakes one sleeper to take it (a
+thread whose answer is already there never takes the role).
 
 The rooms: this module is the reader role and its I/O (reading frames,
 delivering answers, the handshake); ``_writers.py`` is the one send path,
@@ -85,11 +88,14 @@ class Connection(Dispatch, Writer):
         self._poller = select.poll()
         self._poller.register(read_fd, select.POLLIN)
         self._spin = Spin(_spin_bound())
-        # The lock guards the reader role, the pending calls and the loss;
-        # threads that wait for the role or an answer sleep on the condition.
+        # The lock guards the reader role, the pending calls and the loss.
+        # Callers waiting for an answer sleep on their slot's own lock and are
+        # parked here (oldest first); other threads waiting for the reader role
+        # (serve(), its asyncio form) sleep on the condition.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._sleepers = 0
+        self._parked: Dict[_Slot, None] = {}
         self._write_lock = threading.Lock()
         # Requests made in the event loop, written together once per iteration.
         self._outbox: List[bytes] = []
@@ -417,15 +423,19 @@ class Connection(Dispatch, Writer):
                     return
                 if self._reader is None:
                     self._reader = me
+                    wake = None
                 else:
                     # Another thread reads: sleep until it hands over the
-                    # answer or the role.
-                    self._sleepers += 1
-                    try:
-                        self._cond.wait()
-                    finally:
-                        self._sleepers -= 1
-                    continue
+                    # answer or the role (whoever unparks the slot releases
+                    # its lock once; acquiring it leaves it held for next time).
+                    wake = slot.wake
+                    if wake is None:
+                        wake = slot.wake = threading.Lock()
+                        wake.acquire()
+                    self._parked[slot] = None
+            if wake is not None:
+                wake.acquire()
+                continue
             try:
                 requests = self._read(True)
             finally:
@@ -445,10 +455,16 @@ class Connection(Dispatch, Writer):
             self._release_reader()
 
     def _release_reader(self) -> None:
-        """Give the reader role up, waking the threads that wait for it."""
+        """Give the reader role up, waking one caller that waits (or the threads
+        waiting for the role alone, when no caller does)."""
         with self._lock:
             self._reader = None
-            if self._sleepers:
+            parked = self._parked
+            if parked:
+                slot = next(iter(parked))
+                del parked[slot]
+                slot.wake.release()
+            elif self._sleepers:
                 self._cond.notify_all()
             closing, self._close_pending = self._close_pending, False
         if closing:
@@ -483,7 +499,9 @@ class Connection(Dispatch, Writer):
             if block:
                 # Nothing buffered: wait for bytes (spinning first) instead of
                 # paying for a read that fails.
-                ready = self._spin.wait(self._poller)
+                # Not while other callers sleep: the GIL this reader takes
+                # back after each look keeps the threads it woke from running.
+                ready = self._spin.wait(self._poller, not self._parked)
                 side = self._side
                 if side is not None and any(fd != self._rfd for fd, _ in ready):
                     try:
@@ -540,8 +558,9 @@ class Connection(Dispatch, Writer):
                 slot.result = result
             if slot.future is None:
                 slot.done = True
-                if self._sleepers:
-                    self._cond.notify_all()
+                if slot in self._parked:
+                    del self._parked[slot]
+                    slot.wake.release()
                 return
         _settle(slot)
 
@@ -586,6 +605,9 @@ class Connection(Dispatch, Writer):
                 slot.done = True
             else:
                 _settle(slot)
+        parked, self._parked = self._parked, {}
+        for slot in parked:
+            slot.wake.release()
         self._cond.notify_all()
 
 

@@ -398,8 +398,14 @@ class Dispatch:
         if msg_id is None:
             return
         try:
-            _framing.check_value(result)
-            pieces, fds = self._encode({"jsonrpc": "2.0", "id": msg_id, "result": result}, self.max_frame)
+            frame = _framing.encode_result(msg_id, result, self.max_frame)
+            pieces: List[_framing.Buffer]
+            fds: List[int]
+            if frame is not None:
+                pieces, fds = [frame], []
+            else:
+                _framing.check_value(result)
+                pieces, fds = self._encode({"jsonrpc": "2.0", "id": msg_id, "result": result}, self.max_frame)
         except Exception as e:
             self._reply_error(msg_id, INTERNAL_ERROR, "%s() returned a value that cannot be sent: %s" % (name, e),
                               {"kind": "BadResult", "function": name})

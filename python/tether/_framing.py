@@ -260,6 +260,31 @@ def encode_call(
     return _HEADER2.pack(n + 4, n) + data
 
 
+def encode_result(msg_id: Any, result: Any, max_frame: int) -> Optional[bytes]:
+    """The frame of a success response, or None when the general :func:`encode`
+    must make it (bytes values, a value that cannot be sent, a frame over the limit).
+
+    Raises:
+        CannotSend: the result cannot be sent (found by ``check_value``).
+    """
+    if _FAST is None or type(msg_id) is not int:
+        return None
+    t = type(result)
+    if t is int:
+        if not _INT_MIN <= result <= _INT_MAX:
+            return None
+    elif t not in _SCALARS:
+        check_value(result)
+    try:
+        data = ('{"jsonrpc":"2.0","id":%d,"result":%s}' % (msg_id, "".join(_FAST(result, 0)))).encode("utf-8")
+    except Exception:
+        return None
+    n = len(data)
+    if n + 4 > max_frame:
+        return None
+    return _HEADER2.pack(n + 4, n) + data
+
+
 def _encode_with_bytes(
     message: Dict[str, Any],
     share: Optional[Tuple[int, Callable[[memoryview, List[int]], int]]],

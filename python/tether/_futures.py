@@ -11,11 +11,16 @@ if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
 
 
 class _Slot:
-    """Where the answer to one of the script's calls lands."""
+    """Where the answer to one of the script's calls lands.
 
-    __slots__ = ("done", "result", "error", "future", "loop", "loop_thread")
+    ``wake`` is the thread's own lock, held while it sleeps for its answer or for
+    the reader role (see ``Connection._wait``); ``None`` until it first sleeps.
+    """
+
+    __slots__ = ("done", "result", "error", "future", "loop", "loop_thread", "wake")
 
     def __init__(self) -> None:
+        self.wake: Any = None
         self.done = False
         self.result: Any = None
         self.error: Optional[BaseException] = None

@@ -51,8 +51,11 @@ class Spin:
         self.looked = -1.0
         self.crowded = False
 
-    def wait(self, poller: Any) -> Any:
-        """Return once a polled descriptor is readable: ``poll``'s list of (fd, events)."""
+    def wait(self, poller: Any, spin: bool = True) -> Any:
+        """Return once a polled descriptor is readable: ``poll``'s list of (fd, events).
+        ``spin=False``: sleep in ``poll`` at once (the wait is not recorded)."""
+        if not spin:
+            return poller.poll()
         budget = self.budget
         start = _clock()
         if budget:
