@@ -437,7 +437,14 @@ class Connection(Dispatch, Writer):
                 wake.acquire()
                 continue
             try:
-                requests = self._read(True)
+                # Keep the role while the frames read are other threads'
+                # answers: giving it up and taking it back would wake a sleeper
+                # for nothing. Give it up for the host's calls (they run
+                # while another thread reads) and once this answer is here.
+                while True:
+                    requests = self._read(True)
+                    if requests or slot.done or self._lost is not None or self._deferred:
+                        break
             finally:
                 self._release_reader()
             for msg in requests:
