@@ -219,6 +219,14 @@ _METHOD_JSON: Dict[str, str] = {}
 _SCALARS = (str, float, bool, type(None))
 
 
+def _small_frame(data: bytes, max_frame: int) -> Optional[bytes]:
+    """The frame of JSON text ``data`` with no attachments; None over the limit."""
+    n = len(data)
+    if n + 4 > max_frame:
+        return None
+    return _HEADER2.pack(n + 4, n) + data
+
+
 def encode_call(
     msg_id: int, method: str, args: Tuple[Any, ...], max_frame: int, within: Optional[int] = None
 ) -> Optional[bytes]:
@@ -254,10 +262,7 @@ def encode_call(
             data = ('%s,"within":%d}' % (text, within)).encode("utf-8")
     except Exception:
         return None
-    n = len(data)
-    if n + 4 > max_frame:
-        return None
-    return _HEADER2.pack(n + 4, n) + data
+    return _small_frame(data, max_frame)
 
 
 def encode_result(msg_id: Any, result: Any, max_frame: int) -> Optional[bytes]:
@@ -279,10 +284,7 @@ def encode_result(msg_id: Any, result: Any, max_frame: int) -> Optional[bytes]:
         data = ('{"jsonrpc":"2.0","id":%d,"result":%s}' % (msg_id, "".join(_FAST(result, 0)))).encode("utf-8")
     except Exception:
         return None
-    n = len(data)
-    if n + 4 > max_frame:
-        return None
-    return _HEADER2.pack(n + 4, n) + data
+    return _small_frame(data, max_frame)
 
 
 def _encode_with_bytes(
