@@ -172,24 +172,28 @@ pub extern "C" fn tether_script_set_stderr(
 pub type tether_line_function =
     Option<unsafe extern "C" fn(user_data: *mut c_void, line: *const c_char, len: usize)>;
 
-fn line_callback(
+/// A stream's line callback, as `attach` gives it to the script.
+type LineFn = Box<dyn Fn(&str) + Send + Sync + 'static>;
+
+/// Gives the script `callback` for one of its streams (`attach` says which).
+fn set_line_callback(
+    script: *mut tether_script,
     callback: tether_line_function,
     user_data: *mut c_void,
     free: tether_free_function,
-) -> Result<impl Fn(&str) + Send + Sync + 'static, tether_result> {
+    attach: impl FnOnce(Script, LineFn) -> Script,
+) -> tether_result {
     let data = std::sync::Arc::new(UserData::owned(user_data, free));
     let Some(callback) = callback else {
-        return Err(crate::error::fail(
-            tether_result::NullArgument,
-            "callback is NULL",
-        ));
+        return crate::error::fail(tether_result::NullArgument, "callback is NULL");
     };
-    Ok(move |line: &str| {
+    let line: LineFn = Box::new(move |line: &str| {
         let text = crate::ffi::c_string(line);
         // SAFETY: the caller's callback, with its pointer and a
         // NUL-terminated line that outlives the call.
         unsafe { callback(data.ptr(), text.as_ptr(), text.as_bytes().len()) };
-    })
+    });
+    update_script(script, |s| attach(s, line))
 }
 
 /// Hands the script's stdout to `callback` line by line as it is written
@@ -203,10 +207,9 @@ pub extern "C" fn tether_script_on_stdout_line(
     user_data: *mut c_void,
     free: tether_free_function,
 ) -> tether_result {
-    match line_callback(callback, user_data, free) {
-        Ok(f) => update_script(script, |s| s.on_stdout_line(f)),
-        Err(code) => code,
-    }
+    set_line_callback(script, callback, user_data, free, |s, f| {
+        s.on_stdout_line(f)
+    })
 }
 
 /// Hands the script's stderr to `callback` line by line, as
@@ -218,10 +221,9 @@ pub extern "C" fn tether_script_on_stderr_line(
     user_data: *mut c_void,
     free: tether_free_function,
 ) -> tether_result {
-    match line_callback(callback, user_data, free) {
-        Ok(f) => update_script(script, |s| s.on_stderr_line(f)),
-        Err(code) => code,
-    }
+    set_line_callback(script, callback, user_data, free, |s, f| {
+        s.on_stderr_line(f)
+    })
 }
 
 /// Removes an environment variable the script would inherit.

@@ -41,8 +41,9 @@ pub(crate) trait Reading {
     fn hand_over(&self);
     /// Reads the pipe until `done()` holds or `deadline` passes: delivers
     /// answers, runs here the script's calls made within the host's call
-    /// `within` (they nest in it), passes the others on to the pool.
-    fn read_until(&self, within: i64, done: &dyn Fn() -> bool, deadline: Option<Instant>);
+    /// `within` (they nest in it, and see this same reader in their scope),
+    /// passes the others on to the pool.
+    fn read_until(self: Rc<Self>, within: i64, done: &dyn Fn() -> bool, deadline: Option<Instant>);
 }
 
 thread_local! {

@@ -491,7 +491,7 @@ impl Link {
             lock(&self.pending).calls.remove(&id);
             return Err(e);
         }
-        let answered = match &here.reader {
+        let answered = match here.reader {
             // This thread reads the script's pipe: it reads the answer.
             Some(reader) => {
                 reader.read_until(id, &|| slot.is_filled(), deadline);

@@ -106,8 +106,9 @@ impl Reading for ReaderThread {
         self.0.hand_over(self.0.inline_seq.load(Ordering::SeqCst));
     }
 
-    fn read_until(&self, within: i64, done: &dyn Fn() -> bool, deadline: Option<Instant>) {
-        self.0.read_for_itself(within, done, deadline);
+    fn read_until(self: Rc<Self>, within: i64, done: &dyn Fn() -> bool, deadline: Option<Instant>) {
+        let core = Arc::clone(&self.0);
+        core.read_for_itself(self, within, done, deadline);
     }
 }
 
@@ -131,6 +132,7 @@ impl Core {
     /// [`Reading::read_until`]).
     fn read_for_itself(
         self: &Arc<Core>,
+        reader: Rc<dyn Reading>,
         within: i64,
         done: &dyn Fn() -> bool,
         deadline: Option<Instant>,
@@ -138,7 +140,6 @@ impl Core {
         // The function's own code pauses: the watchdog leaves a reader
         // alone (an even count), and a standby reader stops.
         self.inline_seq.fetch_add(1, Ordering::SeqCst);
-        let reader: Rc<dyn Reading> = Rc::new(ReaderThread(Arc::clone(self)));
         while !done() {
             let work = {
                 let mut rs = lock(&self.read);
