@@ -21,6 +21,8 @@ class FakeHost(threading.Thread):
         self.greeted = False
         # Calls that arrived before the hello was answered.
         self.early = []
+        # The script's answers to this host's calls (to its exports).
+        self.answers = []
 
     def run(self):
         d = _framing.FrameDecoder()
@@ -35,6 +37,9 @@ class FakeHost(threading.Thread):
             msg = _framing.decode(body)
             if "id" not in msg:
                 continue  # notifications (rpc.ready, logs) need no answer
+            if "method" not in msg:
+                self.answers.append(msg)
+                continue
             if not self.greeted and msg["method"] != "rpc.hello":
                 self.early.append(msg["method"])
             if msg["method"] == "rpc.hello":
@@ -49,6 +54,23 @@ class FakeHost(threading.Thread):
                 reply = {"jsonrpc": "2.0", "id": msg["id"], "result": a + b}
             elif msg["method"] == "never":
                 continue  # never answered
+            elif msg["method"] == "split":
+                # The answer in three writes: a piece of the prefix, most of
+                # the rest, the last byte.
+                frame = b"".join(bytes(p) for p in _framing.encode(
+                    {"jsonrpc": "2.0", "id": msg["id"], "result": msg["params"][0]}))
+                for piece in (frame[:3], frame[3:-1], frame[-1:]):
+                    os.write(self.h_write, piece)
+                    time.sleep(0.02)
+                continue
+            elif msg["method"] == "with_call":
+                # A call to the script's export `ident`, then the answer, in one write.
+                call = {"jsonrpc": "2.0", "id": "h%d" % msg["id"], "method": "ident", "params": msg["params"]}
+                reply = {"jsonrpc": "2.0", "id": msg["id"], "result": "after"}
+                os.write(self.h_write, b"".join(bytes(p) for m in (call, reply) for p in _framing.encode(m)))
+                continue
+            elif msg["method"] == "with_bytes":
+                reply = {"jsonrpc": "2.0", "id": msg["id"], "result": [b"xyz", "$x"]}
             elif msg["method"] == "quit":
                 os.close(self.h_write)
                 return
@@ -107,9 +129,14 @@ class ClientTests(unittest.TestCase):
         for t in threads:
             t.start()
         deadline = time.monotonic() + 10
-        while len(self.conn._pending) < 4 and time.monotonic() < deadline:
+        # Three sleep with their slots pending; the fourth reads (a lone
+        # caller's answer has no slot while it holds the reader role).
+        def waiting():
+            return len(self.conn._pending) + (self.conn._reader is not None)
+
+        while waiting() < 4 and time.monotonic() < deadline:
             time.sleep(0.01)
-        self.assertEqual(len(self.conn._pending), 4)
+        self.assertEqual(waiting(), 4)
         try:
             self.conn.call("quit", (), {})
         except tether.ConnectionLost:
@@ -119,6 +146,26 @@ class ClientTests(unittest.TestCase):
         self.assertFalse(any(t.is_alive() for t in threads), "a caller was left asleep")
         self.assertEqual(len(failures), 4)
         self.assertEqual(self.conn._parked, {})
+
+    def test_a_lone_caller_reads_answers_that_are_not_simple(self):
+        # Three writes for one answer, bytes and a "$" string, a call of the
+        # host's before the answer: a lone caller's short way takes none of
+        # them, the general way all of them, and the next call is short again.
+        self.assertEqual(self.conn.call("split", (41,), {}), 41)
+        self.assertEqual(self.conn.call("with_bytes", (), {}), [b"xyz", "$x"])
+        _dispatch.EXPORTS.clear()
+        try:
+            tether.export("ident")(lambda x: ["ident", x])
+            self.assertEqual(self.conn.call("with_call", (7,), {}), "after")
+        finally:
+            _dispatch.EXPORTS.clear()
+        deadline = time.monotonic() + 10
+        while not self.host.answers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual([(a["id"], a["result"]) for a in self.host.answers], [("h3", ["ident", 7])])
+        self.assertEqual(self.conn.call("add", (1, 2), {}), 3)
+        self.assertEqual((self.conn._pending, self.conn._reader), ({}, None))
+        self.assertTrue(self.conn._decoder.empty())
 
     def test_calls_and_keywords(self):
         self.assertEqual(self.conn.call("add", (1, 2), {}), 3)

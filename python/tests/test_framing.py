@@ -182,6 +182,60 @@ class Values(unittest.TestCase):
         with self.assertRaises(TypeError):
             _framing.encode_call(7, "fn", ({1: 2},), _framing.DEFAULT_MAX_FRAME)
 
+    def test_a_method_name_that_needs_escaping_encodes_like_the_general_way(self):
+        for name in ['a"b', "50%", "%d%s", "é"]:
+            with self.subTest(name=name):
+                for args in [(), (1,)]:
+                    fast = _framing.encode_call(3, name, args, _framing.DEFAULT_MAX_FRAME)
+                    general = joined(_framing.encode(_framing.request(3, name, list(args))))
+                    self.assertEqual(fast, general)
+                fast = _framing.encode_call(3, name, (1,), _framing.DEFAULT_MAX_FRAME, within=9)
+                general = joined(_framing.encode(_framing.request(3, name, [1], within=9)))
+                self.assertEqual(fast, general)
+
+    def test_a_lone_callers_answer_is_read_the_short_way_or_not_at_all(self):
+        simple = _framing.simple_result
+        NOT = _framing.NOT_SIMPLE
+
+        def reply(msg_id, result):
+            return joined(_framing.encode({"jsonrpc": "2.0", "id": msg_id, "result": result}))
+
+        for value in [5, None, "x\u00e9", [1, {"a": 2.5}], True, -(2**63)]:
+            with self.subTest(value=value):
+                self.assertEqual(simple(reply(12, value), 12), value)
+        error = joined(_framing.encode({"jsonrpc": "2.0", "id": 12, "error": {"code": 1, "message": "m"}}))
+        two = reply(12, 1) + reply(13, 2)
+        cases = {
+            "another id": (reply(12, 1), 1),
+            "an id it starts": (reply(12, 1), 1),
+            "a longer id": (reply(1, 1), 12),
+            "an error": (error, 12),
+            "attachments": (reply(12, b"xy"), 12),
+            "a shared value": (b"\x1c\x00\x00\x00\x18\x00\x00\x00" + b'{"jsonrpc":"2.0","id":12,"result":{"$shm":[0,1]}}'[:0], 12),
+            "two frames": (two, 12),
+            "half a frame": (reply(12, 1)[:-3], 12),
+            "a frame and a half": (reply(12, 1) + reply(13, 2)[:5], 12),
+            "nothing": (b"", 12),
+            "whitespace": (_framing._small_frame(b'{"jsonrpc":"2.0","id":12,"result": 1}', 1 << 20), 12),
+            "trailing text": (_framing._small_frame(b'{"jsonrpc":"2.0","id":12,"result":1,"x":2}', 1 << 20), 12),
+            "bad JSON": (_framing._small_frame(b'{"jsonrpc":"2.0","id":12,"result":[1}', 1 << 20), 12),
+            "bad UTF-8": (_framing._small_frame(b'{"jsonrpc":"2.0","id":12,"result":"\xff"}', 1 << 20), 12),
+            "a wrong length": (b"\x00" + reply(12, 1)[1:], 12),
+            # One look finds both marks ("$bytes", "$shm"): a string that
+            # starts with "$" goes the general way too.
+            "a string that starts with $": (reply(12, {"$b": 1}), 12),
+        }
+        shared = b'{"jsonrpc":"2.0","id":12,"result":{"$shm":[0,1]}}'
+        cases["a shared value"] = (_framing._small_frame(shared, 1 << 20), 12)
+        for what, (data, msg_id) in cases.items():
+            with self.subTest(what):
+                self.assertIs(simple(data, msg_id), NOT)
+        # Whatever is not simple, the general decoder still reads.
+        d = _framing.FrameDecoder()
+        d.feed(two)
+        self.assertEqual(_framing.decode(d.next())["result"], 1)
+        self.assertEqual(_framing.decode(d.next())["result"], 2)
+
     def test_shared_memory_references(self):
         placed = []
 
@@ -226,6 +280,35 @@ class Spinning(unittest.TestCase):
         off = Spin(0.0)
         off.record(1e-6, False)
         self.assertEqual(off.budget, 0.0)
+
+    def test_a_collapsed_budget_is_tried_again_at_the_next_look(self):
+        import select
+
+        from tether import _spin
+
+        spin = _spin.Spin(50e-6)
+        for _ in range(20):
+            spin.record(800e-6, False)
+        self.assertEqual(spin.budget, 0.0)
+        r, w = os.pipe()
+        try:
+            os.write(w, b"x")
+            poller = select.poll()
+            poller.register(r, select.POLLIN)
+            crowded, _spin._machine_is_crowded = _spin._machine_is_crowded, lambda: False
+            try:
+                spin.looked = _spin._clock()  # looked just now: no spinning
+                spin.wait(poller)
+                self.assertLess(spin.budget, 50e-6)  # (twice that short wait)
+                spin.budget = 0.0
+                spin.looked = -1.0  # due for a look: tries the bound again
+                spin.wait(poller)
+                self.assertEqual(spin.budget, 50e-6)
+            finally:
+                _spin._machine_is_crowded = crowded
+        finally:
+            os.close(r)
+            os.close(w)
 
 
 if __name__ == "__main__":

@@ -196,6 +196,12 @@ class Connection(Dispatch, Writer):
             ConnectionLost: the host went away.
             FrameTooLarge, CannotSend: the arguments cannot be sent.
         """
+        if not kwargs and self._reader is None and CURRENT_CALL.get() is None:
+            # Most calls: positional arguments, outside an export, nobody reading.
+            msg_id = next(self._ids)
+            frame = _framing.encode_call(msg_id, method, args, self.max_frame)
+            if frame is not None:
+                return self._call_alone(msg_id, frame)
         # Inside the client the export is not interrupted: the call raises
         # Cancelled when it returns instead.
         ctx = _shield_own_export()
@@ -209,9 +215,84 @@ class Connection(Dispatch, Writer):
         finally:
             if ctx is not None and ctx.exit_shield():
                 raise Cancelled()
-        if slot.error is not None:
-            raise slot.error
-        return slot.result
+        return _outcome(slot)
+
+    def _call_alone(self, msg_id: int, frame: bytes) -> Any:
+        """A call that takes the reader role at once, if nobody holds it, and reads its
+        own answer with no slot or wake-up (most calls of a script with one thread).
+
+        While it holds the role its answer has no slot: nobody else can read it.
+        Before giving the role up with the answer still to come (the host's call
+        to an export came first, or bytes that are not the plain answer), it
+        registers a slot and waits the general way.
+        """
+        slot = _Slot()
+        with self._lock:
+            if self._lost is not None:
+                raise self._lost
+            alone = self._reader is None and not self._deferred
+            if alone:
+                self._reader = threading.get_ident()
+            else:
+                self._pending[msg_id] = slot
+        if not alone:
+            try:
+                self._send([frame])
+            except BaseException:
+                self._forget(msg_id)
+                raise
+            self._wait(slot)
+            return _outcome(slot)
+        try:
+            self._send([frame])
+        except BaseException:
+            self._release_reader()
+            raise
+        requests: List[Dict[str, Any]] = []
+        try:
+            rfd = self._rfd
+            while True:
+                if not self._decoder.empty():
+                    break
+                ready = self._spin.wait(self._poller, not self._parked)
+                if self._side is not None and any(fd != rfd for fd, _ in ready):
+                    break
+                try:
+                    data = os.read(rfd, _CHUNK)
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    error: Error = ConnectionLost("reading from the host failed: %s" % e)
+                    self._lose(error)
+                    raise self._lost or error from None
+                result = _framing.simple_result(data, msg_id)
+                if result is not _framing.NOT_SIMPLE:
+                    return result
+                if not data:
+                    error = ConnectionLost("the host closed the channel (it exited or stopped serving)")
+                    self._lose(error)
+                    raise self._lost or error
+                self._decoder.feed(data)
+                break
+            # Anything else: the answer gets a slot, and the general reader
+            # delivers it (the bytes read so far are in the decoder).
+            with self._lock:
+                if self._lost is not None:
+                    raise self._lost
+                self._pending[msg_id] = slot
+            while True:
+                requests = self._read(True)
+                if requests or slot.done or self._lost is not None or self._deferred:
+                    break
+        finally:
+            # Given up without an answer (an interruption, a loss), the answer
+            # has no slot: nobody waits for it, and it is dropped when it comes.
+            self._release_reader()
+        for msg in requests:
+            self._handle(msg)
+        if not slot.done:
+            self._wait(slot)
+        return _outcome(slot)
 
     def acall(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         """The asyncio form of :meth:`call`: an awaitable future of the result.
@@ -716,6 +797,13 @@ class Connection(Dispatch, Writer):
                 raise TypeError("%s() got multiple values for argument %r" % (method, key))
             named[key] = value
         return named
+
+
+def _outcome(slot: _Slot) -> Any:
+    """A delivered answer: its result, or its error raised."""
+    if slot.error is not None:
+        raise slot.error
+    return slot.result
 
 
 def _remote_error(error: Dict[str, Any]) -> RemoteError:

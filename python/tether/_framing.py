@@ -215,7 +215,6 @@ def _make_fast_encoder() -> Any:
 
 
 _FAST = _make_fast_encoder()
-_METHOD_JSON: Dict[str, str] = {}
 _SCALARS = (str, float, bool, type(None))
 
 
@@ -246,23 +245,37 @@ def encode_call(
                 check_value(a)
         elif t not in _SCALARS:
             check_value(a)
-    name = _METHOD_JSON.get(method)
-    if name is None:
-        name = "".join(_FAST(method, 0))
-        if len(_METHOD_JSON) < 1024:
-            _METHOD_JSON[method] = name
+    forms = _CALL_FORMS.get(method)
+    if forms is None:
+        forms = _call_forms(method)
     try:
         if args:
-            text = '{"jsonrpc":"2.0","id":%d,"method":%s,"params":%s' % (msg_id, name, "".join(_FAST(args, 0)))
+            text = forms[0] % (msg_id, "".join(_FAST(args, 0)))
         else:
-            text = '{"jsonrpc":"2.0","id":%d,"method":%s' % (msg_id, name)
-        if within is None:
-            data = (text + "}").encode("utf-8")
-        else:
-            data = ('%s,"within":%d}' % (text, within)).encode("utf-8")
+            text = forms[1] % msg_id
+        if within is not None:
+            text = '%s,"within":%d}' % (text[:-1], within)
+        data = text.encode("utf-8")
     except Exception:
         return None
-    return _small_frame(data, max_frame)
+    n = len(data)
+    if n + 4 > max_frame:
+        return None
+    return _HEADER2.pack(n + 4, n) + data
+
+
+_CALL_FORMS: Dict[str, Tuple[str, str]] = {}
+
+
+def _call_forms(method: str) -> Tuple[str, str]:
+    """The texts of a call to ``method``, with arguments and without: ``%d`` for
+    its id and ``%s`` for its arguments' JSON list (kept for 1,024 methods)."""
+    name = "".join(_FAST(method, 0)).replace("%", "%%")
+    head = '{"jsonrpc":"2.0","id":%d,"method":' + name
+    forms = (head + ',"params":%s}', head + "}")
+    if len(_CALL_FORMS) < 1024:
+        _CALL_FORMS[method] = forms
+    return forms
 
 
 def encode_result(msg_id: Any, result: Any, max_frame: int) -> Optional[bytes]:
@@ -285,6 +298,33 @@ def encode_result(msg_id: Any, result: Any, max_frame: int) -> Optional[bytes]:
     except Exception:
         return None
     return _small_frame(data, max_frame)
+
+
+NOT_SIMPLE: Any = object()
+
+
+def simple_result(data: bytes, msg_id: int) -> Any:
+    """The result, when ``data`` (bytes as read from the host) is exactly one
+    frame: the success response to ``msg_id``, written the way the host writes
+    it, with no attachments or shared values. :data:`NOT_SIMPLE` for anything
+    else (the general decoder then takes the bytes; nothing is lost).
+
+    The short way of a lone caller's answer: no frame buffer, no message dict.
+    """
+    head = b'{"jsonrpc":"2.0","id":%d,"result":' % msg_id
+    # One look for both marks ("$bytes", "$shm"); a string that starts with
+    # "$" takes the general way too.
+    if not data.startswith(head, 8) or b'"$' in data or _SCAN is None:
+        return NOT_SIMPLE
+    k = len(data)
+    if _HEADER2.unpack_from(data, 0) != (k - 4, k - 8) or data[-1] != 0x7D:
+        return NOT_SIMPLE
+    try:
+        text = data[8 + len(head) : -1].decode("utf-8")
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return NOT_SIMPLE
+    return value if end == len(text) else NOT_SIMPLE
 
 
 def _encode_with_bytes(
@@ -442,6 +482,10 @@ class FrameDecoder:
             self._large[: self._have] = buf[4:]
             del buf[:]
         return memoryview(self._large)[self._have :]
+
+    def empty(self) -> bool:
+        """Whether no bytes wait here (fed or read in place) for ``next``."""
+        return not self._buf and self._large is None
 
     def advance(self, n: int) -> None:
         """Count ``n`` bytes read into ``target()``; 0 means end of file."""

@@ -33,7 +33,8 @@ class Spin:
     keeps looking. The budget is bounded by ``max`` and adapts: a wait that
     spinning caught keeps it (or raises it to twice that wait); a wait that it
     missed halves it (answers are slow, or the cores are busy with other
-    processes); a missed wait that turned out short raises it to twice its length.
+    processes); a missed wait that turned out short raises it to twice its length; a
+    budget that fell to zero is tried again at the bound every 10 ms.
     While it spins it yields the core to anything else that wants to run, and
     while the cores are crowded (this process keeps being preempted, or far more
     threads are runnable than there are cores; looked at every 10 ms) it does not
@@ -56,14 +57,16 @@ class Spin:
         ``spin=False``: sleep in ``poll`` at once (the wait is not recorded)."""
         if not spin:
             return poller.poll()
-        budget = self.budget
         start = _clock()
-        if budget:
+        if self.max:
             if start - self.looked >= self.LOOK_EVERY:
                 self.looked = start
                 self.crowded = _machine_is_crowded()
-            if self.crowded:
-                budget = 0.0
+                if not self.budget:
+                    # Try again (at most a few wasted spins every look): at
+                    # zero the budget would learn nothing more.
+                    self.budget = self.max
+        budget = 0.0 if self.crowded else self.budget
         if budget:
             poll = poller.poll
             end = start + budget

@@ -45,7 +45,9 @@ pub(crate) fn usable_cores() -> usize {
 ///   too many processes compete for the cores and the one we wait for is
 ///   not even running;
 /// - a missed wait that turned out short (under half of `max`) raises the
-///   budget to twice its length: the next one would have been caught.
+///   budget to twice its length: the next one would have been caught;
+/// - a budget that fell to zero is tried again at `max` every
+///   [`LOOK_EVERY`]: once at zero it would learn nothing more.
 #[derive(Debug, Clone)]
 pub(crate) struct Spin {
     max: Duration,
@@ -82,6 +84,14 @@ impl Spin {
         {
             self.looked = Some(now);
             self.crowded = machine_is_crowded();
+            if self.budget.is_zero() {
+                // Try again: the waits that collapsed the budget may have
+                // been a passing slowness, and a budget of zero learns
+                // nothing (a blocking wait includes the wake-up, which
+                // alone may be longer than half the bound). At most a few
+                // wasted spins every LOOK_EVERY.
+                self.budget = self.max;
+            }
         }
         if self.crowded {
             Duration::ZERO
@@ -172,6 +182,20 @@ mod tests {
         // Never past the bound.
         spin.record(us(40), true);
         assert_eq!(spin.learned(), MAX);
+    }
+
+    #[test]
+    fn a_collapsed_budget_is_tried_again_at_the_next_look() {
+        let mut spin = Spin::new(MAX);
+        let start = std::time::Instant::now();
+        assert_eq!(spin.budget(start), MAX);
+        for _ in 0..20 {
+            spin.record(us(800), false);
+        }
+        assert_eq!(spin.budget(start + us(10)), Duration::ZERO);
+        // Within the same look it stays off; at the next one it tries again.
+        assert_eq!(spin.budget(start + us(9_000)), Duration::ZERO);
+        assert_eq!(spin.budget(start + super::LOOK_EVERY), MAX);
     }
 
     #[test]
