@@ -196,20 +196,19 @@ class Connection(Dispatch, Writer):
             ConnectionLost: the host went away.
             FrameTooLarge, CannotSend: the arguments cannot be sent.
         """
-        if not kwargs and self._reader is None and CURRENT_CALL.get() is None:
-            # Most calls: positional arguments, outside an export, nobody reading.
-            msg_id = next(self._ids)
-            frame = _framing.encode_call(msg_id, method, args, self.max_frame)
-            if frame is not None:
-                return self._call_alone(msg_id, frame)
         # Inside the client the export is not interrupted: the call raises
         # Cancelled when it returns instead.
         ctx = _shield_own_export()
         try:
-            slot = _Slot()
             msg_id = next(self._ids)
             # Made by an export the host called: the host runs it as part of that call.
             within = ctx.id if ctx is not None and type(ctx.id) is int else None
+            if not kwargs and self._reader is None:
+                # Most calls: positional arguments, and nobody reads.
+                frame = _framing.encode_call(msg_id, method, args, self.max_frame, within)
+                if frame is not None:
+                    return self._call_alone(msg_id, frame)
+            slot = _Slot()
             self._request(msg_id, self._encode_request(msg_id, method, args, kwargs, within), slot)
             self._wait(slot)
         finally:

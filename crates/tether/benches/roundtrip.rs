@@ -457,8 +457,15 @@ const MIB: usize = 1024 * 1024;
 
 /// 256 MiB from this process to Python and back over bare pipes raised to
 /// 1 MiB, read into preallocated buffers on both sides: GB/s counting both
-/// directions.
-fn bare_bulk(size: usize) -> f64 {
+/// directions. With `fresh`, each side reads into a buffer mapped once the
+/// clock runs (large pages asked for), as a receiver of a new value must: the
+/// first touch of fresh memory is part of the figure, as it is for tether.
+fn bare_bulk(size: usize, fresh: bool) -> f64 {
+    let buffer = if fresh {
+        "def buffer():\n    import mmap\n    m = mmap.mmap(-1, n)\n    m.madvise(getattr(mmap, 'MADV_HUGEPAGE', 14))\n    return memoryview(m)\n"
+    } else {
+        "touched = memoryview(bytearray(b'\\1') * n)  # no page faults while timed\ndef buffer():\n    return touched\n"
+    };
     let code = format!(
         r#"
 import os, fcntl
@@ -469,9 +476,9 @@ for fd in (0, 1):
         fcntl.fcntl(fd, F_SETPIPE_SZ, 1 << 20)
     except OSError:
         pass
-buf = bytearray(b"\1") * n  # touched: no page faults while timed
-view = memoryview(buf)
+{buffer}
 os.write(1, b"r")
+view = buffer()
 got = 0
 while got < n:
     got += os.readv(0, [view[got:]])
@@ -492,17 +499,26 @@ while sent < n:
     let _ = rustix::pipe::fcntl_setpipe_size(&to, MIB);
     let _ = rustix::pipe::fcntl_setpipe_size(&from, MIB);
     let data = vec![7u8; size];
-    let mut back = vec![1u8; size];
+    let mut touched = (!fresh).then(|| vec![1u8; size]);
     // The clock starts once Python is up and its buffer is ready.
     let mut ready = [0u8; 1];
     from.read_exact(&mut ready).unwrap();
     let t = Instant::now();
     to.write_all(&data).unwrap();
-    from.read_exact(&mut back).unwrap();
+    let mut mapped;
+    let back: &mut [u8] = match touched.as_mut() {
+        Some(buf) => buf,
+        None => {
+            mapped = memmap2::MmapMut::map_anon(size).unwrap();
+            let _ = mapped.advise(memmap2::Advice::HugePage);
+            &mut mapped
+        }
+    };
+    from.read_exact(back).unwrap();
     let secs = t.elapsed().as_secs_f64();
     drop(to);
     child.wait().unwrap();
-    assert!(back == data);
+    assert!(*back == data[..]);
     (2 * size) as f64 / secs / 1e9
 }
 
@@ -837,7 +853,8 @@ fn main() {
             .unwrap_or(256)
             * MIB;
         let bulk_runs = 3;
-        let bare = median((0..bulk_runs).map(|_| bare_bulk(size)).collect());
+        let bare = median((0..bulk_runs).map(|_| bare_bulk(size, false)).collect());
+        let bare_fresh = median((0..bulk_runs).map(|_| bare_bulk(size, true)).collect());
         let (rates, peaks): (Vec<f64>, Vec<f64>) =
             (0..bulk_runs).map(|_| tether_bulk(size, false)).unzip();
         let (shm_rates, shm_peaks): (Vec<f64>, Vec<f64>) =
@@ -858,6 +875,10 @@ fn main() {
                 (
                     format!("tether host.echo(data), {} MiB, shared memory", size / MIB),
                     median(shm_rates),
+                ),
+                (
+                    format!("(bare pipes into fresh buffers, {} MiB)", size / MIB),
+                    bare_fresh,
                 ),
             ],
         });
