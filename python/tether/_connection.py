@@ -225,7 +225,6 @@ class Connection(Dispatch, Writer):
         to an export came first, or bytes that are not the plain answer), it
         registers a slot and waits the general way.
         """
-        slot = _Slot()
         with self._lock:
             if self._lost is not None:
                 raise self._lost
@@ -233,7 +232,7 @@ class Connection(Dispatch, Writer):
             if alone:
                 self._reader = threading.get_ident()
             else:
-                self._pending[msg_id] = slot
+                slot = self._pending[msg_id] = _Slot()
         if not alone:
             try:
                 self._send([frame])
@@ -278,7 +277,7 @@ class Connection(Dispatch, Writer):
             with self._lock:
                 if self._lost is not None:
                     raise self._lost
-                self._pending[msg_id] = slot
+                slot = self._pending[msg_id] = _Slot()
             while True:
                 requests = self._read(True)
                 if requests or slot.done or self._lost is not None or self._deferred:
