@@ -246,7 +246,6 @@ class Connection(Dispatch, Writer):
         except BaseException:
             self._release_reader()
             raise
-        requests: List[Dict[str, Any]] = []
         try:
             rfd = self._rfd
             while True:
@@ -265,6 +264,7 @@ class Connection(Dispatch, Writer):
                     raise self._lost or error from None
                 result = _framing.simple_result(data, msg_id)
                 if result is not _framing.NOT_SIMPLE:
+                    self._release_reader()
                     return result
                 if not data:
                     error = ConnectionLost("the host closed the channel (it exited or stopped serving)")
@@ -278,16 +278,12 @@ class Connection(Dispatch, Writer):
                 if self._lost is not None:
                     raise self._lost
                 slot = self._pending[msg_id] = _Slot()
-            while True:
-                requests = self._read(True)
-                if requests or slot.done or self._lost is not None or self._deferred:
-                    break
-        finally:
+        except BaseException:
             # Given up without an answer (an interruption, a loss), the answer
             # has no slot: nobody waits for it, and it is dropped when it comes.
             self._release_reader()
-        for msg in requests:
-            self._handle(msg)
+            raise
+        self._read_for(slot)
         if not slot.done:
             self._wait(slot)
         return _outcome(slot)
@@ -515,19 +511,25 @@ class Connection(Dispatch, Writer):
             if wake is not None:
                 wake.acquire()
                 continue
-            try:
-                # Keep the role while the frames read are other threads'
-                # answers: giving it up and taking it back would wake a sleeper
-                # for nothing. Give it up for the host's calls (they run
-                # while another thread reads) and once this answer is here.
-                while True:
-                    requests = self._read(True)
-                    if requests or slot.done or self._lost is not None or self._deferred:
-                        break
-            finally:
-                self._release_reader()
-            for msg in requests:
-                self._handle(msg)
+            self._read_for(slot)
+
+    def _read_for(self, slot: _Slot) -> None:
+        """Holding the reader role: read until ``slot``'s answer is here, the host's
+        calls came or the channel was lost; give the role up and run those calls.
+
+        It keeps the role while the frames read are other threads' answers:
+        giving it up and taking it back would wake a sleeper for nothing. It
+        gives it up for the host's calls (they run while another thread reads).
+        """
+        try:
+            while True:
+                requests = self._read(True)
+                if requests or slot.done or self._lost is not None or self._deferred:
+                    break
+        finally:
+            self._release_reader()
+        for msg in requests:
+            self._handle(msg)
 
     def _read_as_reader(self, block: bool) -> List[Dict[str, Any]]:
         """Read frames as the reader, deliver answers, and return the host's calls.
