@@ -23,6 +23,8 @@ class FakeHost(threading.Thread):
         self.early = []
         # The script's answers to this host's calls (to its exports).
         self.answers = []
+        # Answers to send once the script answered this host's call (by its id).
+        self.after = {}
 
     def run(self):
         d = _framing.FrameDecoder()
@@ -39,6 +41,10 @@ class FakeHost(threading.Thread):
                 continue  # notifications (rpc.ready, logs) need no answer
             if "method" not in msg:
                 self.answers.append(msg)
+                reply = self.after.pop(msg["id"], None)
+                if reply is not None:
+                    for piece in _framing.encode(reply):
+                        os.write(self.h_write, piece)
                 continue
             if not self.greeted and msg["method"] != "rpc.hello":
                 self.early.append(msg["method"])
@@ -68,6 +74,13 @@ class FakeHost(threading.Thread):
                 call = {"jsonrpc": "2.0", "id": "h%d" % msg["id"], "method": "ident", "params": msg["params"]}
                 reply = {"jsonrpc": "2.0", "id": msg["id"], "result": "after"}
                 os.write(self.h_write, b"".join(bytes(p) for m in (call, reply) for p in _framing.encode(m)))
+                continue
+            elif msg["method"] == "after_call":
+                # A call to the script's export `ident`; the answer once it answered.
+                call = {"jsonrpc": "2.0", "id": "a%d" % msg["id"], "method": "ident", "params": msg["params"]}
+                self.after[call["id"]] = {"jsonrpc": "2.0", "id": msg["id"], "result": "after"}
+                for piece in _framing.encode(call):
+                    os.write(self.h_write, piece)
                 continue
             elif msg["method"] == "with_bytes":
                 reply = {"jsonrpc": "2.0", "id": msg["id"], "result": [b"xyz", "$x"]}
@@ -166,6 +179,30 @@ class ClientTests(unittest.TestCase):
         self.assertEqual(self.conn.call("add", (1, 2), {}), 3)
         self.assertEqual((self.conn._pending, self.conn._reader), ({}, None))
         self.assertTrue(self.conn._decoder.empty())
+
+    def test_a_lone_caller_reads_alone_again_after_the_hosts_call(self):
+        # The host calls an export, and answers once the export answered: the
+        # caller runs the export, then takes the role back (with its slot) and
+        # reads its answer the short way again.
+        _dispatch.EXPORTS.clear()
+        reads = []
+        read_alone = self.conn._read_alone
+
+        def counted(msg_id):
+            got = read_alone(msg_id)
+            reads.append(got is not _framing.NOT_SIMPLE)
+            return got
+
+        self.conn._read_alone = counted
+        try:
+            tether.export("ident")(lambda x: ["ident", x])
+            self.assertEqual(self.conn.call("after_call", (7,), {}), "after")
+        finally:
+            _dispatch.EXPORTS.clear()
+            del self.conn._read_alone
+        self.assertEqual(reads, [False, True])
+        self.assertEqual([(a["id"], a["result"]) for a in self.host.answers], [("a1", ["ident", 7])])
+        self.assertEqual((self.conn._pending, self.conn._reader), ({}, None))
 
     def test_calls_and_keywords(self):
         self.assertEqual(self.conn.call("add", (1, 2), {}), 3)

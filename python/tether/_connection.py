@@ -246,47 +246,68 @@ class Connection(Dispatch, Writer):
         except BaseException:
             self._release_reader()
             raise
-        try:
-            rfd = self._rfd
-            while True:
-                if not self._decoder.empty():
-                    break
-                ready = self._spin.wait(self._poller, not self._parked)
-                if self._side is not None and any(fd != rfd for fd, _ in ready):
-                    break
-                try:
-                    data = os.read(rfd, _CHUNK)
-                except BlockingIOError:
-                    continue
-                except OSError as e:
-                    error: Error = ConnectionLost("reading from the host failed: %s" % e)
-                    self._lose(error)
-                    raise self._lost or error from None
-                result = _framing.simple_result(data, msg_id)
+        while True:
+            try:
+                result = self._read_alone(msg_id)
                 if result is not _framing.NOT_SIMPLE:
                     self._release_reader()
                     return result
-                if not data:
-                    error = ConnectionLost("the host closed the channel (it exited or stopped serving)")
-                    self._lose(error)
-                    raise self._lost or error
-                self._decoder.feed(data)
-                break
-            # Anything else: the answer gets a slot, and the general reader
-            # delivers it (the bytes read so far are in the decoder).
+                # Anything else: the answer gets a slot, and the general reader
+                # delivers it (the bytes read so far are in the decoder).
+                with self._lock:
+                    if self._lost is not None:
+                        raise self._lost
+                    slot = self._pending[msg_id] = _Slot()
+            except BaseException:
+                # Given up without an answer (an interruption, a loss), the answer
+                # has no slot: nobody waits for it, and it is dropped when it comes.
+                self._release_reader()
+                raise
+            self._read_for(slot)
+            # The host's calls ran (an export called back, maybe nesting calls of
+            # its own): when the answer is still to come and nobody reads, take
+            # the role back, and the slot with it, and read alone again.
             with self._lock:
-                if self._lost is not None:
-                    raise self._lost
-                slot = self._pending[msg_id] = _Slot()
-        except BaseException:
-            # Given up without an answer (an interruption, a loss), the answer
-            # has no slot: nobody waits for it, and it is dropped when it comes.
-            self._release_reader()
-            raise
-        self._read_for(slot)
-        if not slot.done:
-            self._wait(slot)
-        return _outcome(slot)
+                again = not slot.done and self._reader is None and not self._deferred and self._lost is None
+                if again:
+                    del self._pending[msg_id]
+                    self._reader = threading.get_ident()
+            if not again:
+                if not slot.done:
+                    self._wait(slot)
+                return _outcome(slot)
+
+    def _read_alone(self, msg_id: int) -> Any:
+        """Holding the reader role with no slot for answer ``msg_id``: wait for bytes
+        and read once. The result, when they are exactly that answer; else
+        NOT_SIMPLE, with what was read in the decoder.
+
+        Raises:
+            ConnectionLost: the host went away (the channel is lost).
+        """
+        rfd = self._rfd
+        while self._decoder.empty():
+            ready = self._spin.wait(self._poller, not self._parked)
+            if self._side is not None and any(fd != rfd for fd, _ in ready):
+                break
+            try:
+                data = os.read(rfd, _CHUNK)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                error: Error = ConnectionLost("reading from the host failed: %s" % e)
+                self._lose(error)
+                raise self._lost or error from None
+            result = _framing.simple_result(data, msg_id)
+            if result is not _framing.NOT_SIMPLE:
+                return result
+            if not data:
+                error = ConnectionLost("the host closed the channel (it exited or stopped serving)")
+                self._lose(error)
+                raise self._lost or error
+            self._decoder.feed(data)
+            break
+        return _framing.NOT_SIMPLE
 
     def acall(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         """The asyncio form of :meth:`call`: an awaitable future of the result.
