@@ -223,7 +223,9 @@ class Connection(Dispatch, Writer):
         While it holds the role its answer has no slot: nobody else can read it.
         Before giving the role up with the answer still to come (the host's call
         to an export came first, or bytes that are not the plain answer), it
-        registers a slot and waits the general way.
+        registers a slot and reads the general way; once the host's calls ran,
+        it takes the role back with its slot, if the answer is still to come and
+        nobody reads, and reads alone again.
         """
         with self._lock:
             if self._lost is not None:
