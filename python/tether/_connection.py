@@ -203,13 +203,13 @@ class Connection(Dispatch, Writer):
             msg_id = next(self._ids)
             # Made by an export the host called: the host runs it as part of that call.
             within = ctx.id if ctx is not None and type(ctx.id) is int else None
-            if not kwargs and self._reader is None:
-                # Most calls: positional arguments, and nobody reads.
-                frame = _framing.encode_call(msg_id, method, args, self.max_frame, within)
-                if frame is not None:
-                    return self._call_alone(msg_id, frame)
+            encoded = self._encode_request(msg_id, method, args, kwargs, within)
+            pieces, fds = encoded
+            if self._reader is None and not fds and len(pieces) == 1 and type(pieces[0]) is bytes:
+                # Most calls: a small frame, and nobody reads.
+                return self._call_alone(msg_id, pieces[0])
             slot = _Slot()
-            self._request(msg_id, self._encode_request(msg_id, method, args, kwargs, within), slot)
+            self._request(msg_id, encoded, slot)
             self._wait(slot)
         finally:
             if ctx is not None and ctx.exit_shield():
@@ -233,14 +233,9 @@ class Connection(Dispatch, Writer):
             alone = self._reader is None and not self._deferred
             if alone:
                 self._reader = threading.get_ident()
-            else:
-                slot = self._pending[msg_id] = _Slot()
         if not alone:
-            try:
-                self._send([frame])
-            except BaseException:
-                self._forget(msg_id)
-                raise
+            slot = _Slot()
+            self._request(msg_id, ([frame], []), slot)
             self._wait(slot)
             return _outcome(slot)
         try:
