@@ -196,24 +196,33 @@ class Connection(Dispatch, Writer):
             ConnectionLost: the host went away.
             FrameTooLarge, CannotSend: the arguments cannot be sent.
         """
-        # Inside the client the export is not interrupted: the call raises
-        # Cancelled when it returns instead.
-        ctx = _shield_own_export()
+        ctx = CURRENT_CALL.get()
+        if ctx is None or ctx.thread != threading.get_ident():
+            return self._call(method, args, kwargs, None)
+        # Made by an export the host called: the host runs it as part of that
+        # call. Inside the client the export is not interrupted: the call
+        # raises Cancelled when it returns instead.
+        ctx.enter_shield()
         try:
-            msg_id = next(self._ids)
-            # Made by an export the host called: the host runs it as part of that call.
-            within = ctx.id if ctx is not None and type(ctx.id) is int else None
-            encoded = self._encode_request(msg_id, method, args, kwargs, within)
-            pieces, fds = encoded
-            if self._reader is None and not fds and len(pieces) == 1 and type(pieces[0]) is bytes:
-                # Most calls: a small frame, and nobody reads.
-                return self._call_alone(msg_id, pieces[0])
-            slot = _Slot()
-            self._request(msg_id, encoded, slot)
-            self._wait(slot)
+            return self._call(method, args, kwargs, ctx.id if type(ctx.id) is int else None)
         finally:
-            if ctx is not None and ctx.exit_shield():
+            if ctx.exit_shield():
                 raise Cancelled()
+
+    def _call(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], within: Optional[int]) -> Any:
+        """:meth:`call`, with ``within`` the host's call the caller serves."""
+        msg_id = next(self._ids)
+        frame = None if kwargs else _framing.encode_call(msg_id, method, args, self.max_frame, within)
+        if frame is not None:
+            if self._reader is None:
+                # Most calls: a small frame, and nobody reads.
+                return self._call_alone(msg_id, frame)
+            encoded: Tuple[List[_framing.Buffer], List[int]] = ([frame], [])
+        else:
+            encoded = self._encode_general(msg_id, method, args, kwargs, within)
+        slot = _Slot()
+        self._request(msg_id, encoded, slot)
+        self._wait(slot)
         return _outcome(slot)
 
     def _call_alone(self, msg_id: int, frame: bytes) -> Any:
@@ -239,7 +248,7 @@ class Connection(Dispatch, Writer):
             self._wait(slot)
             return _outcome(slot)
         try:
-            self._send([frame])
+            self._send_frame(frame)
         except BaseException:
             self._release_reader()
             raise
@@ -283,10 +292,16 @@ class Connection(Dispatch, Writer):
             ConnectionLost: the host went away (the channel is lost).
         """
         rfd = self._rfd
+        # With no core to spin on, the host most often answered before this
+        # thread runs again: read first, and poll only when nothing is there.
+        look = not self._spin.max
         while self._decoder.empty():
-            ready = self._spin.wait(self._poller, not self._parked)
-            if self._side is not None and any(fd != rfd for fd, _ in ready):
-                break
+            if look:
+                look = False
+            else:
+                ready = self._spin.wait(self._poller, not self._parked)
+                if self._side is not None and any(fd != rfd for fd, _ in ready):
+                    break
             try:
                 data = os.read(rfd, _CHUNK)
             except BlockingIOError:

@@ -52,6 +52,12 @@ class Writer:
             frame = _framing.encode_call(msg_id, method, args, self.max_frame, within)
             if frame is not None:
                 return [frame], []
+        return self._encode_general(msg_id, method, args, kwargs, within)
+
+    def _encode_general(
+        self, msg_id: int, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], within: Optional[int] = None
+    ) -> Tuple[List[_framing.Buffer], List[int]]:
+        """:meth:`_encode_request` the general way, for what the short way declined."""
         params = self._params(method, args, kwargs)
         return self._encode(_framing.request(msg_id, method, params, within), self.max_frame)
 
@@ -78,12 +84,21 @@ class Writer:
                     # The host takes them in this order while it decodes the frame.
                     self._side.send(fds)
                 if len(pieces) == 1:
-                    piece = pieces[0]
-                    n = os.write(self._wfd, piece)
-                    if n != len(piece):
-                        self._write_all(memoryview(piece)[n:])
+                    self._write_one(pieces[0])
                 else:
                     _writev_all(self._wfd, pieces)
+        except OSError as e:
+            raise _lost_writing(e) from None
+
+    def _send_frame(self, frame: bytes) -> None:
+        """:meth:`_send` for one frame with no memory files (most requests)."""
+        if self._closed:
+            raise ConnectionLost("the connection to the host was closed")
+        try:
+            with self._write_lock:
+                if self._outbox:
+                    self._write_outbox()
+                self._write_one(frame)
         except OSError as e:
             raise _lost_writing(e) from None
 
@@ -120,6 +135,12 @@ class Writer:
         data = box[0] if len(box) == 1 else b"".join(box)
         box.clear()
         self._write_all(memoryview(data))
+
+    def _write_one(self, piece: _framing.Buffer) -> None:
+        """Write all of ``piece``, most often in one write; call with the write lock held."""
+        n = os.write(self._wfd, piece)
+        if n != len(piece):
+            self._write_all(memoryview(piece)[n:])
 
     def _write_all(self, view: memoryview) -> None:
         """Write all of ``view``; call with the write lock held."""
