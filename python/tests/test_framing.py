@@ -2,6 +2,7 @@
 
 import json
 import os
+import struct
 import unittest
 
 import tether
@@ -22,6 +23,11 @@ def untag(v):
 
 def joined(pieces):
     return b"".join(bytes(p) for p in pieces)
+
+
+def small_frame(text):
+    """The frame of JSON ``text`` with no attachments."""
+    return struct.pack("<II", len(text) + 4, len(text)) + text
 
 
 class GoldenFrames(unittest.TestCase):
@@ -48,7 +54,7 @@ class GoldenFrames(unittest.TestCase):
         self.assertNotIn(b"within", _framing.encode_call(3, "tick", (), 1 << 20))
 
     def test_the_short_way_of_a_result_makes_the_same_frame(self):
-        for result in [7, -3, 2**64 - 1, "é\n\"", 1.5, True, None, [1, "a", None], {"a": [1, {"b": 2.5}]}, []]:
+        for result in [7, 0, -3, -2**63, 2**64 - 1, "é\n\"", "$x", 1.5, True, False, None, [1, "a", None], {"a": [1, {"b": 2.5}]}, []]:
             with self.subTest(result=result):
                 want = joined(_framing.encode({"jsonrpc": "2.0", "id": 12, "result": result}))
                 self.assertEqual(_framing.encode_result(12, result, 1 << 20), want)
@@ -216,17 +222,17 @@ class Values(unittest.TestCase):
             "half a frame": (reply(12, 1)[:-3], 12),
             "a frame and a half": (reply(12, 1) + reply(13, 2)[:5], 12),
             "nothing": (b"", 12),
-            "whitespace": (_framing._small_frame(b'{"jsonrpc":"2.0","id":12,"result": 1}', 1 << 20), 12),
-            "trailing text": (_framing._small_frame(b'{"jsonrpc":"2.0","id":12,"result":1,"x":2}', 1 << 20), 12),
-            "bad JSON": (_framing._small_frame(b'{"jsonrpc":"2.0","id":12,"result":[1}', 1 << 20), 12),
-            "bad UTF-8": (_framing._small_frame(b'{"jsonrpc":"2.0","id":12,"result":"\xff"}', 1 << 20), 12),
+            "whitespace": (small_frame(b'{"jsonrpc":"2.0","id":12,"result": 1}'), 12),
+            "trailing text": (small_frame(b'{"jsonrpc":"2.0","id":12,"result":1,"x":2}'), 12),
+            "bad JSON": (small_frame(b'{"jsonrpc":"2.0","id":12,"result":[1}'), 12),
+            "bad UTF-8": (small_frame(b'{"jsonrpc":"2.0","id":12,"result":"\xff"}'), 12),
             "a wrong length": (b"\x00" + reply(12, 1)[1:], 12),
             # One look finds both marks ("$bytes", "$shm"): a string that
             # starts with "$" goes the general way too.
             "a string that starts with $": (reply(12, {"$b": 1}), 12),
         }
         shared = b'{"jsonrpc":"2.0","id":12,"result":{"$shm":[0,1]}}'
-        cases["a shared value"] = (_framing._small_frame(shared, 1 << 20), 12)
+        cases["a shared value"] = (small_frame(shared), 12)
         for what, (data, msg_id) in cases.items():
             with self.subTest(what):
                 self.assertIs(simple(data, msg_id), NOT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from _thread import RLock as _RLock
 from contextvars import ContextVar
 
 TYPE_CHECKING = False
@@ -115,7 +116,7 @@ class CallContext:
         self.thread = 0
         # Reentrant: the SIGURG handler runs in the main thread, maybe while that thread
         # holds this lock (entering a shield, finishing).
-        self.lock = threading.RLock()
+        self.lock = _RLock()
         self.shield = 0
         self.issued = False  # an asynchronous exception is pending in that thread
         self.raised = False  # Cancelled was raised in it
@@ -262,38 +263,10 @@ class Dispatch:
     def _handle(self, msg: Dict[str, Any], loop: Any = None) -> None:
         method = msg.get("method")
         msg_id = msg.get("id")
-        params = msg.get("params", [])
-        if method == CANCEL:
-            target = params.get("id") if isinstance(params, dict) else None
-            ctx = self._running.get(target)
-            if ctx is not None:
-                if ctx.task is not None:
-                    ctx.cancelled = True
-                    ctx.loop.call_soon_threadsafe(ctx.task.cancel)
-                else:
-                    ctx.interrupt()
-            elif target is not None:
-                # The call has not started yet (it may still be in the pipe).
-                self._cancelled_early[target] = None
-                while len(self._cancelled_early) > 4096:
-                    del self._cancelled_early[next(iter(self._cancelled_early))]
+        if method == CANCEL or method == STOP or method == _framing.PING:
+            self._control(method, msg_id, msg.get("params"))
             return
-        if method == STOP:
-            with self._lock:
-                self.stop_requested = True
-                self._cond.notify_all()
-            self._release_serve_waiters()
-            # The host is shutting the script down: what its calls run is not wanted.
-            for ctx in list(self._running.values()):
-                if ctx.task is None:
-                    ctx.interrupt()
-            return
-        if method == _framing.PING:
-            # The host's health check, answered in turn with the script's other calls.
-            if msg_id is not None:
-                self._reply_result(msg_id, method, True)
-            return
-        if msg_id is not None and self._cancelled_early.pop(msg_id, 0) is None:
+        if self._cancelled_early and msg_id is not None and self._cancelled_early.pop(msg_id, 0) is None:
             self._reply_error(msg_id, FUNCTION_ERROR, "%s() was cancelled before it started" % method,
                               {"kind": "CancelledError", "function": method})
             return
@@ -307,6 +280,7 @@ class Dispatch:
                 {"kind": "MethodNotFound", "method": method, "available": names},
             )
             return
+        params = msg.get("params", [])
         if isinstance(params, list):
             args, kwargs = params, {}
         elif isinstance(params, dict):
@@ -351,6 +325,37 @@ class Dispatch:
             if msg_id is not None:
                 self._running.pop(msg_id, None)
         self._reply_result(msg_id, export.name, result)
+
+    def _control(self, method: str, msg_id: Any, params: Any) -> None:
+        """The host's cancellations, stop and health checks."""
+        if method == CANCEL:
+            target = params.get("id") if isinstance(params, dict) else None
+            ctx = self._running.get(target)
+            if ctx is not None:
+                if ctx.task is not None:
+                    ctx.cancelled = True
+                    ctx.loop.call_soon_threadsafe(ctx.task.cancel)
+                else:
+                    ctx.interrupt()
+            elif target is not None:
+                # The call has not started yet (it may still be in the pipe).
+                self._cancelled_early[target] = None
+                while len(self._cancelled_early) > 4096:
+                    del self._cancelled_early[next(iter(self._cancelled_early))]
+            return
+        if method == STOP:
+            with self._lock:
+                self.stop_requested = True
+                self._cond.notify_all()
+            self._release_serve_waiters()
+            # The host is shutting the script down: what its calls run is not wanted.
+            for ctx in list(self._running.values()):
+                if ctx.task is None:
+                    ctx.interrupt()
+            return
+        # The host's health check, answered in turn with the script's other calls.
+        if msg_id is not None:
+            self._reply_result(msg_id, method, True)
 
     def _start_async(self, export: Export, args: Any, kwargs: Any, ctx: CallContext, loop: Any) -> None:
         import asyncio
