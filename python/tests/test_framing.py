@@ -175,7 +175,9 @@ class Values(unittest.TestCase):
                 _framing.decode(body)
 
     def test_fast_call_encoding_equals_the_general_one(self):
-        for args in [(), (1,), ("é✓", 2.5, None, True), ([1, {"a": [2]}],), (2**64 - 1, -(2**63))]:
+        # Integers alone are formatted directly (up to seven), the rest by the JSON encoder.
+        ints = [(0, -5, 7), tuple(range(7)), tuple(range(8)), (True, 1), (1, False), (1, "a")]
+        for args in [(), (1,), ("é✓", 2.5, None, True), ([1, {"a": [2]}],), (2**64 - 1, -(2**63))] + ints:
             with self.subTest(args=args):
                 fast = _framing.encode_call(7, "fn", args, _framing.DEFAULT_MAX_FRAME)
                 general = joined(_framing.encode(_framing.request(7, "fn", list(args))))
