@@ -248,28 +248,11 @@ class ClientTests(unittest.TestCase):
 
 
 class ClientWithoutSpinningTests(ClientTests):
-    """The same, as on one core: no spinning, and a lone caller reads before it polls."""
+    """The same, as on one core: no spinning."""
 
     def setUp(self):
         super().setUp()
         self.conn._spin = _spin.Spin(0.0)
-
-    def test_a_lone_caller_that_reads_before_polling_still_reads_a_split_answer(self):
-        polls = []
-        poll = self.conn._poller.poll
-
-        class Counted:
-            def poll(self, *args):
-                polls.append(args)
-                return poll(*args)
-
-        self.conn._poller = Counted()
-        # The answer comes in three writes 20 ms apart: the first read finds
-        # nothing, so the caller polls, and reads on until the answer is whole.
-        self.assertEqual(self.conn.call("split", (41,), {}), 41)
-        self.assertGreaterEqual(len(polls), 1)
-        self.assertEqual((self.conn._pending, self.conn._reader), ({}, None))
-        self.assertTrue(self.conn._decoder.empty())
 
 
 class ScriptedHost(threading.Thread):

@@ -292,16 +292,10 @@ class Connection(Dispatch, Writer):
             ConnectionLost: the host went away (the channel is lost).
         """
         rfd = self._rfd
-        # With no core to spin on, the host most often answered before this
-        # thread runs again: read first, and poll only when nothing is there.
-        look = not self._spin.max
         while self._decoder.empty():
-            if look:
-                look = False
-            else:
-                ready = self._spin.wait(self._poller, not self._parked)
-                if self._side is not None and any(fd != rfd for fd, _ in ready):
-                    break
+            ready = self._spin.wait(self._poller, not self._parked)
+            if self._side is not None and any(fd != rfd for fd, _ in ready):
+                break
             try:
                 data = os.read(rfd, _CHUNK)
             except BlockingIOError:
