@@ -248,7 +248,7 @@ class Connection(Dispatch, Writer):
             self._wait(slot)
             return _outcome(slot)
         try:
-            self._send_frame(frame)
+            self._send([frame])
         except BaseException:
             self._release_reader()
             raise

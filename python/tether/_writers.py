@@ -84,21 +84,12 @@ class Writer:
                     # The host takes them in this order while it decodes the frame.
                     self._side.send(fds)
                 if len(pieces) == 1:
-                    self._write_one(pieces[0])
+                    piece = pieces[0]
+                    n = os.write(self._wfd, piece)
+                    if n != len(piece):
+                        self._write_all(memoryview(piece)[n:])
                 else:
                     _writev_all(self._wfd, pieces)
-        except OSError as e:
-            raise _lost_writing(e) from None
-
-    def _send_frame(self, frame: bytes) -> None:
-        """:meth:`_send` for one frame with no memory files (most requests)."""
-        if self._closed:
-            raise ConnectionLost("the connection to the host was closed")
-        try:
-            with self._write_lock:
-                if self._outbox:
-                    self._write_outbox()
-                self._write_one(frame)
         except OSError as e:
             raise _lost_writing(e) from None
 
@@ -135,12 +126,6 @@ class Writer:
         data = box[0] if len(box) == 1 else b"".join(box)
         box.clear()
         self._write_all(memoryview(data))
-
-    def _write_one(self, piece: _framing.Buffer) -> None:
-        """Write all of ``piece``, most often in one write; call with the write lock held."""
-        n = os.write(self._wfd, piece)
-        if n != len(piece):
-            self._write_all(memoryview(piece)[n:])
 
     def _write_all(self, view: memoryview) -> None:
         """Write all of ``view``; call with the write lock held."""
