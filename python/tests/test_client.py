@@ -7,7 +7,7 @@ import time
 import unittest
 
 import tether
-from tether import _connection, _dispatch, _framing, _spin
+from tether import _connection, _dispatch, _framing, _nogil, _spin
 
 
 class FakeHost(threading.Thread):
@@ -240,6 +240,13 @@ class ClientTests(unittest.TestCase):
         self.assertEqual(errors, [])
         self.assertEqual(sorted(done), list(range(8)))
 
+    def test_a_request_larger_than_the_pipe_arrives_whole(self):
+        # 600 kB is far more than a pipe holds: the write waits for the host
+        # to read, whether the write end blocks or (threads called) not.
+        big = "x" * 600000
+        self.assertEqual(self.conn.call("add", (big, "y"), {}), big + "y")
+        self.assertEqual(self.conn.call("add", (1, 2), {}), 3)
+
     def test_host_going_away_raises_connection_lost_at_once(self):
         with self.assertRaises(tether.ConnectionLost):
             self.conn.call("quit", (), {})
@@ -253,6 +260,81 @@ class ClientWithoutSpinningTests(ClientTests):
     def setUp(self):
         super().setUp()
         self.conn._spin = _spin.Spin(0.0)
+
+
+class ClientThreadedTests(ClientTests):
+    """The same, once several threads called: reads, looks and small writes keep the GIL."""
+
+    def setUp(self):
+        super().setUp()
+        self.conn._go_threaded()
+        self.assertIsNotNone(self.conn._calls)
+        self.assertIs(self.conn._spin.calls, self.conn._calls)
+        self.assertFalse(os.get_blocking(self.host.c_write))
+
+
+class ClientWithoutCtypesTests(ClientTests):
+    """The same where the calls that keep the GIL cannot be had: the os functions stay."""
+
+    def setUp(self):
+        super().setUp()
+        load, _nogil.load = _nogil.load, lambda size: None
+        try:
+            self.conn._go_threaded()
+        finally:
+            _nogil.load = load
+        self.assertTrue(self.conn._threaded)
+        self.assertIsNone(self.conn._calls)
+        self.assertIsNone(self.conn._spin.calls)
+        self.assertTrue(os.get_blocking(self.host.c_write))
+
+
+class ThreadedModeTests(unittest.TestCase):
+    def test_a_thread_that_waits_while_another_reads_turns_it_on(self):
+        host = FakeHost()
+        host.start()
+        conn = _connection.Connection(host.c_read, host.c_write)
+        try:
+            conn.handshake()
+            conn.call("add", (1, 2), {})
+            self.assertFalse(conn._threaded)
+            self.assertIsNone(conn._calls)
+            # One thread holds the reader role while it waits for an answer
+            # that never comes; the next caller must wait for the role.
+            outcome = []
+
+            def hold():
+                try:
+                    outcome.append(conn.call("never", (), {}))
+                except BaseException as e:  # recorded: checked below
+                    outcome.append(type(e))
+
+            holder = threading.Thread(target=hold)
+            holder.start()
+            deadline = time.monotonic() + 10
+            while conn._reader is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            self.assertIsNotNone(conn._reader)
+            self.assertEqual(conn.call("add", (2, 3), {}), 5)
+            self.assertTrue(conn._threaded)
+            self.assertIsNotNone(conn._calls)
+            self.assertEqual(conn.call("add", (3, 4), {}), 7)
+            # The host goes away: the reader sees it, and both calls fail.
+            self.assertRaises(tether.ConnectionLost, conn.call, "quit", (), {})
+            holder.join(10)
+            self.assertFalse(holder.is_alive())
+            self.assertEqual(outcome, [tether.ConnectionLost])
+        finally:
+            conn.close()
+
+    def test_importing_tether_leaves_ctypes_out(self):
+        import subprocess
+        import sys
+
+        code = "import sys, tether; print('ctypes' in sys.modules, 'tether._nogil' in sys.modules)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             cwd=os.path.dirname(os.path.dirname(tether.__file__)))
+        self.assertEqual(out.stdout.split(), ["False", "False"])
 
 
 class ScriptedHost(threading.Thread):

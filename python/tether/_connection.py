@@ -31,6 +31,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
+    from ._nogil import Calls
+
 from . import _framing
 from ._dispatch import CURRENT_CALL, EXPORTS, INVALID_PARAMS, METHOD_NOT_FOUND, CallContext, Dispatch, _interrupts
 from ._errors import (
@@ -88,6 +90,11 @@ class Connection(Dispatch, Writer):
         self._poller = select.poll()
         self._poller.register(read_fd, select.POLLIN)
         self._spin = Spin(_spin_bound())
+        # The system calls that keep the GIL (``_nogil``), from the first time a
+        # thread waits while another reads; None before (and where ctypes is
+        # missing). ``_threaded`` says whether that first time came.
+        self._calls: Optional[Calls] = None
+        self._threaded = False
         # The lock guards the reader role, the pending calls and the loss.
         # Callers waiting for an answer sleep on their slot's own lock and are
         # parked here (oldest first); other threads waiting for the reader role
@@ -293,11 +300,12 @@ class Connection(Dispatch, Writer):
         """
         rfd = self._rfd
         while self._decoder.empty():
-            ready = self._spin.wait(self._poller, not self._parked)
+            calls = self._calls
+            ready = self._spin.wait(self._poller, calls is not None or not self._parked)
             if self._side is not None and any(fd != rfd for fd, _ in ready):
                 break
             try:
-                data = os.read(rfd, _CHUNK)
+                data = os.read(rfd, _CHUNK) if calls is None else calls.read(rfd)
             except BlockingIOError:
                 continue
             except OSError as e:
@@ -536,6 +544,8 @@ class Connection(Dispatch, Writer):
                         wake.acquire()
                     self._parked[slot] = None
             if wake is not None:
+                if not self._threaded:
+                    self._go_threaded()
                 wake.acquire()
                 continue
             self._read_for(slot)
@@ -611,12 +621,14 @@ class Connection(Dispatch, Writer):
                 return requests
             if got:
                 return requests
+            calls = self._calls
             if block:
                 # Nothing buffered: wait for bytes (spinning first) instead of
                 # paying for a read that fails.
-                # Not while other callers sleep: the GIL this reader takes
-                # back after each look keeps the threads it woke from running.
-                ready = self._spin.wait(self._poller, not self._parked)
+                # Not while other callers sleep, unless the looks keep the GIL:
+                # the GIL this reader takes back after each look (with hand-offs
+                # each time) keeps the threads it woke from running.
+                ready = self._spin.wait(self._poller, calls is not None or not self._parked)
                 side = self._side
                 if side is not None and any(fd != self._rfd for fd, _ in ready):
                     try:
@@ -633,7 +645,7 @@ class Connection(Dispatch, Writer):
                         self._lose(ConnectionLost("the host closed the channel in the middle of a frame"))
                         return requests
                     continue
-                data = os.read(self._rfd, _CHUNK)
+                data = os.read(self._rfd, _CHUNK) if calls is None else calls.read(self._rfd)
             except Error as e:
                 self._lose(e)
                 return requests
@@ -648,6 +660,36 @@ class Connection(Dispatch, Writer):
                 self._lose(ConnectionLost("the host closed the channel (it exited or stopped serving)"))
                 return requests
             decoder.feed(data)
+
+    def _go_threaded(self) -> None:
+        """A thread waits while another reads: from now on the reader role's
+        system calls and small writes keep the GIL (``_nogil`` says why).
+
+        Tried once. The write end becomes non-blocking, under the write lock,
+        before the calls are used: a small frame then goes whole or not at all,
+        and anything else is written blocking, as before (``_writers``).
+        """
+        self._threaded = True
+        try:
+            from . import _nogil
+        except ImportError:  # no ctypes in this Python
+            return
+        calls = _nogil.load(_CHUNK)
+        if calls is None:
+            return
+        fds = [self._rfd]
+        if self._side is not None:
+            fds.append(self._side.fileno())
+        calls.watch(fds)
+        with self._write_lock:
+            if self._closed:
+                return
+            try:
+                os.set_blocking(self._wfd, False)
+            except OSError:
+                return
+            self._spin.calls = calls
+            self._calls = calls
 
     def _deliver(self, msg: Dict[str, Any]) -> None:
         if "result" in msg and "error" not in msg and "id" in msg:

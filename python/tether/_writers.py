@@ -4,6 +4,7 @@ requests made in an event loop, and what a failed write means."""
 from __future__ import annotations
 
 import os
+import select
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
@@ -24,6 +25,7 @@ class Writer:
 
     if TYPE_CHECKING:
         _wfd: int
+        _calls: Any
         _write_lock: threading.Lock
         _outbox: List[bytes]
         _closed: bool
@@ -83,7 +85,9 @@ class Writer:
                 if fds:
                     # The host takes them in this order while it decodes the frame.
                     self._side.send(fds)
-                if len(pieces) == 1:
+                if self._calls is not None:
+                    self._send_threaded(pieces)
+                elif len(pieces) == 1:
                     piece = pieces[0]
                     n = os.write(self._wfd, piece)
                     if n != len(piece):
@@ -92,6 +96,24 @@ class Writer:
                     _writev_all(self._wfd, pieces)
         except OSError as e:
             raise _lost_writing(e) from None
+
+    def _send_threaded(self, pieces: List[_framing.Buffer]) -> None:
+        """:meth:`_send`'s write once several threads call (the write end is
+        non-blocking then): a small frame in one write that keeps the GIL, when
+        the pipe has room for it; anything else as before, blocking."""
+        if len(pieces) == 1:
+            piece = pieces[0]
+            if type(piece) is bytes and len(piece) <= _ATOMIC:
+                try:
+                    # All or nothing: the pipe takes a write this small whole.
+                    self._calls.write(self._wfd, piece)
+                    return
+                except BlockingIOError:
+                    pass
+            self._write_all(memoryview(piece))
+        else:
+            with _blocking(self._wfd):
+                _writev_all(self._wfd, pieces)
 
     def _send_quietly(self, pieces: List[_framing.Buffer], fds: Optional[List[int]] = None) -> None:
         try:
@@ -128,9 +150,15 @@ class Writer:
         self._write_all(memoryview(data))
 
     def _write_all(self, view: memoryview) -> None:
-        """Write all of ``view``; call with the write lock held."""
-        while view:
-            view = view[os.write(self._wfd, view):]
+        """Write all of ``view``, blocking until the host took it; call with the
+        write lock held."""
+        if self._calls is None:
+            while view:
+                view = view[os.write(self._wfd, view):]
+            return
+        with _blocking(self._wfd):
+            while view:
+                view = view[os.write(self._wfd, view):]
 
 
 def _lost_writing(e: OSError) -> ConnectionLost:
@@ -138,6 +166,28 @@ def _lost_writing(e: OSError) -> ConnectionLost:
     if isinstance(e, (BrokenPipeError, ConnectionResetError)):
         return ConnectionLost("the host closed the channel (it exited or stopped serving)")
     return ConnectionLost("writing to the host failed: %s" % e)
+
+
+# The most a write to a pipe takes whole or not at all (POSIX's PIPE_BUF).
+_ATOMIC = getattr(select, "PIPE_BUF", 512)
+
+
+class _blocking:
+    """The write end blocking for a while (it is non-blocking once several threads
+    call): a frame the pipe cannot take at once is written as before, so that it
+    is never left half written by a write that gave up, should the script then
+    exit."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> None:
+        os.set_blocking(self.fd, True)
+
+    def __exit__(self, *exc: Any) -> None:
+        os.set_blocking(self.fd, False)
 
 
 def _writev_all(fd: int, pieces: List[_framing.Buffer]) -> None:
