@@ -151,6 +151,21 @@ out["add"] = host.add(2, 3)
 big = bytes(range(256)) * 8192
 out["shared"] = host.echo(big) == big
 out["asyncio"] = asyncio.run(asyncio.sleep(0.01, result="slept"))
+# Threads calling at once: the client's calls that keep the GIL (ctypes)
+# load under the sandbox too.
+import threading
+barrier = threading.Barrier(8)
+wrong = []
+def work(k):
+    barrier.wait()
+    for i in range(300):
+        if host.add(k, i) != k + i:
+            wrong.append((k, i))
+threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+out["threads"] = wrong == []
+out["threaded"] = tether._connection.connection()._calls is not None
 out["subprocess"] = subprocess.run([sys.executable, "-c", "print(6 * 7)"], capture_output=True, text=True).stdout.strip()
 try:
     import numpy
@@ -194,6 +209,8 @@ fn legitimate_work_still_works_in_the_default_sandbox() {
     assert_eq!(out["add"], 5);
     assert_eq!(out["shared"], true);
     assert_eq!(out["asyncio"], "slept");
+    assert_eq!(out["threads"], true);
+    assert_eq!(out["threaded"], true);
     assert_eq!(out["subprocess"], "42");
     if python_has_numpy() {
         assert_eq!(out["numpy"], 45);
