@@ -327,6 +327,41 @@ class ThreadedModeTests(unittest.TestCase):
         finally:
             conn.close()
 
+    def test_a_small_frame_waits_for_room_when_the_pipe_is_full(self):
+        c_read, h_write = os.pipe()
+        h_read, c_write = os.pipe()
+        conn = _connection.Connection(c_read, c_write)
+        try:
+            conn._go_threaded()
+            self.assertIsNotNone(conn._calls)
+            filled = 0
+            while True:  # the write end is non-blocking now
+                try:
+                    filled += os.write(c_write, b"f" * 4096)
+                except BlockingIOError:
+                    break
+            frame = b"0123456789" * 10
+            sent = threading.Event()
+
+            def send():
+                conn._send([frame])
+                sent.set()
+
+            sender = threading.Thread(target=send)
+            sender.start()
+            self.assertFalse(sent.wait(0.1), "a write to a full pipe returned")
+            got = bytearray()
+            while len(got) < filled + len(frame):
+                got += os.read(h_read, 65536)
+            sender.join(10)
+            self.assertTrue(sent.is_set())
+            self.assertEqual(bytes(got), b"f" * filled + frame)
+            self.assertFalse(os.get_blocking(c_write), "the write end stays non-blocking")
+        finally:
+            conn.close()
+            os.close(h_read)
+            os.close(h_write)
+
     def test_importing_tether_leaves_ctypes_out(self):
         import subprocess
         import sys
