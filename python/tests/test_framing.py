@@ -303,7 +303,7 @@ class Spinning(unittest.TestCase):
             os.write(w, b"x")
             poller = select.poll()
             poller.register(r, select.POLLIN)
-            crowded, _spin._machine_is_crowded = _spin._machine_is_crowded, lambda preemptions=True: False
+            crowded, _spin._machine_is_crowded = _spin._machine_is_crowded, lambda: False
             try:
                 spin.looked = _spin._clock()  # looked just now: no spinning
                 spin.wait(poller)

@@ -65,7 +65,12 @@ class Spin:
         if self.max:
             if start - self.looked >= self.LOOK_EVERY:
                 self.looked = start
-                self.crowded = _machine_is_crowded(self.calls is None)
+                # With several threads calling, only the run queue: such a
+                # process is preempted by its own threads and its host all the
+                # time (with 8 threads on an idle machine, even the looking
+                # thread alone had been preempted more than twice in 38 to 43
+                # of 48 looks).
+                self.crowded = _machine_is_crowded() if self.calls is None else _crowded_run_queue()
                 if not self.budget:
                     # Try again (at most a few wasted spins every look): at
                     # zero the budget would learn nothing more.
@@ -104,19 +109,10 @@ class Spin:
 _PREEMPTED = [0]
 
 
-def _machine_is_crowded(preemptions: bool = True) -> bool:
+def _machine_is_crowded() -> bool:
     """Whether spinning would take time from others: this process was preempted
     more than twice since the last look (10 ms ago), or more than twice as many
-    threads are runnable as the machine has cores (``/proc/loadavg``).
-
-    ``preemptions=False``: only the second, for a process whose threads take
-    turns at calling. Such a process is preempted by its own threads and its
-    host all the time: with 8 threads calling the host on an otherwise idle
-    machine, even the looking thread alone (``RUSAGE_THREAD``) had been
-    preempted more than twice in 38 to 43 of 48 looks.
-    """
-    if not preemptions:
-        return _crowded_run_queue()
+    threads are runnable as the machine has cores (``/proc/loadavg``)."""
     try:
         import resource
 

@@ -153,12 +153,10 @@ class Writer:
         """Write all of ``view``, blocking until the host took it; call with the
         write lock held."""
         if self._calls is None:
-            while view:
-                view = view[os.write(self._wfd, view):]
-            return
-        with _blocking(self._wfd):
-            while view:
-                view = view[os.write(self._wfd, view):]
+            _write_view(self._wfd, view)
+        else:
+            with _blocking(self._wfd):
+                _write_view(self._wfd, view)
 
 
 def _lost_writing(e: OSError) -> ConnectionLost:
@@ -188,6 +186,12 @@ class _blocking:
 
     def __exit__(self, *exc: Any) -> None:
         os.set_blocking(self.fd, False)
+
+
+def _write_view(fd: int, view: memoryview) -> None:
+    """Write all of ``view`` to ``fd`` (blocking)."""
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _writev_all(fd: int, pieces: List[_framing.Buffer]) -> None:
