@@ -318,6 +318,45 @@ class Spinning(unittest.TestCase):
             os.close(r)
             os.close(w)
 
+    def test_a_crowded_machine_stops_the_spin_of_one_thread_but_not_of_threaded_mode(self):
+        import select
+
+        from tether import _spin
+
+        class Calls:
+            """Looks that keep the GIL, counted."""
+
+            def __init__(self, poller):
+                self.poller, self.looks = poller, 0
+
+            def poll(self, timeout):
+                self.looks += 1
+                return self.poller.poll(timeout)
+
+            def pause(self):
+                return 0
+
+        r, w = os.pipe()
+        saved = _spin._machine_is_crowded, _spin._crowded_run_queue
+        _spin._machine_is_crowded = _spin._crowded_run_queue = lambda: True
+        try:
+            os.write(w, b"x")
+            poller = select.poll()
+            poller.register(r, select.POLLIN)
+            alone = _spin.Spin(50e-6)
+            alone.wait(poller)
+            self.assertTrue(alone.crowded)
+            threaded = _spin.Spin(50e-6)
+            threaded.calls = Calls(poller)
+            threaded.wait(poller)
+            self.assertFalse(threaded.crowded)
+            self.assertEqual(threaded.calls.looks, 1)  # caught by the spin's first look
+            self.assertEqual(threaded.budget, 50e-6)
+        finally:
+            _spin._machine_is_crowded, _spin._crowded_run_queue = saved
+            os.close(r)
+            os.close(w)
+
 
 if __name__ == "__main__":
     unittest.main()

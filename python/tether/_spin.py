@@ -39,7 +39,10 @@ class Spin:
     while the cores are crowded (this process keeps being preempted, or far more
     threads are runnable than there are cores; looked at every 10 ms) it does not
     spin at all. With ``calls`` set (several threads call) it looks and yields
-    without letting the GIL go, and only the runnable threads count as crowding.
+    without letting the GIL go, and spins whatever the machine's state: a reader
+    that sleeps in ``poll`` hands the GIL to a thread that can only send its
+    request and park, and waking it again costs two more hand-offs; the yields
+    between looks already give the core to anything else that wants it.
     """
 
     __slots__ = ("max", "budget", "looked", "crowded", "calls")
@@ -65,12 +68,12 @@ class Spin:
         if self.max:
             if start - self.looked >= self.LOOK_EVERY:
                 self.looked = start
-                # With several threads calling, only the run queue: such a
-                # process is preempted by its own threads and its host all the
-                # time (with 8 threads on an idle machine, even the looking
-                # thread alone had been preempted more than twice in 38 to 43
-                # of 48 looks).
-                self.crowded = _machine_is_crowded() if self.calls is None else _crowded_run_queue()
+                # Not with several threads calling (see above). Such a process
+                # is preempted by its own threads and its host all the time, and
+                # the run queue holds them too: with 8 threads, the run-queue
+                # test alone still sent the reader to sleep in poll on 374 to
+                # 3,554 of 40,000 calls, and each time other threads parked.
+                self.crowded = _machine_is_crowded() if self.calls is None else False
                 if not self.budget:
                     # Try again (at most a few wasted spins every look): at
                     # zero the budget would learn nothing more.
