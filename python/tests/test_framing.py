@@ -244,6 +244,40 @@ class Values(unittest.TestCase):
         self.assertEqual(_framing.decode(d.next())["result"], 1)
         self.assertEqual(_framing.decode(d.next())["result"], 2)
 
+    def test_a_hosts_call_to_a_lone_caller_is_read_the_short_way_or_not_at_all(self):
+        simple = _framing.simple_request
+
+        def frame(message):
+            return joined(_framing.encode(message))
+
+        for message in [
+            {"jsonrpc": "2.0", "id": 7, "method": "down", "params": [1, "x\u00e9", None]},
+            {"jsonrpc": "2.0", "id": "h3", "method": "ident", "params": {"x": [1.5]}},
+            {"jsonrpc": "2.0", "method": "rpc.cancel", "params": {"id": 4}},
+        ]:
+            with self.subTest(message=message):
+                self.assertEqual(simple(frame(message)), message)
+        call = frame({"jsonrpc": "2.0", "id": 7, "method": "down", "params": [1]})
+        cases = {
+            "an answer": frame({"jsonrpc": "2.0", "id": 7, "result": 1}),
+            "attachments": frame({"jsonrpc": "2.0", "id": 7, "method": "m", "params": [b"xy"]}),
+            "a shared value": small_frame(b'{"jsonrpc":"2.0","id":7,"method":"m","params":[{"$shm":[0,1]}]}'),
+            "a string that starts with $": frame({"jsonrpc": "2.0", "id": 7, "method": "m", "params": ["$x"]}),
+            "two frames": call + call,
+            "half a frame": call[:-3],
+            "nothing": b"",
+            "a header alone": call[:8],
+            "not JSON-RPC 2.0": small_frame(b'{"jsonrpc":"1.0","id":7,"method":"m"}'),
+            "not an object": small_frame(b'["method"]'),
+            "trailing text": small_frame(b'{"jsonrpc":"2.0","method":"m"} x'),
+            "bad JSON": small_frame(b'{"jsonrpc":"2.0","method":"m"'),
+            "bad UTF-8": small_frame(b'{"jsonrpc":"2.0","method":"\xff"}'),
+            "a wrong length": b"\x00" + call[1:],
+        }
+        for what, data in cases.items():
+            with self.subTest(what):
+                self.assertIsNone(simple(data))
+
     def test_shared_memory_references(self):
         placed = []
 

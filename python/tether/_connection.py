@@ -262,7 +262,7 @@ class Connection(Dispatch, Writer):
         while True:
             try:
                 result = self._read_alone(msg_id)
-                if result is not _framing.NOT_SIMPLE:
+                if result is not _framing.NOT_SIMPLE and type(result) is not tuple:
                     self._release_reader()
                     return result
                 # Anything else: the answer gets a slot, and the general reader
@@ -276,7 +276,13 @@ class Connection(Dispatch, Writer):
                 # has no slot: nobody waits for it, and it is dropped when it comes.
                 self._release_reader()
                 raise
-            self._read_for(slot)
+            if type(result) is tuple:
+                # Exactly one call of the host, read whole: it runs here, as
+                # _read_for would run it, without the decoder's round.
+                self._release_reader()
+                self._handle(result[0])
+            else:
+                self._read_for(slot)
             # The host's calls ran (an export called back, maybe nesting calls of
             # its own): when the answer is still to come and nobody reads, take
             # the role back, and the slot with it, and read alone again.
@@ -293,7 +299,10 @@ class Connection(Dispatch, Writer):
     def _read_alone(self, msg_id: int) -> Any:
         """Holding the reader role with no slot for answer ``msg_id``: wait for bytes
         and read once. The result, when they are exactly that answer; else
-        NOT_SIMPLE, with what was read in the decoder.
+        NOT_SIMPLE, with what was read in the decoder; when they are exactly one
+        request of the host (its call to an export, the commonest nesting), that
+        message in a 1-tuple (a decoded result is never a tuple: JSON arrays
+        decode to lists), with nothing in the decoder.
 
         Raises:
             ConnectionLost: the host went away (the channel is lost).
@@ -319,6 +328,9 @@ class Connection(Dispatch, Writer):
                 error = ConnectionLost("the host closed the channel (it exited or stopped serving)")
                 self._lose(error)
                 raise self._lost or error
+            request = _framing.simple_request(data)
+            if request is not None:
+                return (request,)
             self._decoder.feed(data)
             break
         return _framing.NOT_SIMPLE

@@ -335,6 +335,30 @@ def simple_result(data: bytes, msg_id: int) -> Any:
     return value if end == len(text) else NOT_SIMPLE
 
 
+def simple_request(data: bytes) -> Optional[Dict[str, Any]]:
+    """The message, when ``data`` (bytes as read from the host) is exactly one
+    frame: a request or notification of the host (a call to an export, a
+    cancellation), with no attachments or shared values. None for anything else
+    (the general decoder then takes the bytes; nothing is lost).
+
+    The short way of the host's call that a lone caller reads while it waits
+    for its own answer (a nested call): no frame buffer, no copy of the body.
+    """
+    k = len(data)
+    if k < 10 or data[8] != 0x7B or _SCAN is None or (_DOLLAR in data and data.find(b'"$') >= 0):
+        return None
+    if _HEADER2.unpack_from(data, 0) != (k - 4, k - 8):
+        return None
+    try:
+        text = data[8:].decode("utf-8")
+        message, end = _SCAN(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    if end != len(text) or type(message) is not dict or "method" not in message or message.get("jsonrpc") != "2.0":
+        return None
+    return message
+
+
 def _encode_with_bytes(
     message: Dict[str, Any],
     share: Optional[Tuple[int, Callable[[memoryview, List[int]], int]]],
