@@ -498,7 +498,7 @@ class Handshake(unittest.TestCase):
         os.environ.pop("TETHER_SHM_FD", None)
         _connection._connection = None
         _connection._connect_error = None
-        tether.host._functions.clear()
+        tether.host._forget()
 
     def tearDown(self):
         conn = _connection._connection
@@ -506,7 +506,7 @@ class Handshake(unittest.TestCase):
             conn.close()
         _connection._connection = None
         _connection._connect_error = None
-        tether.host._functions.clear()
+        tether.host._forget()
         for k, v in self.saved.items():
             if v is None:
                 os.environ.pop(k, None)

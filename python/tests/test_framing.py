@@ -197,9 +197,10 @@ class Values(unittest.TestCase):
                     fast = _framing.encode_call(3, name, args, _framing.DEFAULT_MAX_FRAME)
                     general = joined(_framing.encode(_framing.request(3, name, list(args))))
                     self.assertEqual(fast, general)
-                fast = _framing.encode_call(3, name, (1,), _framing.DEFAULT_MAX_FRAME, within=9)
-                general = joined(_framing.encode(_framing.request(3, name, [1], within=9)))
-                self.assertEqual(fast, general)
+                for args in [(), (1,), (1, "x", None, 2.5), tuple(range(9))]:
+                    fast = _framing.encode_call(3, name, args, _framing.DEFAULT_MAX_FRAME, within=9)
+                    general = joined(_framing.encode(_framing.request(3, name, list(args), within=9)))
+                    self.assertEqual(fast, general)
 
     def test_a_lone_callers_answer_is_read_the_short_way_or_not_at_all(self):
         simple = _framing.simple_result

@@ -22,6 +22,8 @@ FUNCTION_ERROR = -32000
 
 CANCEL = _framing.CANCEL
 STOP = _framing.STOP
+# The host's requests that are no export's: cancellations, stop, health checks.
+_CONTROL = frozenset((CANCEL, STOP, _framing.PING))
 
 
 _NOT_YET = object()
@@ -263,7 +265,7 @@ class Dispatch:
     def _handle(self, msg: Dict[str, Any], loop: Any = None) -> None:
         method = msg.get("method")
         msg_id = msg.get("id")
-        if method == CANCEL or method == STOP or method == _framing.PING:
+        if type(method) is str and method in _CONTROL:
             self._control(method, msg_id, msg.get("params"))
             return
         if self._cancelled_early and msg_id is not None and self._cancelled_early.pop(msg_id, 0) is None:

@@ -248,14 +248,11 @@ def encode_call(
         forms = _call_forms(method)
     try:
         if not args:
-            text = forms[1] % msg_id
-        elif ints and len(args) < len(_INT_LISTS):
-            # Integers only (the commonest arguments): formatted as JSON writes them.
-            text = forms[0] % (msg_id, _INT_LISTS[len(args)] % args)
+            text = forms[1] % msg_id if within is None else forms[3] % (msg_id, within)
         else:
-            text = forms[0] % (msg_id, "".join(_FAST(args, 0)))
-        if within is not None:
-            text = '%s,"within":%d}' % (text[:-1], within)
+            # Integers only (the commonest arguments): formatted as JSON writes them.
+            params = _INT_LISTS[len(args)] % args if ints and len(args) < 8 else "".join(_FAST(args, 0))
+            text = forms[0] % (msg_id, params) if within is None else forms[2] % (msg_id, params, within)
         data = text.encode("utf-8")
     except Exception:
         return None
@@ -265,17 +262,18 @@ def encode_call(
     return _HEADER2.pack(n + 4, n) + data
 
 
-_CALL_FORMS: Dict[str, Tuple[str, str]] = {}
+_CALL_FORMS: Dict[str, Tuple[str, str, str, str]] = {}
 # The JSON list of 0 to 7 integers, to format with a tuple of them.
 _INT_LISTS = tuple("[" + ",".join(["%d"] * k) + "]" for k in range(8))
 
 
-def _call_forms(method: str) -> Tuple[str, str]:
-    """The texts of a call to ``method``, with arguments and without: ``%d`` for
-    its id and ``%s`` for its arguments' JSON list (kept for 1,024 methods)."""
+def _call_forms(method: str) -> Tuple[str, str, str, str]:
+    """The texts of a call to ``method``: with arguments, without, and both again
+    made within a host's request; ``%d`` for its id, ``%s`` for its arguments'
+    JSON list, then ``%d`` for ``within`` (kept for 1,024 methods)."""
     name = "".join(_FAST(method, 0)).replace("%", "%%")
     head = '{"jsonrpc":"2.0","id":%d,"method":' + name
-    forms = (head + ',"params":%s}', head + "}")
+    forms = (head + ',"params":%s}', head + "}", head + ',"params":%s,"within":%d}', head + ',"within":%d}')
     if len(_CALL_FORMS) < 1024:
         _CALL_FORMS[method] = forms
     return forms

@@ -144,15 +144,20 @@ class Host:
 
     def __init__(self, is_async: bool = False) -> None:
         self._is_async = is_async
-        self._functions: Dict[str, Callable[..., Any]] = {}
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        f = self._functions.get(name)
-        if f is None:
-            f = self._functions[name] = build(connection().functions.get(name), name, self._is_async)
+        f = build(connection().functions.get(name), name, self._is_async)
+        # A plain attribute from now on: __getattr__ runs once per name.
+        self.__dict__[name] = f
         return f
+
+    def _forget(self) -> None:
+        """Drop the functions built so far (a test's new connection)."""
+        is_async = self._is_async
+        self.__dict__.clear()
+        self._is_async = is_async
 
     def __dir__(self) -> List[str]:
         return sorted(connection().functions)
