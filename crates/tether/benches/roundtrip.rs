@@ -136,7 +136,10 @@ for _ in range(n):
     os.write(1, msg)
     got = 0
     while got < 12:
-        got += len(read(12 - got))
+        data = read(12 - got)
+        if not data:
+            sys.exit("the bench went away")
+        got += len(data)
 sys.stderr.write("%f\n" % ((time.perf_counter() - t) / n * 1e6))
 "#
     );
@@ -481,7 +484,10 @@ os.write(1, b"r")
 view = buffer()
 got = 0
 while got < n:
-    got += os.readv(0, [view[got:]])
+    k = os.readv(0, [view[got:]])
+    if not k:
+        raise SystemExit("the bench went away")
+    got += k
 sent = 0
 while sent < n:
     sent += os.write(1, view[sent:])
