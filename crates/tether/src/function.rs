@@ -11,6 +11,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -72,6 +73,66 @@ impl Future for CatchUnwind {
     }
 }
 
+/// Where a sync function's calls run: on the reader's thread until one of
+/// them blocked there (its own code outlasted a watchdog tick), then on the
+/// pool. A call that blocked once is not proof that the next will: a
+/// preemption of the host or a slow first call looks the same. So a moved
+/// function tries the reader's thread again after 2 calls on the pool, and
+/// comes back when that call did not block; each move doubles the wait
+/// before the next try, up to [`Pooling::MAX_WAIT`] calls, so a function that
+/// really blocks costs the reader a tick only that seldom.
+#[derive(Debug, Default)]
+pub(crate) struct Pooling {
+    moved: AtomicBool,
+    /// How many times it moved to the pool (the wait before a try doubles).
+    moves: AtomicU32,
+    /// Calls sent to the pool since it moved or last tried.
+    since: AtomicU32,
+}
+
+impl Pooling {
+    /// The longest wait, in calls on the pool, before a moved function
+    /// tries the reader's thread again.
+    pub const MAX_WAIT: u32 = 1024;
+
+    /// Whether the next call may run on the reader's thread: always while
+    /// the function has not moved, and then once every so many calls.
+    pub fn inline_next(&self) -> bool {
+        if !self.moved.load(Ordering::Relaxed) {
+            return true;
+        }
+        let wait = 1u32
+            << self
+                .moves
+                .load(Ordering::Relaxed)
+                .clamp(1, Self::MAX_WAIT.trailing_zeros());
+        if self.since.fetch_add(1, Ordering::Relaxed) + 1 < wait {
+            return false;
+        }
+        self.since.store(0, Ordering::Relaxed);
+        true
+    }
+
+    /// A call ran on the reader's thread: it blocked there (the function
+    /// moves to the pool, or stays there) or it did not (it stays, or comes
+    /// back). Returns whether it moved just now.
+    pub fn ran_inline(&self, blocked: bool) -> bool {
+        if !blocked {
+            self.moved.store(false, Ordering::Relaxed);
+            return false;
+        }
+        self.moves.fetch_add(1, Ordering::Relaxed);
+        self.since.store(0, Ordering::Relaxed);
+        !self.moved.swap(true, Ordering::Relaxed)
+    }
+
+    /// Whether calls run on the pool now.
+    #[cfg(test)]
+    pub fn moved(&self) -> bool {
+        self.moved.load(Ordering::Relaxed)
+    }
+}
+
 /// A registered host function.
 #[derive(Clone)]
 pub(crate) struct Function {
@@ -93,9 +154,8 @@ pub(crate) struct Function {
     /// Every argument must be given (a dynamic function with named
     /// parameters, which has no Rust types to say so).
     pub all_required: bool,
-    /// Runs on the pool rather than on the reader's thread: it once blocked
-    /// or called back into the script while it ran there.
-    pub pooled: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether its calls run on the reader's thread or on the pool.
+    pub pooling: Arc<Pooling>,
     body: Body,
 }
 
@@ -357,7 +417,7 @@ impl Function {
             doc: None,
             variadic: false,
             all_required: false,
-            pooled: Arc::default(),
+            pooling: Arc::default(),
             body,
         })
     }
@@ -383,7 +443,7 @@ impl Function {
             doc: None,
             variadic: !named,
             all_required: named,
-            pooled: Arc::default(),
+            pooling: Arc::default(),
             body: Body::Sync(Arc::new(move |args| f(args).map_err(Failure::Function))),
         })
     }
@@ -710,6 +770,52 @@ mod quiet_panics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How many of `calls` calls the function may run on the reader's
+    /// thread, each of them blocking there.
+    fn tries(pooling: &Pooling, calls: u32) -> u32 {
+        (0..calls)
+            .filter(|_| {
+                let inline = pooling.inline_next();
+                if inline {
+                    pooling.ran_inline(true);
+                }
+                inline
+            })
+            .count() as u32
+    }
+
+    #[test]
+    fn a_function_that_blocked_once_comes_back_to_the_reader() {
+        let pooling = Pooling::default();
+        assert!(pooling.inline_next());
+        assert!(!pooling.ran_inline(false) && !pooling.moved());
+        assert!(pooling.inline_next());
+        assert!(pooling.ran_inline(true), "it moves");
+        assert!(pooling.moved());
+        assert!(
+            !pooling.inline_next(),
+            "the first call after the move goes to the pool"
+        );
+        assert!(pooling.inline_next(), "the second tries the reader again");
+        assert!(!pooling.ran_inline(false));
+        assert!(!pooling.moved(), "back on the reader");
+        assert!(pooling.inline_next() && pooling.inline_next());
+    }
+
+    #[test]
+    fn a_function_that_keeps_blocking_tries_the_reader_ever_more_seldom() {
+        let pooling = Pooling::default();
+        // Tries after 2, 4, 8, ... 1,024 calls on the pool, then every 1,024.
+        let first = tries(&pooling, 2047);
+        assert_eq!(first, 1 + 10, "the first call, then one try per doubling");
+        assert!(pooling.moved());
+        assert_eq!(tries(&pooling, 10 * Pooling::MAX_WAIT), 10);
+        // Even after that, a call that does not block brings it back.
+        while !pooling.inline_next() {}
+        pooling.ran_inline(false);
+        assert!(!pooling.moved());
+    }
 
     fn positional(values: Vec<Value>) -> Params {
         Params::Positional(values)

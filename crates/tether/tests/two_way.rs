@@ -163,7 +163,7 @@ fn a_nested_chain_runs_on_the_reader_thread_at_every_level() {
     // used to hand reading to the standby reader, and every later level ran
     // on the pool). A level preempted for longer than a watchdog tick on a
     // loaded machine is taken for one that blocks and moves its function to
-    // the pool, by design: so up to five tries, each with a fresh host, and
+    // the pool for a while: so up to five tries, each with a fresh host, and
     // one chain of two runs entirely on the reader thread.
     let mut seen = Vec::new();
     for _ in 0..5 {
@@ -182,6 +182,36 @@ fn a_nested_chain_runs_on_the_reader_thread_at_every_level() {
         seen.push(threads);
     }
     panic!("no chain ran on the reader thread alone: {seen:?}");
+}
+
+#[test]
+fn a_function_that_blocked_once_comes_back_to_the_reader_thread() {
+    // Its first call blocks (longer than a watchdog tick): it moves to the
+    // pool. The calls after it are quick: after two of them on the pool it
+    // runs on the reader thread again. It used to stay on the pool for good,
+    // paying a hand-off between threads on every call. (A preemption of a
+    // loaded machine may move it again for a while: the script calls until
+    // three calls in a row ran on the reader thread.)
+    let threads = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&threads);
+    let host = host().function("flaky()", move || {
+        let mut seen = seen.lock().unwrap();
+        if seen.is_empty() {
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let name = std::thread::current().name().unwrap_or("?").to_owned();
+        let on_reader = name.starts_with("tether-reader-");
+        seen.push(name);
+        on_reader
+    });
+    let code = "from tether import host\nstreak = 0\nfor i in range(200):\n    streak = streak + 1 if host.flaky() else 0\n    if streak == 3:\n        break\nelse:\n    raise SystemExit('it never came back to the reader thread')\n";
+    assert_ok(&run_with(&host, code).unwrap());
+    let threads = threads.lock().unwrap().clone();
+    assert!(threads[0].starts_with("tether-reader-"), "{threads:?}");
+    assert!(
+        !threads[1].starts_with("tether-reader-"),
+        "the blocking call moved it to the pool: {threads:?}"
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@
 //! a call that takes long (the [`watchdog`] notices after a millisecond)
 //! hands reading over to the standby reader, which passes the calls it
 //! reads to the pool until the inline call returns; a function that needed
-//! that runs on the pool from then on. A call that calls back into its
+//! that runs on the pool for a while (`function::Pooling`). A call that calls back into its
 //! script reads for itself while it waits (the leader/follower pattern): it
 //! delivers the answers it reads, runs the script's calls made within its
 //! own call right there (so a nested call, to any depth, crosses no
@@ -292,7 +292,7 @@ impl Core {
             return;
         }
         if self.inline {
-            let quick = function.is_none_or(|f| !f.pooled.load(Ordering::Relaxed));
+            let quick = function.is_none_or(|f| f.pooling.inline_next());
             // A classic call waits behind those already on the pool.
             let in_order = !classic || self.classic_queued.load(Ordering::Acquire) == 0;
             if let Some(reader) = reader.filter(|_| quick && in_order) {
@@ -316,7 +316,9 @@ impl Core {
     }
 
     /// Runs a call on the reader thread; when it needed another reader
-    /// meanwhile, its function runs on the pool from now on.
+    /// meanwhile, its function runs on the pool for a while ([`Pooling`]).
+    ///
+    /// [`Pooling`]: crate::function::Pooling
     ///
     /// `inline_seq` is odd while the function's own code runs, even while
     /// it reads for itself (waiting for a nested answer) and around it: the
@@ -330,10 +332,10 @@ impl Core {
         watchdog::poke();
         self.execute(work, Some(Rc::clone(reader)));
         self.inline_seq.fetch_add(1, Ordering::SeqCst);
-        if self.handed_over.load(Ordering::Acquire) >= seq {
-            if let Some(f) = function {
-                tracing::debug!(function = %f.name, "host function blocks: it runs on the pool from now on");
-                f.pooled.store(true, Ordering::Relaxed);
+        if let Some(f) = function {
+            let blocked = self.handed_over.load(Ordering::Acquire) >= seq;
+            if f.pooling.ran_inline(blocked) {
+                tracing::debug!(function = %f.name, "host function blocks: it runs on the pool, trying the reader's thread again now and then");
             }
         }
     }
