@@ -78,7 +78,9 @@ impl Future for CatchUnwind {
 /// pool. A call that blocked once is not proof that the next will: a
 /// preemption of the host or a slow first call looks the same. So a moved
 /// function tries the reader's thread again after 2 calls on the pool, and
-/// comes back when that call did not block; each move doubles the wait
+/// comes back when that call's own code took under [`Pooling::TRIAL_NS`]
+/// (a function that blocks about a tick often returns before the watchdog
+/// looks); each move doubles the wait
 /// before the next try, up to [`Pooling::MAX_WAIT`] calls, so a function that
 /// really blocks costs the reader a tick only that seldom.
 #[derive(Debug, Default)]
@@ -94,6 +96,11 @@ impl Pooling {
     /// The longest wait, in calls on the pool, before a moved function
     /// tries the reader's thread again.
     pub const MAX_WAIT: u32 = 1024;
+
+    /// The most own time (not reading for itself) a moved function's try on
+    /// the reader's thread may take and still bring it back: a quarter of
+    /// a watchdog tick.
+    pub const TRIAL_NS: u64 = 250_000;
 
     /// Whether the next call may run on the reader's thread: always while
     /// the function has not moved, and then once every so many calls.
@@ -126,8 +133,8 @@ impl Pooling {
         !self.moved.swap(true, Ordering::Relaxed)
     }
 
-    /// Whether calls run on the pool now.
-    #[cfg(test)]
+    /// Whether calls run on the pool now (a call that runs on the reader's
+    /// thread all the same is a try).
     pub fn moved(&self) -> bool {
         self.moved.load(Ordering::Relaxed)
     }

@@ -46,7 +46,7 @@ use std::time::Instant;
 use crate::child::Child;
 use crate::config::{Config, Mode};
 use crate::error::Error;
-use crate::function::Registry;
+use crate::function::{Pooling, Registry};
 use crate::link::{Link, LinkSetup};
 use crate::outcome::Outcome;
 use crate::pool::Pool;
@@ -165,6 +165,7 @@ pub(crate) fn start(
         finished: Arc::new(AtomicBool::new(false)),
         inline_seq: Arc::new(AtomicU64::new(0)),
         handed_over: AtomicU64::new(0),
+        read_for_itself_ns: AtomicU64::new(0),
         watched: AtomicU64::new(0),
         standby: Mutex::new(Standby::default()),
         standby_cv: Condvar::new(),
@@ -233,6 +234,9 @@ pub(crate) struct Core {
     inline_seq: Arc<AtomicU64>,
     /// The inline call for which reading was handed over.
     handed_over: AtomicU64,
+    /// Nanoseconds the reader thread spent reading for itself inside the
+    /// calls it ran (waiting for the script), to tell a call's own time.
+    read_for_itself_ns: AtomicU64,
     /// The inline call the watchdog saw running at its last tick.
     watched: AtomicU64,
     standby: Mutex<Standby>,
@@ -318,8 +322,6 @@ impl Core {
     /// Runs a call on the reader thread; when it needed another reader
     /// meanwhile, its function runs on the pool for a while ([`Pooling`]).
     ///
-    /// [`Pooling`]: crate::function::Pooling
-    ///
     /// `inline_seq` is odd while the function's own code runs, even while
     /// it reads for itself (waiting for a nested answer) and around it: the
     /// watchdog hands reading over only for a stretch of its own code (or
@@ -330,10 +332,27 @@ impl Core {
         let function = self.registry.get(work.call.method());
         let seq = self.inline_seq.fetch_add(1, Ordering::SeqCst) + 1;
         watchdog::poke();
+        let trial = function.is_some_and(|f| f.pooling.moved());
+        let start = trial.then(|| {
+            (
+                Instant::now(),
+                self.read_for_itself_ns.load(Ordering::Relaxed),
+            )
+        });
         self.execute(work, Some(Rc::clone(reader)));
         self.inline_seq.fetch_add(1, Ordering::SeqCst);
         if let Some(f) = function {
-            let blocked = self.handed_over.load(Ordering::Acquire) >= seq;
+            let mut blocked = self.handed_over.load(Ordering::Acquire) >= seq;
+            if let Some((at, read)) = start {
+                // A moved function comes back only when its own code was
+                // well under a tick: one that blocks about as long as a tick
+                // often returns before the watchdog looks.
+                let reading = self.read_for_itself_ns.load(Ordering::Relaxed) - read;
+                let own = u64::try_from(at.elapsed().as_nanos())
+                    .unwrap_or(u64::MAX)
+                    .saturating_sub(reading);
+                blocked |= own > Pooling::TRIAL_NS;
+            }
             if f.pooling.ran_inline(blocked) {
                 tracing::debug!(function = %f.name, "host function blocks: it runs on the pool, trying the reader's thread again now and then");
             }

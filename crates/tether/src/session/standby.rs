@@ -140,6 +140,7 @@ impl Core {
         // The function's own code pauses: the watchdog leaves a reader
         // alone (an even count), and a standby reader stops.
         self.inline_seq.fetch_add(1, Ordering::SeqCst);
+        let started = Instant::now();
         while !done() {
             let work = {
                 let mut rs = lock(&self.read);
@@ -163,6 +164,8 @@ impl Core {
             self.run(work, Some(&reader).filter(|_| nested));
         }
         self.inline_seq.fetch_add(1, Ordering::SeqCst);
+        let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.read_for_itself_ns.fetch_add(waited, Ordering::Relaxed);
     }
 
     /// Gets the standby reader to read while inline call `seq` runs.
