@@ -21,11 +21,11 @@
 //! a call that takes long (the [`watchdog`] notices after a millisecond)
 //! hands reading over to the standby reader, which passes the calls it
 //! reads to the pool until the inline call returns; a function that needed
-//! that runs on the pool for a while (`function::Pooling`). A call that calls back into its
-//! script reads for itself while it waits (the leader/follower pattern): it
-//! delivers the answers it reads, runs the script's calls made within its
-//! own call right there (so a nested call, to any depth, crosses no
-//! thread), and passes the script's other calls to the pool (they may need
+//! that runs on the pool for a while (`function::Pooling`). A call that
+//! calls back into its script reads for itself while it waits (the
+//! leader/follower pattern): it delivers the answers it reads, runs the
+//! script's calls made within its own call right there (so a nested call,
+//! to any depth, crosses no thread), and passes the script's other calls to the pool (they may need
 //! what the waiting function holds). A serial host runs every call on a one-thread pool of the
 //! script's own, in the order they arrived, never on the reader. A classic
 //! host runs quick calls on the reader too (the seed's protocol is one call
@@ -332,8 +332,8 @@ impl Core {
         let function = self.registry.get(work.call.method());
         let seq = self.inline_seq.fetch_add(1, Ordering::SeqCst) + 1;
         watchdog::poke();
-        let trial = function.is_some_and(|f| f.pooling.moved());
-        let start = trial.then(|| {
+        // A moved function's call here is a try: its own time is measured.
+        let start = function.filter(|f| f.pooling.moved()).map(|_| {
             (
                 Instant::now(),
                 self.read_for_itself_ns.load(Ordering::Relaxed),
