@@ -60,6 +60,11 @@ class FakeHost(threading.Thread):
                 reply = {"jsonrpc": "2.0", "id": msg["id"], "result": a + b}
             elif msg["method"] == "never":
                 continue  # never answered
+            elif msg["method"] == "slow_add":
+                # Answered late: a caller is surely asleep by then.
+                time.sleep(0.3)
+                a, b = msg["params"]
+                reply = {"jsonrpc": "2.0", "id": msg["id"], "result": a + b}
             elif msg["method"] == "split":
                 # The answer in three writes: a piece of the prefix, most of
                 # the rest, the last byte.
@@ -316,7 +321,10 @@ class ThreadedModeTests(unittest.TestCase):
             while conn._reader is None and time.monotonic() < deadline:
                 time.sleep(0.001)
             self.assertIsNotNone(conn._reader)
-            self.assertEqual(conn.call("add", (2, 3), {}), 5)
+            # Answered late, so this caller surely parks while the holder
+            # reads (a quick answer could be delivered before it parks, and a
+            # caller whose answer is already there needs no threaded mode).
+            self.assertEqual(conn.call("slow_add", (2, 3), {}), 5)
             self.assertTrue(conn._threaded)
             self.assertIsNotNone(conn._calls)
             self.assertEqual(conn.call("add", (3, 4), {}), 7)
