@@ -33,6 +33,9 @@ class FakeHost(threading.Thread):
             if body is None:
                 data = os.read(self.h_read, 65536)
                 if not data:
+                    # The script closed its end: hang up, as a real host does
+                    # (a thread of the script still reading then sees it).
+                    os.close(self.h_write)
                     return
                 d.feed(data)
                 continue
@@ -124,7 +127,7 @@ class ClientTests(unittest.TestCase):
             except BaseException as e:  # pragma: no cover - reported below
                 errors.append(e)
 
-        threads = [threading.Thread(target=work, args=(k * 1000,)) for k in range(8)]
+        threads = [threading.Thread(daemon=True, target=work, args=(k * 1000,)) for k in range(8)]
         for t in threads:
             t.start()
         for t in threads:
@@ -143,7 +146,7 @@ class ClientTests(unittest.TestCase):
             except tether.ConnectionLost as e:
                 failures.append(e)
 
-        threads = [threading.Thread(target=wait_forever) for _ in range(4)]
+        threads = [threading.Thread(daemon=True, target=wait_forever) for _ in range(4)]
         for t in threads:
             t.start()
         deadline = time.monotonic() + 10
@@ -238,7 +241,7 @@ class ClientTests(unittest.TestCase):
             except BaseException as e:  # recorded: a thread's exception fails the test
                 errors.append((k, repr(e)))
 
-        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        threads = [threading.Thread(daemon=True, target=work, args=(k,)) for k in range(8)]
         for t in threads:
             t.start()
         for t in threads:
@@ -315,7 +318,7 @@ class ThreadedModeTests(unittest.TestCase):
                 except BaseException as e:  # recorded: checked below
                     outcome.append(type(e))
 
-            holder = threading.Thread(target=hold)
+            holder = threading.Thread(daemon=True, target=hold)
             holder.start()
             deadline = time.monotonic() + 10
             while conn._reader is None and time.monotonic() < deadline:
@@ -356,7 +359,7 @@ class ThreadedModeTests(unittest.TestCase):
                 conn._send([frame])
                 sent.set()
 
-            sender = threading.Thread(target=send)
+            sender = threading.Thread(daemon=True, target=send)
             sender.start()
             self.assertFalse(sent.wait(0.1), "a write to a full pipe returned")
             got = bytearray()
@@ -535,7 +538,7 @@ class Handshake(unittest.TestCase):
             results["signature"] = list(inspect.signature(tether.host.add).parameters)
             results["second"] = tether.host.add(a=3, b=4)
 
-        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        threads = [threading.Thread(daemon=True, target=first), threading.Thread(daemon=True, target=second)]
         for t in threads:
             t.start()
         for t in threads:

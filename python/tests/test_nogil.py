@@ -98,7 +98,7 @@ class CallsTests(unittest.TestCase):
             while not stop[0]:
                 counted[0] += 1
 
-        t = threading.Thread(target=count)
+        t = threading.Thread(daemon=True, target=count)
         try:
             t.start()
             started.wait()
