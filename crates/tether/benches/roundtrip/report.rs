@@ -62,6 +62,17 @@ fn figure(tables: &[Table], title: &str, label: &str) -> Option<f64> {
         .map(|(_, v)| *v)
 }
 
+/// `value` with two decimals, or as many more as it takes for the figure
+/// shown to give the verdict `met` gives the value itself (1.7996 against a
+/// target of at least 1.8 shows as 1.7996, not as a "NOT met" 1.80).
+fn shown(value: f64, met: impl Fn(f64) -> bool) -> String {
+    let verdict = met(value);
+    (2..=6)
+        .map(|places| format!("{value:.places$}"))
+        .find(|text| text.parse::<f64>().is_ok_and(|v| met(v) == verdict))
+        .unwrap_or_else(|| format!("{value}"))
+}
+
 /// The targets, each computed from this run's figures: met or not.
 fn targets(tables: &[Table]) -> Vec<String> {
     let mut out = Vec::new();
@@ -69,8 +80,9 @@ fn targets(tables: &[Table]) -> Vec<String> {
         let met = if higher { value >= goal } else { value <= goal };
         let sign = if higher { ">=" } else { "<=" };
         out.push(format!(
-            "{} {what}: {value:.2} (target {sign} {goal})",
+            "{} {what}: {} (target {sign} {goal})",
             if met { "met:" } else { "NOT met:" },
+            shown(value, |v| if higher { v >= goal } else { v <= goal }),
         ));
     };
     let small = "small call";
