@@ -33,7 +33,7 @@ fn python_client_unit_tests_pass() {
     // from the buffer, not from the reader's end.
     let report = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&report);
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut piece = [0u8; 4096];
         while let Ok(n @ 1..) = stderr.read(&mut piece) {
             sink.lock()
@@ -55,7 +55,7 @@ fn python_client_unit_tests_pass() {
     };
     // The suite has ended: give the reader a moment to take the last bytes.
     let settle = Instant::now() + Duration::from_secs(2);
-    while Arc::strong_count(&report) > 1 && Instant::now() < settle {
+    while !reader.is_finished() && Instant::now() < settle {
         std::thread::sleep(Duration::from_millis(10));
     }
     let report = String::from_utf8_lossy(&report.lock().expect("report lock")).into_owned();
