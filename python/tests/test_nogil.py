@@ -84,7 +84,14 @@ class CallsTests(unittest.TestCase):
     def test_they_keep_the_gil(self):
         # A thread that counts while this one makes many calls: had they let
         # the GIL go, it would count during them (the switch interval is far
-        # longer than the whole loop).
+        # longer than the whole loop). The interpreter may still hand the GIL
+        # over once at any moment (a drop request from before the loop, seen
+        # on Python 3.14 about once in fifteen runs), so the best of three
+        # tries counts: calls that let the GIL go count in every try.
+        results = [self._count_during_calls() for _ in range(3)]
+        self.assertLess(min(results), 1000, "the counting thread ran while the calls were made: %s" % results)
+
+    def _count_during_calls(self):
         import sys
 
         interval = sys.getswitchinterval()
@@ -116,8 +123,7 @@ class CallsTests(unittest.TestCase):
             stop[0] = True
             t.join()
             sys.setswitchinterval(interval)
-        self.assertLess(during, 1000, "the counting thread ran while the calls were made")
-
+        return during
 
 if __name__ == "__main__":
     unittest.main()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from _thread import RLock as _RLock
 from contextvars import ContextVar
 
 TYPE_CHECKING = False
@@ -118,7 +117,7 @@ class CallContext:
         self.thread = 0
         # Reentrant: the SIGURG handler runs in the main thread, maybe while that thread
         # holds this lock (entering a shield, finishing).
-        self.lock = _RLock()
+        self.lock = threading.RLock()
         self.shield = 0
         self.issued = False  # an asynchronous exception is pending in that thread
         self.raised = False  # Cancelled was raised in it

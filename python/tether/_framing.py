@@ -141,17 +141,96 @@ def _no_bytes(obj: Any) -> Any:
     raise UnsendableType("cannot send a value of type %s" % type(obj).__name__)
 
 
-# JSON through the C accelerator of the json package (_json) directly: the
-# json package itself imports json.decoder and re, which cost start-up time
-# a script would otherwise not pay. It is imported only to describe an error,
-# or where _json is missing.
-_C: Any
-try:
-    import _json as _C
-except ImportError:  # pragma: no cover - other Pythons
-    _C = None
-
+# JSON. CPython's C accelerator of the json package (the private module _json)
+# is the fast path: a scanner and an encoder built once, where the json package
+# builds an encoder per call, and no import of json.decoder and re at start-up.
+# Being private, it changes without notice: its scanner reads the attributes of
+# the decoder object it is given, and Python 3.15 added one (array_hook), which
+# broke `import tether` when the context below lacked it. So the fast path is
+# taken only when it passes a check at import (_accelerated) that it reads and
+# writes exactly as the json package does; otherwise the public json module
+# does all the work (JSONDecoder.raw_decode, JSONEncoder), about one Python call
+# slower per message. TETHER_JSON=public forces the public path (for tests).
 _OPTIONS: Dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":"), "allow_nan": False}
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError("%s is not a JSON value" % name)
+
+
+class _ScanContext:
+    """What the C scanner reads from a JSONDecoder: every hook off, NaN refused."""
+
+    def __init__(self, object_hook: Optional[Callable[[Dict[str, Any]], Any]] = None) -> None:
+        self.strict = True
+        self.object_hook = object_hook
+        self.object_pairs_hook = None
+        self.array_hook = None  # Python 3.15
+        self.parse_float = float
+        self.parse_int = int
+        self.parse_constant = _no_constant
+        self.memo: Dict[str, str] = {}
+
+
+# A sample that takes every branch of the scanner and the encoder, and what
+# it must give.
+_SAMPLE = r'{"a":[1,-2,1.5,-0.25,1e+300,"\u00e9\n\"",true,false,null,{}],"b":{"c":[[]]},"d":18446744073709551615}'
+_SAMPLE_VALUE: Any = {
+    "a": [1, -2, 1.5, -0.25, 1e300, "\u00e9\n\"", True, False, None, {}],
+    "b": {"c": [[]]},
+    "d": 18446744073709551615,
+}
+# As the encoder writes it: the non-ASCII character as itself.
+_SAMPLE_TEXT = _SAMPLE.replace("\\u00e9", "\u00e9")
+
+
+def _accelerated() -> Any:
+    """(module, scanner, encoder) of the C accelerator, or None where it is
+    missing, forced off, or does not behave exactly as checked here."""
+    import os
+
+    if os.environ.get("TETHER_JSON") == "public":
+        return None
+    try:
+        import _json
+
+        c: Any = _json  # typeshed types the context as a scanner; any object with the attributes does
+        scan = c.make_scanner(_ScanContext())
+        enc = c.make_encoder(None, _no_bytes, c.encode_basestring, None, ":", ",", False, False, False)
+        hooked = c.make_scanner(_ScanContext(lambda d: ("hooked", d) if d == {} else d))
+        checks = (
+            scan(_SAMPLE, 0) == (_SAMPLE_VALUE, len(_SAMPLE)),
+            "".join(enc(_SAMPLE_VALUE, 0)) == _SAMPLE_TEXT,
+            hooked("[{}]", 0) == ([("hooked", {})], 4),
+        )
+        try:
+            scan("NaN", 0)
+            return None  # NaN must be refused
+        except ValueError:
+            pass
+        return (c, scan, enc) if all(checks) else None
+    except Exception:  # any change of the private API: the public path
+        return None
+
+
+_C: Any
+_SCAN: Any
+_FAST: Any
+_ACCEL = _accelerated()
+if _ACCEL is not None:
+    _C, _SCAN, _FAST = _ACCEL
+    JSON_BACKEND = "_json"
+else:
+    import json as _json_module
+
+    _C = None
+    _SCAN = _json_module.JSONDecoder(parse_constant=_no_constant).raw_decode
+    _encoder = _json_module.JSONEncoder(check_circular=False, default=_no_bytes, **_OPTIONS)
+
+    def _FAST(value: Any, _level: int) -> Any:  # noqa: N802 - the C encoder's call form
+        return _encoder.iterencode(value)
+
+    JSON_BACKEND = "json"
 
 
 def _dumps(value: Any, default: Callable[[Any], Any]) -> str:
@@ -164,60 +243,27 @@ def _dumps(value: Any, default: Callable[[Any], Any]) -> str:
     return json.JSONEncoder(default=default, **_OPTIONS).encode(value)
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError("%s is not a JSON value" % name)
-
-
-class _ScanContext:
-    """What the C scanner reads from a JSONDecoder."""
-
-    def __init__(self, object_hook: Optional[Callable[[Dict[str, Any]], Any]] = None) -> None:
-        self.strict = True
-        self.object_hook = object_hook
-        self.object_pairs_hook = None
-        self.parse_float = float
-        self.parse_int = int
-        self.parse_constant = _no_constant
-        self.memo: Dict[str, str] = {}
-
-
-_SCAN: Any = _C.make_scanner(_ScanContext()) if _C is not None else None
-
-
 def _loads(string: str, object_hook: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Any:
-    """One JSON value; ValueError when the text is not exactly one."""
-    if _C is not None:
-        scan = _SCAN if object_hook is None else _C.make_scanner(_ScanContext(object_hook))
-        try:
-            value, stop = scan(string, 0)
-        except StopIteration:
-            stop = -1
+    """One JSON value, with insignificant whitespace around it (RFC 8259);
+    ValueError when the text is not exactly one."""
+    if object_hook is None:
+        scan = _SCAN
+    elif _C is not None:
+        scan = _C.make_scanner(_ScanContext(object_hook))
+    else:
+        import json
+
+        scan = json.JSONDecoder(object_hook=object_hook, parse_constant=_no_constant).raw_decode
+    try:
+        value, stop = scan(string, 0)
         if stop == len(string):
             return value
+    except (StopIteration, ValueError):
+        pass
     # Surrounding whitespace, or an error to describe.
     import json
 
     return json.loads(string, object_hook=object_hook, parse_constant=_no_constant)
-
-
-def _make_fast_encoder() -> Any:
-    """A C encoder built once (``JSONEncoder.encode`` builds one per call).
-
-    No circular-reference check (``check_value`` has already walked the value).
-    None where the C accelerator is missing or differs: ``_dumps`` is used then.
-    """
-    try:
-        if _C is None:
-            return None
-        enc = _C.make_encoder(None, _no_bytes, _C.encode_basestring, None, ":", ",", False, False, False)
-        if "".join(enc(["\u00e9", 1, 1.5, {"a": None}, True], 0)) != '["\u00e9",1,1.5,{"a":null},true]':
-            return None
-        return enc
-    except Exception:
-        return None
-
-
-_FAST = _make_fast_encoder()
 _SCALARS = (str, float, bool, type(None))
 
 
