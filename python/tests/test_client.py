@@ -90,6 +90,13 @@ class FakeHost(threading.Thread):
                 for piece in _framing.encode(call):
                     os.write(self.h_write, piece)
                 continue
+            elif msg["method"] == "unreadable":
+                # As a host answers a message it could not read (§7.1), then the call.
+                err = {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "bad frame",
+                                                              "data": {"kind": "ParseError"}}}
+                reply = {"jsonrpc": "2.0", "id": msg["id"], "result": "still here"}
+                os.write(self.h_write, b"".join(bytes(p) for m in (err, reply) for p in _framing.encode(m)))
+                continue
             elif msg["method"] == "with_bytes":
                 reply = {"jsonrpc": "2.0", "id": msg["id"], "result": [b"xyz", "$x"]}
             elif msg["method"] == "quit":
@@ -112,6 +119,15 @@ class ClientTests(unittest.TestCase):
     def tearDown(self):
         self.conn.close()
         self.conn.close()  # twice is fine
+
+    def test_an_error_with_a_null_id_is_reported_and_the_call_still_answered(self):
+        import contextlib
+        import io
+
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            self.assertEqual(self.conn.call("unreadable", (), {}), "still here")
+        self.assertIn("the host could not read a message of this script's: bad frame", err.getvalue())
 
     def test_threads_get_their_own_answers_and_none_is_left_asleep(self):
         # Each waiting caller sleeps on its own lock: the reader wakes exactly

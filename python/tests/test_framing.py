@@ -306,6 +306,42 @@ class Values(unittest.TestCase):
             _framing.encode(msg, max_frame=50)
 
 
+class DepthLimit(unittest.TestCase):
+    """docs/protocol.md §3.2: 100 levels in all, the message being the first."""
+
+    @staticmethod
+    def nest(n, inner=7):
+        value = inner
+        for _ in range(n):
+            value = [value]
+        return value
+
+    def test_an_argument_may_open_98_levels_and_a_result_99(self):
+        _framing.check_value(self.nest(98))
+        with self.assertRaises(tether.CannotSend):
+            _framing.check_value(self.nest(99))
+        _framing.check_value(self.nest(99), _framing.RESULT_ROOM)
+        with self.assertRaises(ValueError):
+            _framing.check_value(self.nest(100), _framing.RESULT_ROOM)
+        with self.assertRaises(tether.CannotSend):
+            _framing.encode_call(1, "echo", (self.nest(99),), 1 << 20)
+        with self.assertRaises(tether.CannotSend):
+            _framing.encode_result(1, self.nest(100), 1 << 20)
+
+    def test_a_bytes_value_takes_two_levels(self):
+        _framing.check_value(self.nest(96, b"x"))
+        with self.assertRaises(tether.CannotSend):
+            _framing.check_value(self.nest(97, b"x"))
+
+    def test_dicts_count_like_lists(self):
+        value = 1
+        for _ in range(99):
+            value = {"k": value}
+        with self.assertRaises(tether.CannotSend):
+            _framing.check_value(value)
+        _framing.check_value(value["k"])
+
+
 class Spinning(unittest.TestCase):
     def test_the_budget_backs_off_and_comes_back_as_the_host_does(self):
         from tether._spin import Spin

@@ -708,6 +708,14 @@ class Connection(Dispatch, Writer):
             msg_id, result, error = msg["id"], msg["result"], None
         else:
             msg_id, result, error = _framing.split_reply(msg)
+            if msg_id is None:
+                # The host could not read a message of ours (docs/protocol.md §7.1),
+                # so it could not tell which: no call can be failed with it.
+                sys.stderr.write(
+                    "tether: the host could not read a message of this script's: %s\n"
+                    % (error or {}).get("message", result)
+                )
+                return
         with self._lock:
             slot = self._pending.pop(msg_id, None)
             if slot is None:

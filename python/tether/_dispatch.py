@@ -410,7 +410,7 @@ class Dispatch:
             if frame is not None:
                 pieces, fds = [frame], []
             else:
-                _framing.check_value(result)
+                _framing.check_value(result, _framing.RESULT_ROOM)
                 pieces, fds = self._encode({"jsonrpc": "2.0", "id": msg_id, "result": result}, self.max_frame)
         except Exception as e:
             self._reply_error(msg_id, INTERNAL_ERROR, "%s() returned a value that cannot be sent: %s" % (name, e),

@@ -42,16 +42,28 @@ PING = "rpc.ping"
 RESERVED = (HELLO, READY, CANCEL, STOP, LOG, PING)
 
 
-def check_value(value: Any) -> None:
+# Arrays and objects may nest at most this deep in a JSON text, the message object
+# being the first level (docs/protocol.md §3.2); a bytes value's reference object and
+# its array are two levels. The host announces it in its welcome (protocol 5).
+MAX_DEPTH = 100
+# What a value may still open below where it stands: a call's argument stands inside
+# the message and its params (two levels), a result inside the message (one).
+ARG_ROOM = MAX_DEPTH - 2
+RESULT_ROOM = MAX_DEPTH - 1
+
+
+def check_value(value: Any, room: int = ARG_ROOM) -> None:
     """Raise if ``value`` cannot travel unchanged.
 
     JSON would silently turn dict keys into strings and accept integers Rust
     cannot hold; we refuse instead, so that what arrives equals what was sent.
+    ``room``: how many levels of lists and dicts the value may still nest.
 
     Raises:
         UnsendableType (a TypeError): a dict key that is not a str, or a type with no wire form.
         IntOutOfRange (an OverflowError): an int outside [-2**63, 2**64 - 1].
-        UnsendableValue (a ValueError): a dict whose only key is "$bytes" (reserved for bytes).
+        UnsendableValue (a ValueError): a dict whose only key is "$bytes" (reserved for
+            bytes), or a value nested deeper than the protocol allows.
         All three are tether.CannotSend.
     """
     t = type(value)
@@ -62,10 +74,14 @@ def check_value(value: Any) -> None:
             raise IntOutOfRange("int %d does not fit in 64 bits and cannot be sent" % value)
         return
     if t is list or t is tuple:
+        if room < 1:
+            _too_deep()
         for item in value:
-            check_value(item)
+            check_value(item, room - 1)
         return
     if t is dict:
+        if room < 1:
+            _too_deep()
         if len(value) == 1 and (BYTES_KEY in value or SHARED_KEY in value):
             raise UnsendableValue(
                 'a dict whose only key is "%s" cannot be sent: that shape is reserved for bytes' % next(iter(value))
@@ -73,25 +89,33 @@ def check_value(value: Any) -> None:
         for key, item in value.items():
             if type(key) is not str:
                 raise UnsendableType("dict key %r is a %s; only str keys can be sent" % (key, type(key).__name__))
-            check_value(item)
+            check_value(item, room - 1)
         return
     if t is bytes or t is bytearray or t is memoryview:
+        if room < 2:
+            _too_deep()
         return
     if isinstance(value, bool):
         return
     if isinstance(value, int):
-        check_value(int(value))
+        check_value(int(value), room)
         return
     if isinstance(value, (str, float)):
         return
     if isinstance(value, (list, tuple)):
-        for item in value:
-            check_value(item)
+        check_value(list(value), room)
         return
     if isinstance(value, dict):
-        check_value(dict(value))
+        check_value(dict(value), room)
         return
     raise UnsendableType("cannot send a value of type %s" % type(value).__name__)
+
+
+def _too_deep() -> None:
+    raise UnsendableValue(
+        "a value nested deeper than the protocol's limit of %d levels of lists and dicts "
+        "(the message counts as one, a bytes value as two) cannot be sent" % MAX_DEPTH
+    )
 
 
 def encode(
@@ -341,7 +365,7 @@ def encode_result(msg_id: Any, result: Any, max_frame: int) -> Optional[bytes]:
         data = b'{"jsonrpc":"2.0","id":%d,"result":%d}' % (msg_id, result)
     else:
         if t not in _SCALARS:
-            check_value(result)
+            check_value(result, RESULT_ROOM)
         try:
             data = ('{"jsonrpc":"2.0","id":%d,"result":%s}' % (msg_id, "".join(_FAST(result, 0)))).encode("utf-8")
         except Exception:

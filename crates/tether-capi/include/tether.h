@@ -525,7 +525,8 @@ enum tether_result tether_host_set_idle_timeout_ms(struct tether_host *host, uin
 enum tether_result tether_host_set_ready_timeout_ms(struct tether_host *host, uint32_t ms);
 
 /*
- How long a script that closed its channel may take to exit.
+ How long a script the host stops on its own (a refused handshake, a
+ runtime shut down) may take to exit before it is killed (default 5 s).
  */
 enum tether_result tether_host_set_exit_grace_ms(struct tether_host *host, uint32_t ms);
 

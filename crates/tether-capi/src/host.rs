@@ -161,7 +161,8 @@ pub extern "C" fn tether_host_set_ready_timeout_ms(
     configure(host, |h| Ok(h.ready_timeout(millis(ms))))
 }
 
-/// How long a script that closed its channel may take to exit.
+/// How long a script the host stops on its own (a refused handshake, a
+/// runtime shut down) may take to exit before it is killed (default 5 s).
 #[no_mangle]
 pub extern "C" fn tether_host_set_exit_grace_ms(host: *mut tether_host, ms: u32) -> tether_result {
     configure(host, |h| Ok(h.exit_grace(millis(ms))))

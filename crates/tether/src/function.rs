@@ -570,13 +570,19 @@ impl Function {
             }
             Failure::Function(e) => {
                 let mut data = Map::new();
+                let limit = e.kind == LIMIT_KIND;
                 data.insert("kind".into(), Value::Str(e.kind));
                 data.insert("function".into(), Value::Str(self.name.clone()));
                 if let Some(d) = e.data {
                     data.insert("data".into(), d);
                 }
                 RpcError {
-                    code: code::FUNCTION_ERROR,
+                    // Kind "Limit" is always code -32003 (docs/protocol.md §3.4).
+                    code: if limit {
+                        code::LIMIT
+                    } else {
+                        code::FUNCTION_ERROR
+                    },
                     message: e.message,
                     data: Some(Value::Map(data)),
                 }
@@ -672,9 +678,19 @@ fn arg_failure((index, message): (usize, String)) -> Failure {
     Failure::Arg { index, message }
 }
 
+/// The kind of a refusal by one of the host's limits.
+const LIMIT_KIND: &str = "Limit";
+
 fn function_error<E: Display + 'static>(e: E) -> FunctionError {
     if let Some(fe) = (&e as &dyn Any).downcast_ref::<FunctionError>() {
         return fe.clone();
+    }
+    // A limit of the host's (a call back into the script nested too deep)
+    // that the function passed on reaches the script as the limit it is.
+    if let Some(crate::error::Error::Limit(what)) =
+        (&e as &dyn Any).downcast_ref::<crate::error::Error>()
+    {
+        return FunctionError::new(LIMIT_KIND, what.clone());
     }
     let kind = match short_type_name(std::any::type_name::<E>()).as_str() {
         "String" | "&str" | "Cow<str>" => "Error".to_owned(),

@@ -277,8 +277,11 @@ impl Host {
         self
     }
 
-    /// How long a script that closed its end of the channel may take to exit
-    /// before it is killed and reported (default 5 s).
+    /// How long a script the host stops on its own may take to exit before it
+    /// is killed (default 5 s): one whose protocol version the host refused, or
+    /// whose runtime shut down. A script that closes its end of the channel
+    /// is not stopped: that is a clean end, and the host waits for its exit as
+    /// for any script (its [`deadline`](Host::deadline), when set, still applies).
     pub fn exit_grace(mut self, grace: Duration) -> Host {
         self.config_mut().exit_grace = grace;
         self

@@ -182,6 +182,11 @@ impl Reader {
         }
     }
 
+    /// The script's deadline, when it has one: when it falls, and its length.
+    pub fn deadline(&self) -> Option<(Instant, Duration)> {
+        self.limits.deadline
+    }
+
     /// The earliest time limit: when it falls, and what it is.
     fn next_limit(&self) -> Option<(Instant, String)> {
         let deadline = self

@@ -58,6 +58,18 @@ fn protocol_error<'a>(
     }
 }
 
+fn answered_and_served_on(name: &str) -> impl FnOnce(Result<tether::Outcome, Error>) + '_ {
+    move |result| {
+        let outcome = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(outcome.success(), "{name}: {}", stderr(&outcome));
+        assert!(
+            stderr(&outcome).contains("the host could not read a message of this script's"),
+            "{name}: {}",
+            stderr(&outcome)
+        );
+    }
+}
+
 const HANDSHAKE: &str = "import os, struct, sys, time\nfrom tether import _connection, _framing\nconn = _connection.connection()\nw = int(os.environ['TETHER_WRITE_FD'])\n";
 
 #[test]
@@ -100,21 +112,23 @@ fn hostile_scripts_end_cleanly_and_leave_nothing_behind() {
             other => panic!("{other:?}"),
         },
     );
+    // A sound frame whose message cannot be read is answered (-32700, a null
+    // id), and the script is served on (docs/protocol.md §7.1).
     case(
         "valid framing around invalid UTF-8",
         &host,
         &format!(
-            "{HANDSHAKE}os.write(w, struct.pack('<II', 8, 4) + b'\\xff\\xfe{{}}')\ntime.sleep(60)"
+            "{HANDSHAKE}os.write(w, struct.pack('<II', 8, 4) + b'\\xff\\xfe{{}}')\nassert conn.call('add', (1, 2), {{}}) == 3"
         ),
         quick,
-        protocol_error("utf-8", "not valid JSON"),
+        answered_and_served_on("utf-8"),
     );
     case(
         "valid framing around invalid JSON",
         &host,
-        &format!("{HANDSHAKE}os.write(w, struct.pack('<II', 9, 5) + b'{{\"a\":')\ntime.sleep(60)"),
+        &format!("{HANDSHAKE}os.write(w, struct.pack('<II', 9, 5) + b'{{\"a\":')\nassert conn.call('add', (1, 2), {{}}) == 3"),
         quick,
-        protocol_error("json", "not valid JSON"),
+        answered_and_served_on("json"),
     );
     case(
         "100,000 tiny frames as fast as the script can write them",
@@ -130,7 +144,11 @@ fn hostile_scripts_end_cleanly_and_leave_nothing_behind() {
         },
     );
     case("a reply to a call the host never made", &host, &format!("{HANDSHAKE}os.write(w, b''.join(bytes(p) for p in _framing.encode({{'jsonrpc': '2.0', 'id': 999, 'result': 1}})))\ntime.sleep(60)"), quick, protocol_error("stray reply", "never made (id 999)"));
-    case("closing both pipes, then sleeping forever", &host, "import os, time\nos.close(int(os.environ['TETHER_WRITE_FD']))\nos.close(int(os.environ['TETHER_READ_FD']))\ntime.sleep(600)", quick, protocol_error("closed", "closed its channel but did not exit"));
+    // Closing the channel is a clean end; the host waits for the exit, up to the deadline.
+    case("closing both pipes, then sleeping forever", &hostile_host().deadline(Duration::from_secs(1)), "import os, time\nos.close(int(os.environ['TETHER_WRITE_FD']))\nos.close(int(os.environ['TETHER_READ_FD']))\ntime.sleep(600)", quick, |r| match r {
+        Err(Error::Limit(what)) => assert!(what.contains("deadline"), "{what}"),
+        other => panic!("{other:?}"),
+    });
     case(
         "exiting with a code mid-frame",
         &host,

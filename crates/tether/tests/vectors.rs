@@ -107,6 +107,7 @@ fn the_hello_answer_and_the_ready_notice_are_the_golden_frames() {
             "Point".into(),
             vec![("x".into(), "float".into()), ("y".into(), "float".into())],
         )],
+        max_call_depth: 128,
     };
     let encoded = handshake::welcome(Id::Int(0), &welcome)
         .encode(1 << 20)
@@ -127,17 +128,27 @@ fn the_hello_answer_and_the_ready_notice_are_the_golden_frames() {
     };
     assert_eq!(method, tether::protocol::method::READY);
 
-    // A client that handles SIGURG says so in its hello (§5.4).
-    for (name, interrupt) in [("hello", false), ("hello-interrupt", true)] {
+    // A client that handles SIGURG says so in its hello (§5.4); one with a
+    // smaller frame limit than the host's announces it (§4.1, protocol 5).
+    for (name, interrupt, max_frame) in [
+        ("hello", false, None),
+        ("hello-interrupt", true, None),
+        ("hello-max-frame", false, Some(1 << 20)),
+    ] {
         let mut reader = FrameReader::new(1 << 20);
         reader.feed(&find(name));
         let msg = Message::decode(&reader.next_frame().unwrap().unwrap()).unwrap();
         let hello = handshake::hello(msg).unwrap();
         assert_eq!(hello.protocol, i64::from(tether::PROTOCOL_VERSION));
         assert_eq!(hello.interrupt, interrupt, "{name}");
+        assert_eq!(hello.max_frame, max_frame, "{name}");
     }
     assert_eq!(handshake::ready(&params).unwrap(), ["describe", "square"]);
-    assert!(handshake::ready(&Params::Positional(vec![])).is_err());
+    // rpc.ready without params says the script serves, naming no exports (§4.2).
+    assert!(handshake::ready(&Params::Positional(vec![]))
+        .unwrap()
+        .is_empty());
+    assert!(handshake::ready(&Params::Positional(vec![Value::Int(1)])).is_err());
 }
 
 #[test]

@@ -98,7 +98,7 @@ impl Link {
             params,
             within: None,
         };
-        let enc = self.encode(&msg, self.max_frame).map_err(encode_error)?;
+        let enc = self.encode(&msg, self.max_frame()).map_err(encode_error)?;
         pending.state = PendingState::Sent;
         match or_deadline(self.send_async(enc), deadline).await {
             Some(Ok(())) => {}
@@ -140,7 +140,7 @@ impl Link {
                     params,
                     within: None,
                 };
-                let enc = link.encode(&msg, link.max_frame).map_err(encode_error)?;
+                let enc = link.encode(&msg, link.max_frame()).map_err(encode_error)?;
                 link.send_async(enc).await
             }
             .await;
@@ -248,7 +248,7 @@ impl Link {
             params: Params::Named(Map::from_iter([("id".to_owned(), Value::Int(id))])),
             within: None,
         };
-        let Ok(enc) = msg.encode(self.max_frame) else {
+        let Ok(enc) = msg.encode(self.max_frame()) else {
             return;
         };
         match self.try_send_now(&enc) {

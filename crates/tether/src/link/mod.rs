@@ -20,7 +20,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 mod future;
 
 use std::sync::{Arc, Condvar, Mutex};
@@ -45,7 +45,9 @@ pub(crate) struct Link {
     pub script: String,
     /// The value the host attached to the script when it spawned it.
     pub context: Option<Arc<dyn Any + Send + Sync>>,
-    pub max_frame: u32,
+    /// The largest frame the host sends the script: the host's own limit, or
+    /// the client's when it announced a smaller one (protocol 5).
+    max_frame: AtomicU32,
     pub counters: Arc<Counters>,
     /// The host has async functions, which run on the script's runtime.
     pub has_async: bool,
@@ -205,7 +207,7 @@ impl Link {
             pid,
             script,
             context,
-            max_frame,
+            max_frame: AtomicU32::new(max_frame),
             counters,
             has_async,
             nested: AtomicUsize::new(0),
@@ -263,6 +265,17 @@ impl Link {
     /// The span of the host's call `id` into the script, while it waits.
     pub fn span_of(&self, id: i64) -> Option<tracing::Span> {
         lock(&self.pending).calls.get(&id).map(|s| s.span.clone())
+    }
+
+    /// The largest frame the host may send the script now.
+    pub fn max_frame(&self) -> u32 {
+        self.max_frame.load(Ordering::Relaxed)
+    }
+
+    /// The client takes no frame larger than `max` (it said so in its hello):
+    /// from now on the host sends none.
+    pub fn limit_frames_to(&self, max: u32) {
+        self.max_frame.fetch_min(max, Ordering::Relaxed);
     }
 
     /// From now on, sends bytes values of at least `threshold` bytes in
@@ -377,22 +390,40 @@ impl Link {
     /// waits for it. (It used to be dropped, and the script was stopped by
     /// SIGTERM at half the grace.)
     pub fn stop_without_waiting(self: &Arc<Self>) {
+        self.with_writer_soon("tether-stop", |link, writer| link.send_stop(writer));
+    }
+
+    /// Closes the host's end of the channel (the script reads end of file
+    /// after what was sent), without waiting for a writer that is blocked on
+    /// a script that does not read: then a helper thread closes it once that
+    /// write ends.
+    pub fn close_writer_soon(self: &Arc<Self>) {
+        self.with_writer_soon("tether-close", |_, mut writer| writer.close());
+    }
+
+    /// Runs `then` with the writer: on this thread if it is free within a
+    /// few milliseconds, else on a helper thread named `name` that waits for it.
+    fn with_writer_soon(
+        self: &Arc<Self>,
+        name: &str,
+        then: fn(&Link, std::sync::MutexGuard<'_, Writer>),
+    ) {
         let started = std::time::Instant::now();
         while started.elapsed() < Duration::from_millis(20) {
             if let Ok(writer) = self.writer.try_lock() {
-                self.send_stop(writer);
+                then(self, writer);
                 return;
             }
             std::thread::yield_now();
         }
         let link = Arc::clone(self);
         let helper = std::thread::Builder::new()
-            .name("tether-stop".into())
-            .spawn(move || link.send_stop(lock(&link.writer)));
+            .name(name.into())
+            .spawn(move || then(&link, lock(&link.writer)));
         if let Err(e) = helper {
             tracing::warn!(
                 pid = self.pid,
-                "cannot start a thread to ask the script to stop: {e}"
+                "cannot start a thread to reach the script's pipe: {e}"
             );
         }
     }
@@ -404,7 +435,7 @@ impl Link {
             params: Params::Positional(Vec::new()),
             within: None,
         };
-        if let Ok(enc) = stop.encode(self.max_frame) {
+        if let Ok(enc) = stop.encode(self.max_frame()) {
             Counters::add(&self.counters.bytes_to_script, enc.len() as u64);
             writer.send_now_and_close(&enc.to_vec());
             drop(writer);
@@ -532,7 +563,7 @@ impl Link {
             params,
             within: None,
         };
-        let enc = self.encode(&msg, self.max_frame).map_err(encode_error)?;
+        let enc = self.encode(&msg, self.max_frame()).map_err(encode_error)?;
         self.send(&enc)
     }
 
@@ -644,7 +675,7 @@ impl Link {
             params,
             within: None,
         };
-        let enc = self.encode(&msg, self.max_frame).map_err(encode_error)?;
+        let enc = self.encode(&msg, self.max_frame()).map_err(encode_error)?;
         self.send(&enc)
     }
 

@@ -26,6 +26,52 @@ pub struct Hello {
     /// (`"interrupt": true`), so the host sends it after `rpc.cancel` and
     /// `rpc.stop` to reach a script busy in an export.
     pub interrupt: bool,
+    /// The largest frame the client takes (`"max_frame"`, protocol 5): the
+    /// host sends none larger. `None` when the client did not say.
+    pub max_frame: Option<u32>,
+}
+
+/// The smallest `max_frame` a client may announce: room for the host's
+/// answers to the handshake and for its errors.
+pub const MIN_CLIENT_FRAME: u32 = 4096;
+
+/// Why a client's first message is not a hello the host can take, with the
+/// JSON-RPC code of the error the host answers it with (`docs/protocol.md` §4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotHello {
+    /// Not an `rpc.hello` request (-32600, invalid request).
+    Invalid(String),
+    /// An `rpc.hello` request whose params are wrong (-32602, invalid params).
+    BadParams(String),
+}
+
+impl NotHello {
+    /// The error code the host answers with.
+    pub fn code(&self) -> i64 {
+        match self {
+            NotHello::Invalid(_) => code::INVALID_REQUEST,
+            NotHello::BadParams(_) => code::INVALID_PARAMS,
+        }
+    }
+
+    /// What is wrong.
+    pub fn message(&self) -> &str {
+        match self {
+            NotHello::Invalid(m) | NotHello::BadParams(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for NotHello {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl From<NotHello> for DecodeError {
+    fn from(e: NotHello) -> DecodeError {
+        DecodeError::Invalid(e.message().to_owned())
+    }
 }
 
 /// Reads the handshake from the client's first frame body.
@@ -35,15 +81,16 @@ pub struct Hello {
 /// When the body is not a message, or not an `rpc.hello` request with an
 /// integer `protocol`.
 pub fn parse_hello(body: &Bytes) -> Result<Hello, DecodeError> {
-    hello(Message::decode(body)?)
+    Ok(hello(Message::decode(body)?)?)
 }
 
 /// Reads the handshake from the client's first message.
 ///
 /// # Errors
 ///
-/// When it is not an `rpc.hello` request with an integer `protocol`.
-pub fn hello(msg: Message) -> Result<Hello, DecodeError> {
+/// When it is not an `rpc.hello` request with an integer `protocol` (and,
+/// when given, an integer `max_frame` of at least [`MIN_CLIENT_FRAME`]).
+pub fn hello(msg: Message) -> Result<Hello, NotHello> {
     let (id, params) = match msg {
         Message::Call {
             id: Some(id),
@@ -51,27 +98,47 @@ pub fn hello(msg: Message) -> Result<Hello, DecodeError> {
             params,
             ..
         } if method == HELLO => (id, params),
+        Message::Call {
+            id: None, method, ..
+        } if method == HELLO => {
+            return Err(NotHello::Invalid(format!(
+                "{HELLO} must be a request (with an id), not a notification"
+            )))
+        }
         Message::Call { method, .. } => {
-            return Err(DecodeError::Invalid(format!(
+            return Err(NotHello::Invalid(format!(
                 "expected the {HELLO} handshake first, got a call to {method:?}"
             )))
         }
         Message::Reply { id, .. } => {
             let id = id.map_or_else(|| "null".to_owned(), |id| id.to_string());
-            return Err(DecodeError::Invalid(format!(
+            return Err(NotHello::Invalid(format!(
                 "reply to a call the host never made (id {id}), before the {HELLO} handshake"
             )));
         }
     };
     let Params::Named(info) = params else {
-        return Err(DecodeError::Invalid(format!(
-            "{HELLO} params must be an object"
+        return Err(NotHello::BadParams(format!(
+            "{HELLO} params must be an object, such as {{\"protocol\": {PROTOCOL_VERSION}}}"
         )));
     };
     let protocol = info
         .get("protocol")
         .and_then(Value::as_i64)
-        .ok_or_else(|| DecodeError::Invalid(format!("{HELLO} needs an integer \"protocol\"")))?;
+        .ok_or_else(|| NotHello::BadParams(format!("{HELLO} needs an integer \"protocol\"")))?;
+    let max_frame = match info.get("max_frame") {
+        None | Some(Value::Null) => None,
+        Some(Value::Int(n)) if *n >= i64::from(MIN_CLIENT_FRAME) => {
+            Some(u32::try_from(*n).unwrap_or(u32::MAX))
+        }
+        Some(Value::UInt(_)) => Some(u32::MAX),
+        Some(v) => {
+            return Err(NotHello::BadParams(format!(
+                "{HELLO} \"max_frame\" must be an integer of at least {MIN_CLIENT_FRAME}, not {}",
+                v.repr()
+            )))
+        }
+    };
     let version = info
         .get("version")
         .and_then(Value::as_str)
@@ -84,6 +151,7 @@ pub fn hello(msg: Message) -> Result<Hello, DecodeError> {
         version,
         shared_memory: flag("shm"),
         interrupt: flag("interrupt"),
+        max_frame,
     })
 }
 
@@ -126,6 +194,9 @@ pub struct Welcome {
     pub functions: Vec<Described>,
     /// Structs the annotations name: each field with its annotation.
     pub types: Vec<(String, StructFields)>,
+    /// How deep calls between the two sides may nest (`Host::max_depth`);
+    /// announced from protocol 5 on, with [`MAX_DEPTH`](super::MAX_DEPTH).
+    pub max_call_depth: usize,
 }
 
 /// The host's answer to a hello it accepts.
@@ -173,6 +244,13 @@ pub fn welcome(id: Id, welcome: &Welcome) -> Message {
             .shared_memory
             .map_or(Value::Null, |t| Value::from(t as u64)),
     );
+    if welcome.protocol >= 5 {
+        result.insert("max_depth".into(), Value::from(super::MAX_DEPTH as u64));
+        result.insert(
+            "max_call_depth".into(),
+            Value::from(welcome.max_call_depth as u64),
+        );
+    }
     result.insert("functions".into(), Value::List(functions));
     result.insert("types".into(), Value::Map(types));
     Message::Reply {
@@ -209,13 +287,16 @@ pub fn refusal(hello: &Hello, host_version: &str) -> Message {
 }
 
 /// Reads an `rpc.ready` notification's params: the names the script
-/// exports.
+/// exports (none when it sent no params).
 ///
 /// # Errors
 ///
-/// When the params are not `{"exports": [names]}`.
+/// When the params are given and are not `{"exports": [names]}`.
 pub fn ready(params: &Params) -> Result<Vec<String>, DecodeError> {
     let bad = || DecodeError::Invalid(format!("{READY} params must be {{\"exports\": [names]}}"));
+    if matches!(params, Params::Positional(items) if items.is_empty()) {
+        return Ok(Vec::new());
+    }
     let Params::Named(info) = params else {
         return Err(bad());
     };
@@ -252,14 +333,15 @@ mod tests {
 
     #[test]
     fn the_host_serves_the_protocols_it_knows() {
-        assert!(speaks(3) && speaks(4));
-        assert!(!speaks(2) && !speaks(5) && !speaks(-1));
+        assert!(speaks(3) && speaks(4) && speaks(5));
+        assert!(!speaks(2) && !speaks(6) && !speaks(-1));
         let hello = Hello {
             id: Id::Int(0),
             protocol: 9,
             version: "9.0".into(),
             shared_memory: false,
             interrupt: false,
+            max_frame: None,
         };
         let Message::Reply {
             outcome: Err(e), ..
@@ -269,7 +351,7 @@ mod tests {
         };
         assert!(
             e.message
-                .contains("speaks protocol 4 (and serves clients of protocol 3 to 4)"),
+                .contains("speaks protocol 5 (and serves clients of protocol 3 to 5)"),
             "{}",
             e.message
         );

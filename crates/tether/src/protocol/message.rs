@@ -194,6 +194,8 @@ impl Message {
     pub fn encode_shared(&self, max: u32, share: Option<Share>) -> Result<Encoded, EncodeError> {
         let att = RefCell::new(Attachments {
             share,
+            // The message object itself is the first level.
+            depth: 1,
             ..Attachments::default()
         });
         let mut head = BytesMut::with_capacity(128).writer();
@@ -262,13 +264,19 @@ impl Message {
         let json = &body[HEADER_LEN..json_end];
         let mut de = serde_json::Deserializer::from_slice(json);
         let shared = shared.map(|r| RefCell::new(r as &mut Resolve<'_>));
+        let floats = std::cell::Cell::new(false);
         let seed = WireSeed {
             blobs: &blobs,
             shared: shared.as_ref(),
+            depth: 0,
+            floats: &floats,
         };
         let value = serde::de::DeserializeSeed::deserialize(seed, &mut de)
             .and_then(|v| de.end().map(|()| v))
             .map_err(|e| DecodeError::Parse(e.to_string()))?;
+        if floats.get() {
+            super::number::check_integers(json).map_err(DecodeError::Parse)?;
+        }
         from_envelope(value)
     }
 }

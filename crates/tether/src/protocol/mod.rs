@@ -22,6 +22,8 @@ pub mod frame;
 pub mod handshake;
 pub mod message;
 pub mod method;
+mod number;
+pub mod recover;
 mod wire;
 
 pub use wire::{decode_value, encode_value, Place, Resolve, Share};
@@ -31,13 +33,20 @@ use std::fmt;
 /// Version of the native protocol this host speaks and its client speaks.
 ///
 /// Protocol 4 added `"within"` to the script's requests (the request of the
-/// host's that the script serves when it makes one).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// host's that the script serves when it makes one). Protocol 5 added the
+/// client's `max_frame` to `rpc.hello` and the nesting limits (`max_depth`,
+/// `max_call_depth`) to the host's answer.
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The oldest client protocol the host still serves: a client that says it
 /// speaks any version from this one to [`PROTOCOL_VERSION`] is welcomed in
 /// its own version (a protocol-3 client never sends `"within"`).
 pub const OLDEST_PROTOCOL_VERSION: u32 = 3;
+
+/// The deepest a JSON text may nest arrays and objects, the message object
+/// itself counting as the first level (`docs/protocol.md` §3.2). Deeper texts
+/// are a parse error; the host refuses to send one.
+pub const MAX_DEPTH: usize = 100;
 
 /// Default largest frame body: 64 MiB.
 pub const DEFAULT_MAX_FRAME: u32 = 64 * 1024 * 1024;

@@ -11,7 +11,7 @@
 //! Placing a value in shared memory and mapping a received one are I/O; this
 //! module only calls the functions it is given for them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
+use super::MAX_DEPTH;
 use crate::value::{Map, Value};
 
 /// The key of a bytes reference object.
@@ -54,6 +55,28 @@ pub struct Attachments {
     /// The memory files to pass beside the frame, in the order of their
     /// references in the JSON text.
     pub shared_files: Vec<Arc<OwnedFd>>,
+    /// How many arrays and objects enclose what is being written now (the
+    /// message object counts: an envelope starts at 1).
+    pub depth: usize,
+}
+
+impl Attachments {
+    /// Enters one more array or object, refusing to nest deeper than
+    /// [`MAX_DEPTH`] (`docs/protocol.md` §3.2): the receiver would refuse it.
+    fn enter<E: ser::Error>(cell: &RefCell<Attachments>) -> Result<(), E> {
+        let mut att = cell.borrow_mut();
+        att.depth += 1;
+        if att.depth > MAX_DEPTH {
+            return Err(E::custom(format!(
+                "a value nests deeper than the protocol's limit of {MAX_DEPTH} levels of lists and maps"
+            )));
+        }
+        Ok(())
+    }
+
+    fn leave(cell: &RefCell<Attachments>) {
+        cell.borrow_mut().depth -= 1;
+    }
 }
 
 impl std::fmt::Debug for Attachments {
@@ -86,6 +109,7 @@ pub struct WireMap<'a> {
 
 impl Serialize for WireList<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Attachments::enter(self.att)?;
         let mut seq = s.serialize_seq(Some(self.items.len()))?;
         for value in self.items {
             seq.serialize_element(&Wire {
@@ -93,6 +117,7 @@ impl Serialize for WireList<'_> {
                 att: self.att,
             })?;
         }
+        Attachments::leave(self.att);
         seq.end()
     }
 }
@@ -109,6 +134,7 @@ impl Serialize for WireMap<'_> {
                 )));
             }
         }
+        Attachments::enter(self.att)?;
         let mut m = s.serialize_map(Some(self.map.len()))?;
         for (k, value) in self.map {
             m.serialize_entry(
@@ -119,6 +145,7 @@ impl Serialize for WireMap<'_> {
                 },
             )?;
         }
+        Attachments::leave(self.att);
         m.end()
     }
 }
@@ -157,6 +184,13 @@ impl Serialize for Wire<'_> {
                         }
                     }
                 };
+                // The reference object and its array are two levels.
+                if self.att.borrow().depth + 2 > MAX_DEPTH {
+                    return Err(ser::Error::custom(format!(
+                        "a bytes value nests deeper than the protocol's limit of {MAX_DEPTH} levels \
+                         of lists and maps (its reference object takes two)"
+                    )));
+                }
                 let mut m = s.serialize_map(Some(1))?;
                 m.serialize_entry(key, &[offset, b.len() as u64])?;
                 m.end()
@@ -178,6 +212,26 @@ pub struct WireSeed<'a, 'r> {
     pub blobs: &'a Bytes,
     /// Maps shared-memory values; `None` when shared memory is off.
     pub shared: Option<&'a RefCell<&'r mut Resolve<'r>>>,
+    /// How many arrays and objects enclose this value (0 at the top).
+    pub depth: usize,
+    /// Set when a number became a float: JSON writes an integer too large
+    /// for 64 bits without a fraction, and serde_json reads it as a float,
+    /// so the text is then checked for such integers ([`super::message`]).
+    pub floats: &'a Cell<bool>,
+}
+
+impl WireSeed<'_, '_> {
+    /// The seed of the values inside an array or object at this level,
+    /// refusing one deeper than [`MAX_DEPTH`].
+    fn inner<E: de::Error>(self) -> Result<Self, E> {
+        let depth = self.depth + 1;
+        if depth > MAX_DEPTH {
+            return Err(E::custom(format!(
+                "the JSON text nests deeper than the protocol's limit of {MAX_DEPTH} levels of arrays and objects"
+            )));
+        }
+        Ok(WireSeed { depth, ..self })
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for WireSeed<'_, '_> {
@@ -203,6 +257,7 @@ impl<'de> Visitor<'de> for WireSeed<'_, '_> {
         Ok(Value::from(v))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        self.floats.set(true);
         Ok(Value::Float(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
@@ -215,16 +270,18 @@ impl<'de> Visitor<'de> for WireSeed<'_, '_> {
         Ok(Value::Null)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let inner = self.inner()?;
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(self)? {
+        while let Some(item) = seq.next_element_seed(inner)? {
             items.push(item);
         }
         Ok(Value::List(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let inner = self.inner()?;
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
-            let value = access.next_value_seed(self)?;
+            let value = access.next_value_seed(inner)?;
             if map.insert(key, value).is_some() {
                 return Err(de::Error::custom("duplicate key in object"));
             }
@@ -315,14 +372,20 @@ pub fn encode_value(value: &Value) -> Result<(Vec<u8>, Vec<u8>), String> {
 /// When the text is not JSON, or a bytes reference points outside `area`.
 pub fn decode_value(json: &[u8], area: &Bytes) -> Result<Value, String> {
     let mut de = serde_json::Deserializer::from_slice(json);
+    let floats = Cell::new(false);
     let value = DeserializeSeed::deserialize(
         WireSeed {
             blobs: area,
             shared: None,
+            depth: 0,
+            floats: &floats,
         },
         &mut de,
     )
     .map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())?;
+    if floats.get() {
+        super::number::check_integers(json)?;
+    }
     Ok(value)
 }

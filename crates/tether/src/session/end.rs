@@ -39,41 +39,60 @@ impl Core {
     fn outcome(&self, rs: &mut ReadSide, end: End) -> Result<Outcome, Error> {
         let grace = self.config.exit_grace;
         let result = match end {
-            End::Ended => match rs.proc.wait_timeout(grace) {
-                Ok(Some(status)) => {
-                    let (stdout, stderr) = rs.proc.take_output(OUTPUT_GRACE);
-                    let limit = rs.proc.limit(stderr.as_deref());
-                    if let Some(limit) = &limit {
-                        tracing::warn!(
-                            pid = rs.proc.id(),
-                            "the script reached its sandbox's {limit}"
-                        );
+            End::Ended => {
+                // A clean end (docs/protocol.md §7.2): the script closed its
+                // end of the channel, or exited. The script reads end of file
+                // too, the host's calls it will never answer fail now, and its
+                // exit is awaited as for a script that never used the channel:
+                // without a time limit but its deadline.
+                self.link.close_writer_soon();
+                let pid = self.link.pid;
+                self.link.close(
+                    format!("script {pid} closed its end of the channel"),
+                    format!(
+                        "script {pid} closed its end of the channel without ever becoming \
+                         ready: it never entered tether.serve() (or called tether.ready())"
+                    ),
+                );
+                let deadline = rs.reader.deadline();
+                let left = deadline.map_or(Duration::MAX, |(at, _)| {
+                    at.saturating_duration_since(std::time::Instant::now())
+                });
+                match rs.proc.wait_timeout(left) {
+                    Ok(Some(status)) => {
+                        let (stdout, stderr) = rs.proc.take_output(OUTPUT_GRACE);
+                        let limit = rs.proc.limit(stderr.as_deref());
+                        if let Some(limit) = &limit {
+                            tracing::warn!(
+                                pid = rs.proc.id(),
+                                "the script reached its sandbox's {limit}"
+                            );
+                        }
+                        Ok(Outcome {
+                            status,
+                            stdout,
+                            stderr,
+                            stats: self.link.stats(),
+                            in_flight: self.running_names(),
+                            killed_by: rs.proc.killed_by(),
+                            limit,
+                        })
                     }
-                    Ok(Outcome {
-                        status,
-                        stdout,
-                        stderr,
-                        stats: self.link.stats(),
-                        in_flight: self.running_names(),
-                        killed_by: rs.proc.killed_by(),
-                        limit,
-                    })
+                    Ok(None) => {
+                        let d = deadline.map_or(Duration::ZERO, |(_, d)| d);
+                        let what = format!(
+                            "the script ran past its deadline of {d:?} (it had closed its channel)"
+                        );
+                        tracing::warn!(target: "tether::limits", pid, "{what}");
+                        let _ = rs.proc.kill(&what);
+                        let (_, stderr) = rs.proc.take_output(OUTPUT_GRACE);
+                        Err(Error::Limit(
+                            what + &report(&self.running_names(), stderr.as_deref()),
+                        ))
+                    }
+                    Err(e) => Err(io_error("waiting for the script", e)),
                 }
-                Ok(None) => {
-                    let why = format!(
-                        "it closed its channel but did not exit within the exit grace of {grace:?}"
-                    );
-                    let status = rs.proc.kill(&why).ok();
-                    Err(Error::Protocol {
-                        detail: format!(
-                            "the script closed its channel but did not exit within {grace:?}"
-                        ),
-                        status,
-                        killed_by: rs.proc.killed_by(),
-                    })
-                }
-                Err(e) => Err(io_error("waiting for the script", e)),
-            },
+            }
             End::Fatal(err) => {
                 if let Error::VersionMismatch { .. } = err {
                     // The client learns of the mismatch from our reply; give

@@ -15,6 +15,7 @@ use crate::process::Proc;
 use crate::protocol::classic::{self, Pairing};
 use crate::protocol::handshake::{self, Hello, Welcome};
 use crate::protocol::message::{code, EncodeError, Encoded, Id, Message, Params, RpcError};
+use crate::protocol::recover::{self, Peeked as Recovered};
 use crate::protocol::{method, DecodeError, PROTOCOL_VERSION};
 use crate::stats::Counters;
 use crate::transport::{Broken, Incoming, Reader};
@@ -33,6 +34,8 @@ pub(super) struct ReadSide {
     pub reader: Reader,
     pub proc: Proc,
     greeted: bool,
+    /// The protocol version agreed in the handshake.
+    protocol: i64,
     pairing: Pairing,
     /// The script got a socket for shared memory.
     shares: bool,
@@ -45,6 +48,7 @@ impl ReadSide {
             reader,
             proc,
             greeted: false,
+            protocol: i64::from(PROTOCOL_VERSION),
             pairing: Pairing::default(),
             shares,
             mode: config.mode,
@@ -113,7 +117,7 @@ impl ReadSide {
 
     /// Routes one native frame; a call for a host function comes back.
     fn native(&mut self, core: &Core, frame: &Bytes) -> Result<Option<Call>, End> {
-        let msg = {
+        let decoded = {
             let mut resolve = |offset: u64, len: u64| {
                 let max = u64::from(core.config.max_frame);
                 let fd = self.reader.next_shared_fd()?;
@@ -121,19 +125,13 @@ impl ReadSide {
                 crate::shm::map(fd, offset, len, max)
             };
             Message::decode_shared(frame, Some(&mut resolve))
-                .map_err(|e| End::Fatal(protocol(e.to_string())))?
+        };
+        let msg = match decoded {
+            Ok(msg) => msg,
+            Err(e) => return self.unreadable(core, frame, &e).map(|()| None),
         };
         if !self.greeted {
-            let hello = handshake::hello(msg).map_err(|e| End::Fatal(protocol(e.to_string())))?;
-            let interrupt = hello.interrupt;
-            greet(core, hello, self.shares)?;
-            if interrupt {
-                let killer = self.proc.killer();
-                core.link
-                    .set_interrupt(Box::new(move || killer.nudge(rustix::process::Signal::URG)));
-            }
-            self.greeted = true;
-            return Ok(None);
+            return self.handshake(core, msg).map(|()| None);
         }
         let (id, method, params, within) = match msg {
             Message::Call {
@@ -142,6 +140,19 @@ impl ReadSide {
                 params,
                 within,
             } => (id, method, params, within),
+            Message::Reply { id: None, outcome } => {
+                // The script could not read a frame of the host's (§7.1): no
+                // call can be matched with it, so it is only reported.
+                let what = match outcome {
+                    Err(e) => e.message,
+                    Ok(_) => "a result with a null id".to_owned(),
+                };
+                tracing::warn!(
+                    pid = core.link.pid,
+                    "the script could not read a message of the host's: {what}"
+                );
+                return Ok(None);
+            }
             Message::Reply { id, outcome } => {
                 core.link
                     .deliver(id, outcome)
@@ -149,21 +160,35 @@ impl ReadSide {
                 return Ok(None);
             }
         };
-        match (method.as_str(), &id) {
-            (method::LOG, None) => {
-                forward_log(&core.link, core.config.on_log.as_ref(), params);
-                Ok(None)
+        // `within` nests a request in one of the host's; a notification
+        // nests in nothing, and a protocol-3 client has no such member.
+        let within = within.filter(|_| id.is_some() && self.protocol >= 4);
+        // A reserved notification sent as a request is acted on and answered
+        // with null (§5.1).
+        let acknowledge = |id| answer(core, id, Ok(Value::Null)).map(|()| None);
+        match method.as_str() {
+            method::HELLO => {
+                let refusal = invalid_request(format!(
+                    "the handshake is done: {} is sent once, as the first message",
+                    method::HELLO
+                ));
+                answer(core, id, Err(refusal)).map(|()| None)
             }
-            (method::READY, None) => {
+            method::LOG => {
+                forward_log(&core.link, core.config.on_log.as_ref(), params);
+                acknowledge(id)
+            }
+            method::READY => {
                 let exports =
                     handshake::ready(&params).map_err(|e| End::Fatal(protocol(e.to_string())))?;
                 tracing::debug!(pid = core.link.pid, ?exports, "script is ready");
                 core.link.set_ready(exports);
-                Ok(None)
+                acknowledge(id)
             }
-            (method::CANCEL, None) => {
+            method::CANCEL => {
                 // An async host function's future is dropped; a sync one
                 // cannot be interrupted (the client drops its late answer).
+                // A cancel of a call unknown or already answered does nothing.
                 tracing::debug!(pid = core.link.pid, "script cancelled a call");
                 if let Params::Named(p) = &params {
                     match p.get("id") {
@@ -172,7 +197,7 @@ impl ReadSide {
                         _ => {}
                     }
                 }
-                Ok(None)
+                acknowledge(id)
             }
             _ => Ok(Some(Call::Native {
                 id,
@@ -181,6 +206,119 @@ impl ReadSide {
                 within,
             })),
         }
+    }
+
+    /// The first message: a hello is answered with the host's description
+    /// (or a refusal of its version); anything else is answered with an
+    /// error when it has an id, and ends the session.
+    fn handshake(&mut self, core: &Core, msg: Message) -> Result<(), End> {
+        let id = match &msg {
+            Message::Call { id, .. } => id.clone(),
+            Message::Reply { .. } => None,
+        };
+        let hello = match handshake::hello(msg) {
+            Ok(hello) => hello,
+            Err(not) => {
+                let refusal = rpc_error(not.code(), kind_of(not.code()), not.message().to_owned());
+                answer(core, id, Err(refusal))?;
+                return Err(End::Fatal(protocol(format!(
+                    "the script's first message is not a handshake the host can take: {not}"
+                ))));
+            }
+        };
+        let interrupt = hello.interrupt;
+        let protocol = hello.protocol;
+        greet(core, hello, self.shares)?;
+        if interrupt {
+            let killer = self.proc.killer();
+            core.link
+                .set_interrupt(Box::new(move || killer.nudge(rustix::process::Signal::URG)));
+        }
+        self.protocol = protocol;
+        self.greeted = true;
+        Ok(())
+    }
+
+    /// A sound frame whose message cannot be read (§7.1): a call with an id
+    /// is answered with the error, the host's call a reply was for fails with
+    /// it, a notification is dropped, and anything else is answered with a
+    /// null id. Before the handshake, and for a frame with shared-memory
+    /// references (whose descriptors can no longer be matched with the
+    /// frames that follow), it ends the session instead.
+    fn unreadable(&mut self, core: &Core, frame: &Bytes, e: &DecodeError) -> Result<(), End> {
+        let (code, detail) = match e {
+            DecodeError::Parse(m) => (code::PARSE_ERROR, m.clone()),
+            other => (code::INVALID_REQUEST, other.to_string()),
+        };
+        let peeked = recover::peek(frame);
+        let shared = self.shares && frame.windows(6).any(|w| w == b"\"$shm\"");
+        if !self.greeted || shared {
+            if peeked.call {
+                let what = format!("the host cannot read this message: {e}");
+                answer(core, peeked.id, Err(rpc_error(code, kind_of(code), what)))?;
+            }
+            return Err(End::Fatal(protocol(e.to_string())));
+        }
+        tracing::warn!(
+            pid = core.link.pid,
+            "the script sent a message the host cannot read: {e}"
+        );
+        match peeked {
+            Recovered {
+                reply: true, id, ..
+            } if id.is_some() => {
+                let what = format!("the script's answer cannot be read: {detail}");
+                core.link
+                    .deliver(id, Err(rpc_error(code, kind_of(code), what)))
+                    .map_err(|detail| End::Fatal(protocol(detail)))
+            }
+            Recovered {
+                call: true,
+                id: None,
+                ..
+            } => Ok(()),
+            Recovered { id, .. } => {
+                let what = format!("the host cannot read this message: {e}");
+                answer_any(core, id, Err(rpc_error(code, kind_of(code), what)))
+            }
+        }
+    }
+}
+
+/// Answers a request (`id` given); a notification gets no answer.
+fn answer(core: &Core, id: Option<Id>, outcome: Result<Value, RpcError>) -> Result<(), End> {
+    match id {
+        Some(id) => reply(&core.link, id, outcome).map_err(End::Fatal),
+        None => Ok(()),
+    }
+}
+
+/// Answers with `id`, or with a null id when it is unknown.
+fn answer_any(core: &Core, id: Option<Id>, outcome: Result<Value, RpcError>) -> Result<(), End> {
+    send_message(&core.link, &Message::Reply { id, outcome }).map_err(End::Fatal)
+}
+
+/// An error answer with `data.kind`.
+fn rpc_error(code: i64, kind: &str, message: String) -> RpcError {
+    let mut data = Map::new();
+    data.insert("kind".into(), Value::from(kind));
+    RpcError {
+        code,
+        message,
+        data: Some(Value::Map(data)),
+    }
+}
+
+fn invalid_request(message: String) -> RpcError {
+    rpc_error(code::INVALID_REQUEST, "InvalidRequest", message)
+}
+
+/// The `data.kind` of the protocol's own errors.
+fn kind_of(code: i64) -> &'static str {
+    match code {
+        code::PARSE_ERROR => "ParseError",
+        code::INVALID_PARAMS => "InvalidParams",
+        _ => "InvalidRequest",
     }
 }
 
@@ -255,7 +393,11 @@ fn greet(core: &Core, hello: Hello, shares: bool) -> Result<(), End> {
         shared_memory,
         functions: core.registry.describe(&known),
         types: Registry::structs(known),
+        max_call_depth: core.config.max_depth,
     };
+    if let Some(max) = hello.max_frame {
+        core.link.limit_frames_to(max);
+    }
     send_message(&core.link, &handshake::welcome(hello.id, &welcome)).map_err(End::Fatal)?;
     if let Some(threshold) = shared_memory {
         core.link.share_from(threshold);
@@ -316,7 +458,7 @@ pub(super) fn reply_frame(
     id: Id,
     outcome: Result<Value, RpcError>,
 ) -> Result<Encoded, Error> {
-    let max = link.max_frame;
+    let max = link.max_frame();
     let msg = Message::Reply {
         id: Some(id.clone()),
         outcome,
@@ -347,7 +489,7 @@ pub(super) fn reply_frame(
 
 fn send_message(link: &Link, msg: &Message) -> Result<(), Error> {
     let encoded = msg
-        .encode(link.max_frame.max(4096))
+        .encode(link.max_frame().max(4096))
         .map_err(|e| protocol(format!("cannot encode a protocol message: {e}")))?;
     quietly_gone(link.send(&encoded))
 }
