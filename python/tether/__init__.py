@@ -12,6 +12,7 @@ sent as bytes too). Errors are subclasses of :class:`tether.Error`.
 """
 
 from ._errors import (
+    BlockingCall,
     CannotSend,
     Cancelled,
     ConnectionLost,
@@ -81,6 +82,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError("module 'tether' has no attribute %r" % name)
 
 __all__ = [
+    "BlockingCall",
     "CannotSend",
     "Cancelled",
     "ConnectionLost",

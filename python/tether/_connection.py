@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
 from . import _framing
 from ._dispatch import CURRENT_CALL, EXPORTS, INVALID_PARAMS, METHOD_NOT_FOUND, CallContext, Dispatch, _interrupts
 from ._errors import (
+    BlockingCall,
     Cancelled,
     ConnectionLost,
     Error,
@@ -203,6 +204,8 @@ class Connection(Dispatch, Writer):
             ConnectionLost: the host went away.
             FrameTooLarge, CannotSend: the arguments cannot be sent.
         """
+        if self._aio_loop is not None:
+            self._refuse_on_serving_loop(method)
         ctx = CURRENT_CALL.get()
         if ctx is None or ctx.thread != threading.get_ident():
             return self._call(method, args, kwargs, None)
@@ -215,6 +218,22 @@ class Connection(Dispatch, Writer):
         finally:
             if ctx.exit_shield():
                 raise Cancelled()
+
+    def _refuse_on_serving_loop(self, method: str) -> None:
+        """Raise :class:`BlockingCall` when this thread runs the loop that serves the
+        host's calls and an export is ``async def``: the host may call it back while
+        this call waits, and it could never run (a deadlock; the host refuses the
+        mirror case in the same way)."""
+        try:
+            running = _running_loop()()
+        except RuntimeError:
+            return
+        if running is self._aio_loop and any(e.is_async for e in EXPORTS.values()):
+            raise BlockingCall(
+                "host.%s() blocks the asyncio loop that serves the host's calls, and the host may call "
+                "an async export back meanwhile, which could never run: use "
+                "'await tether.aio.host.%s(...)' in a coroutine" % (method, method)
+            )
 
     def _call(self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], within: Optional[int]) -> Any:
         """:meth:`call`, with ``within`` the host's call the caller serves."""
@@ -418,19 +437,26 @@ class Connection(Dispatch, Writer):
         except ConnectionLost:
             pass
 
-    def pump(self) -> None:
-        """Handle whatever the host has sent, without waiting (if no other thread reads)."""
+    def pump(self) -> bool:
+        """Handle whatever the host has sent, without waiting (if no other thread reads).
+
+        Returns True when the export this thread runs must raise :class:`Cancelled` now:
+        the host cancelled it, and the cancellation was read here, while the client's own
+        reading kept the export from being interrupted. The caller raises it, or looks
+        (``tether.cancelled()``).
+        """
         ctx = _shield_own_export()
         try:
             with self._lock:
-                if self._reader is not None or self._lost is not None:
-                    return
-                self._reader = threading.get_ident()
-            for msg in self._read_as_reader(block=False):
-                self._handle(msg)
+                reading = self._reader is None and self._lost is None
+                if reading:
+                    self._reader = threading.get_ident()
+            if reading:
+                for msg in self._read_as_reader(block=False):
+                    self._handle(msg)
         finally:
-            if ctx is not None:
-                ctx.exit_shield()  # the caller (tether.cancelled()) looks for itself
+            interrupt = ctx is not None and ctx.exit_shield()
+        return interrupt
 
     def _on_interrupt_signal(self) -> None:
         """SIGURG, in the main thread: the host cancelled a call. Read the cancellation if

@@ -28,6 +28,14 @@ class VersionMismatch(Error):
     """The host speaks another protocol version than this client."""
 
 
+class BlockingCall(Error, RuntimeError):
+    """A blocking host call from the thread that runs the asyncio loop serving the host's
+    calls, in a script with ``async def`` exports: the host may call one of them back while
+    this call waits, and it could never run on the blocked loop. Nothing was sent; await
+    ``tether.aio.host.NAME(...)`` instead.
+    """
+
+
 class FrameTooLarge(Error):
     """A message would exceed the frame size limit the host announced; nothing was sent."""
 

@@ -123,11 +123,18 @@ class shield:
 
 
 def stop_requested() -> bool:
-    """Whether the host asked the script to stop (``tether.serve()`` then returns)."""
+    """Whether the host asked the script to stop (``tether.serve()`` then returns).
+
+    Inside an export whose call the host cancelled, raises :class:`tether.Cancelled`
+    (the interruption the export would get anyway), unless shielded.
+    """
     conn = _connection_now()
     if conn is None:
         return False
-    conn.pump()
+    if conn.pump():
+        # The host cancelled the export that asks: reading its pipe here must not
+        # swallow the interruption (an export looping on this would never end).
+        raise Cancelled()
     return bool(conn.stop_requested)
 
 

@@ -29,6 +29,9 @@ _DOLLAR = ord("$")
 _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 64) - 1
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
+# A host holds at most 8192 descriptors passed ahead of their frames (docs/protocol.md
+# §3.6); one frame places at most half of that in shared memory, the rest goes inline.
+MAX_SHARED_PER_FRAME = 4096
 
 # The reserved method names (docs/protocol.md §5): every name that starts with
 # `rpc.` belongs to the protocol. The host's list is protocol/method.rs; a test
@@ -440,7 +443,7 @@ def _encode_with_bytes(
         if isinstance(obj, (bytes, bytearray, memoryview)):
             view = obj if isinstance(obj, bytes) else memoryview(obj).cast("B")
             n = len(view)
-            if share is not None and n >= share[0]:
+            if share is not None and n >= share[0] and len(fds) < MAX_SHARED_PER_FRAME:
                 return {SHARED_KEY: [share[1](memoryview(view), fds), n]}
             blobs.append(view)
             size += n

@@ -271,7 +271,7 @@ impl Child {
     /// Awaits the outcome for at most `timeout`; `None` when it did not
     /// come in time.
     async fn outcome_async(&mut self, timeout: Option<Duration>) -> Option<Result<Outcome, Error>> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let deadline = timeout.and_then(crate::clock::deadline_in);
         let received = crate::timer::or_deadline(&mut self.done, deadline).await;
         let result = match received? {
             Ok(result) => result,

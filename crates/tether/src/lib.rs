@@ -17,6 +17,7 @@
 mod blocking;
 mod bundle;
 mod child;
+mod clock;
 mod config;
 mod error;
 mod function;

@@ -94,7 +94,7 @@ impl<T> Receiver<T> {
     /// Waits for the value, for at most `timeout` (`None`: for as long as
     /// it takes).
     pub fn recv_timeout(&self, timeout: Option<Duration>) -> Result<T, RecvError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(crate::clock::deadline_in);
         let mut state = lock(&self.shared.state);
         loop {
             if let Some(value) = state.value.take() {

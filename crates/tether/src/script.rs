@@ -219,7 +219,9 @@ impl Script {
     /// Hands the script's stdout to `f` line by line (without the line
     /// ending) as it is written, instead of [`stdout`](Script::stdout). A
     /// thread of its own calls `f`; an unfinished last line is delivered when
-    /// the script ends. Lines are not limited in length.
+    /// the script ends. A line longer than 64 KiB is handed over in pieces of
+    /// 64 KiB: the host never holds more of a line than that, whatever the
+    /// script writes.
     ///
     /// ```
     /// let script = tether::Script::new("job.py").on_stdout_line(|line| println!("[job] {line}"));

@@ -215,6 +215,12 @@ pub(crate) struct Inbox {
     queue: VecDeque<OwnedFd>,
 }
 
+/// The most descriptors a peer may have passed ahead of the frames that
+/// refer to them (`docs/protocol.md` §3.6): each is a descriptor the host
+/// holds, so a script that passes descriptors no frame claims cannot make
+/// the host run out of them. A client puts at most half of this in one frame.
+pub(crate) const MAX_WAITING_FDS: usize = 8192;
+
 impl Inbox {
     pub fn new(socket: Arc<OwnedFd>) -> Inbox {
         Inbox {
@@ -264,6 +270,14 @@ impl Inbox {
             }
             if self.queue.len() == before {
                 return Err("a message on the shared-memory socket carried no descriptor".into());
+            }
+            if self.queue.len() > MAX_WAITING_FDS {
+                let waiting = self.queue.len();
+                self.queue.clear();
+                return Err(format!(
+                    "the script passed {waiting} descriptors that no frame has claimed yet \
+                     (at most {MAX_WAITING_FDS} may wait)"
+                ));
             }
         }
     }

@@ -127,7 +127,7 @@ fn escalate(targets: &[Arc<Target>], grace: Duration) {
         ),
     ];
     for (at, signal, why) in steps {
-        wait_until(targets, start + at);
+        wait_until(targets, start.checked_add(at));
         let hurry = STOPPING.hurry.load(Ordering::Acquire);
         let (signal, why) = if hurry {
             (Signal::KILL, "a second termination signal came".to_owned())
@@ -143,13 +143,13 @@ fn escalate(targets: &[Arc<Target>], grace: Duration) {
 }
 
 /// Waits until every target ended, `deadline` passed, or haste is asked.
-fn wait_until(targets: &[Arc<Target>], deadline: Instant) {
+fn wait_until(targets: &[Arc<Target>], deadline: Option<Instant>) {
     let mut guard = lock(&STOPPING.under_way);
     loop {
         if STOPPING.hurry.load(Ordering::Acquire) || targets.iter().all(|t| t.ended()) {
             return;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = crate::clock::left_until(deadline);
         if left.is_zero() {
             return;
         }

@@ -21,6 +21,7 @@ use rustix::io::Errno;
 
 use crate::process::{self, Proc};
 use crate::protocol::frame::FrameReader;
+use crate::protocol::message::Encoded;
 use crate::protocol::DecodeError;
 use crate::shm::Inbox;
 use crate::spin::Spin;
@@ -193,11 +194,12 @@ impl Reader {
             .limits
             .deadline
             .map(|(at, d)| (at, format!("the script ran past its deadline of {d:?}")));
-        let idle = self.limits.idle.map(|d| {
-            (
-                self.last_heard + d,
+        let idle = self.limits.idle.and_then(|d| {
+            let at = self.last_heard.checked_add(d)?;
+            Some((
+                at,
                 format!("the script sent nothing for {d:?} (idle timeout)"),
-            )
+            ))
         });
         match (deadline, idle) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
@@ -262,7 +264,7 @@ impl Reader {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
-                    let ready = self.wait(proc, wake).map_err(Broken::Io)?;
+                    let ready = self.wait(proc, wake)?;
                     self.spin.record(started.elapsed(), false);
                     if !ready {
                         // A limit or `until` fell due, or a signal came.
@@ -313,18 +315,26 @@ impl Reader {
     /// Descriptors of shared values that arrive meanwhile are taken off
     /// their socket, so the script never waits on a full socket while the
     /// host waits for the frame behind them.
-    fn wait(&mut self, proc: &mut Proc, until: Option<Instant>) -> io::Result<bool> {
+    /// A script that breaks the rules of the side socket (a message without
+    /// a descriptor, more descriptors waiting than the host holds) is a
+    /// protocol violation.
+    fn wait(&mut self, proc: &mut Proc, until: Option<Instant>) -> Result<bool, Broken> {
         let timeout = until.map(|at| at.saturating_duration_since(Instant::now()));
         let side = self.inbox.as_ref().map(|i| i.socket().as_fd());
         let ready = self
             .watch
-            .wait_ready(self.fd.as_fd(), false, side, timeout)?;
+            .wait_ready(self.fd.as_fd(), false, side, timeout)
+            .map_err(Broken::Io)?;
         if ready.also {
             if let Some(inbox) = &mut self.inbox {
-                inbox.drain().map_err(io::Error::other)?;
+                inbox
+                    .drain()
+                    .map_err(|e| Broken::Decode(DecodeError::Invalid(e)))?;
             }
         }
-        if ready.exited || (self.watch.pidfd.is_none() && proc.try_status()?.is_some()) {
+        if ready.exited
+            || (self.watch.pidfd.is_none() && proc.try_status().map_err(Broken::Io)?.is_some())
+        {
             self.watch.mark_exited();
             self.exited = true;
             return Ok(true);
@@ -358,64 +368,39 @@ impl Writer {
         self.fd = None;
     }
 
-    /// Writes a small frame only if the pipe takes it at once, and then
-    /// closes the host's end; never waits. Frames up to `PIPE_BUF` (4096
-    /// bytes) are written whole or not at all, so the stream stays intact.
-    pub fn send_now_and_close(&mut self, frame: &[u8]) {
-        if let Some(fd) = &self.fd {
-            if frame.len() <= 4096 {
-                let _ = process::without_sigpipe(|| rustix::io::write(fd, frame));
-            }
-        }
-        self.fd = None;
-    }
-
-    /// Writes `frame` (at most `PIPE_BUF` bytes, which a pipe takes whole
-    /// or not at all) if the pipe takes it now; `None` when it would have
-    /// to wait for room.
-    pub fn try_send_small(&mut self, frame: &[u8]) -> Option<Result<(), Broken>> {
-        let Some(fd) = &self.fd else {
-            return Some(Err(Broken::Gone));
-        };
-        if frame.len() > 4096 {
-            return None;
-        }
-        loop {
-            return match process::without_sigpipe(|| rustix::io::write(fd, frame)) {
-                Ok(n) if n == frame.len() => Some(Ok(())),
-                // Not for a pipe; for anything else, finish the frame.
-                Ok(n) => Some(self.send(&[&frame[n..]], &[])),
-                Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) => None,
-                Err(Errno::PIPE) => Some(Err(Broken::Gone)),
-                Err(e) => Some(Err(Broken::Io(e.into()))),
-            };
-        }
-    }
-
-    /// Passes the memory files of shared values (`shared`), then writes
-    /// `parts` as one contiguous stream of bytes.
+    /// Writes what the pipe takes of `out`, passing its memory files first:
+    /// `Ok(true)` once all of it is written, `Ok(false)` when the pipe (or the
+    /// side socket) is full and `block` is false. With `block` it waits for
+    /// room, for as long as the script lives (its exit ends the wait with
+    /// [`Broken::Gone`]): only a script's own writer thread blocks so.
+    ///
+    /// A frame of at most `PIPE_BUF` (4096) bytes is written whole or not at
+    /// all; a larger one may be left part-way, to be resumed by the next
+    /// call: a frame is never cut.
     ///
     /// # Errors
     ///
     /// [`Broken::Gone`] when the child closed its end or exited, or the host
     /// closed its own; [`Broken::Io`] for a host-side OS error.
-    pub fn send(&mut self, parts: &[&[u8]], shared: &[Arc<OwnedFd>]) -> Result<(), Broken> {
+    pub fn advance(&mut self, out: &mut Outgoing, block: bool) -> Result<bool, Broken> {
         let Some(fd) = &self.fd else {
             return Err(Broken::Gone);
         };
-        let mut rest = shared;
-        while !rest.is_empty() {
+        while out.fds_sent < out.enc.shared_files.len() {
             let Some(side) = &self.side else {
                 return Err(Broken::Io(io::Error::other(
                     "a shared value, but shared memory is off",
                 )));
             };
-            let (sent, result) = crate::shm::send_fds(&**side, rest);
-            rest = &rest[sent..];
+            let (sent, result) =
+                crate::shm::send_fds(&**side, &out.enc.shared_files[out.fds_sent..]);
+            out.fds_sent += sent;
             match result {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !block {
+                        return Ok(false);
+                    }
                     if self.watch.wait(side.as_fd(), true).map_err(Broken::Io)? {
                         return Err(Broken::Gone);
                     }
@@ -426,31 +411,30 @@ impl Writer {
                 Err(e) => return Err(Broken::Io(e)),
             }
         }
-        if !self.raised && parts.iter().map(|p| p.len()).sum::<usize>() >= LARGE_FRAME {
+        if !self.raised && out.len() >= LARGE_FRAME {
             raise_pipe(fd, &mut self.raised);
         }
-        let mut index = 0;
-        let mut offset = 0;
-        while index < parts.len() {
-            if offset == parts[index].len() {
-                index += 1;
-                offset = 0;
+        let pieces = 1 + out.enc.attachments.len();
+        while out.index < pieces {
+            if out.offset == out.piece(out.index).len() {
+                out.index += 1;
+                out.offset = 0;
                 continue;
             }
-            let slices: Vec<io::IoSlice<'_>> = std::iter::once(&parts[index][offset..])
-                .chain(parts[index + 1..].iter().copied())
+            let slices: Vec<io::IoSlice<'_>> = std::iter::once(&out.piece(out.index)[out.offset..])
+                .chain((out.index + 1..pieces).map(|i| out.piece(i)))
                 .map(io::IoSlice::new)
                 .collect();
             match process::without_sigpipe(|| rustix::io::writev(fd, &slices)) {
                 Ok(mut n) => {
-                    while n > 0 && index < parts.len() {
-                        let left = parts[index].len() - offset;
+                    while n > 0 && out.index < pieces {
+                        let left = out.piece(out.index).len() - out.offset;
                         if n >= left {
                             n -= left;
-                            index += 1;
-                            offset = 0;
+                            out.index += 1;
+                            out.offset = 0;
                         } else {
-                            offset += n;
+                            out.offset += n;
                             n = 0;
                         }
                     }
@@ -458,6 +442,9 @@ impl Writer {
                 Err(Errno::INTR) => {}
                 Err(Errno::PIPE) => return Err(Broken::Gone),
                 Err(Errno::AGAIN) => {
+                    if !block {
+                        return Ok(false);
+                    }
                     if self.watch.wait(fd.as_fd(), true).map_err(Broken::Io)? {
                         return Err(Broken::Gone);
                     }
@@ -465,6 +452,47 @@ impl Writer {
                 Err(e) => return Err(Broken::Io(e.into())),
             }
         }
-        Ok(())
+        Ok(true)
+    }
+}
+
+/// A frame on its way into the pipe, with how much of it is written: the
+/// pipe may take it in several steps, by several threads in turn.
+pub(crate) struct Outgoing {
+    enc: Encoded,
+    /// Memory files passed so far.
+    fds_sent: usize,
+    /// The piece being written (0: the head, then the attachments) and how
+    /// many of its bytes are written.
+    index: usize,
+    offset: usize,
+}
+
+impl Outgoing {
+    pub fn new(enc: Encoded) -> Outgoing {
+        Outgoing {
+            enc,
+            fds_sent: 0,
+            index: 0,
+            offset: 0,
+        }
+    }
+
+    /// Whether any of it reached the script (it can no longer be taken back).
+    pub fn begun(&self) -> bool {
+        self.fds_sent > 0 || self.index > 0 || self.offset > 0
+    }
+
+    /// Its size on the wire.
+    pub fn len(&self) -> usize {
+        self.enc.len()
+    }
+
+    fn piece(&self, i: usize) -> &[u8] {
+        if i == 0 {
+            &self.enc.head
+        } else {
+            &self.enc.attachments[i - 1]
+        }
     }
 }

@@ -315,7 +315,10 @@ impl Inner {
         worker: Arc<Worker>,
         tail: Arc<Mutex<VecDeque<String>>>,
     ) {
-        let mut next_ping = self.recycle.health.map(|(every, _)| Instant::now() + every);
+        let mut next_ping = self
+            .recycle
+            .health
+            .and_then(|(every, _)| crate::clock::deadline_in(every));
         let outcome = loop {
             if let Some(outcome) = child.try_join(Duration::from_millis(100)) {
                 break outcome;
@@ -339,7 +342,7 @@ impl Inner {
                         ));
                         let _ = child.kill();
                     }
-                    next_ping = Some(Instant::now() + every);
+                    next_ping = crate::clock::deadline_in(every);
                 }
             }
             let idle = worker.in_flight.load(Ordering::Acquire) == 0;
@@ -408,9 +411,9 @@ impl Inner {
             .unwrap_or(u32::MAX)
             .min(20);
         let wait = min.saturating_mul(1 << doublings).min(max);
-        let until = Instant::now() + wait;
+        let until = crate::clock::deadline_in(wait);
         while !state.closed && state.gave_up.is_none() {
-            let left = until.saturating_duration_since(Instant::now());
+            let left = crate::clock::left_until(until);
             if left.is_zero() {
                 break;
             }
@@ -464,7 +467,7 @@ impl Inner {
     /// The live worker with the fewest calls in flight, skipping `avoid`;
     /// waits (at most `patience`) while a replacement is on its way.
     fn pick(&self, avoid: &[u64], patience: Duration) -> Result<Arc<Worker>, Error> {
-        let until = Instant::now() + patience;
+        let until = crate::clock::deadline_in(patience);
         let mut state = lock(&self.state);
         loop {
             if state.closed {
@@ -485,7 +488,7 @@ impl Inner {
             if let Some(w) = best {
                 return Ok(Arc::clone(w));
             }
-            let left = until.saturating_duration_since(Instant::now());
+            let left = crate::clock::left_until(until);
             if left.is_zero() {
                 return Err(Error::Closed("the pool has no live worker".into()));
             }
@@ -526,10 +529,10 @@ impl Worker {
 
     /// How it ended, waiting up to `patience` for its supervisor to know.
     fn ending(&self, patience: Duration) -> Option<String> {
-        let until = Instant::now() + patience;
+        let until = crate::clock::deadline_in(patience);
         let mut ended = lock(&self.ended);
         while ended.is_none() {
-            let left = until.saturating_duration_since(Instant::now());
+            let left = crate::clock::left_until(until);
             if left.is_zero() {
                 return None;
             }
@@ -772,11 +775,11 @@ impl Pool {
             inner.changed.notify_all();
             state.workers.clone()
         };
-        let until = Instant::now() + grace / 2;
+        let until = crate::clock::deadline_in(grace / 2);
         while workers
             .iter()
             .any(|w| w.in_flight.load(Ordering::Acquire) > 0)
-            && Instant::now() < until
+            && until.is_none_or(|until| Instant::now() < until)
         {
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -785,7 +788,7 @@ impl Pool {
             w.stop_now.store(true, Ordering::Release);
         }
         for w in &workers {
-            let _ = w.ending(grace + Duration::from_secs(1));
+            let _ = w.ending(grace.saturating_add(Duration::from_secs(1)));
         }
     }
 }

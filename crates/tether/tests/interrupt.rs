@@ -59,6 +59,16 @@ def shielded(tag):
         mark(tag)
 
 @tether.export
+def until_stopped(tag):
+    # Loops on tether.stop_requested(), which reads the pipe: the cancellation
+    # it reads must still interrupt the export.
+    try:
+        while not tether.stop_requested():
+            time.sleep(0.001)
+    finally:
+        mark(tag)
+
+@tether.export
 def square(x):
     return x * x
 
@@ -138,6 +148,24 @@ fn an_export_in_a_worker_thread_is_interrupted_while_the_main_thread_keeps_calli
     );
     let outcome = child.shutdown(Duration::from_secs(5)).unwrap();
     assert!(outcome.success(), "{}", outcome.status());
+}
+
+#[test]
+fn an_export_looping_on_stop_requested_is_interrupted_when_its_call_is_cancelled() {
+    // stop_requested() used to read the cancellation and drop the interruption.
+    for mode in ["main", "worker"] {
+        let (child, dir) = busy(mode);
+        for round in 0..3 {
+            let tag = format!("until-{round}");
+            timed_out(&child, "until_stopped", &tag);
+            assert!(
+                appears(&dir, &tag),
+                "{mode}: round {round} was not interrupted"
+            );
+        }
+        assert_eq!(child.call::<i64>("square", (5,)).unwrap(), 25);
+        assert!(child.shutdown(Duration::from_secs(5)).unwrap().success());
+    }
 }
 
 #[test]

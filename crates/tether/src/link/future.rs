@@ -1,18 +1,17 @@
 //! The async forms of a call and a notification: futures that need no
 //! runtime (the reader thread wakes them when the answer comes, the timer
 //! thread when a deadline passes), never block the thread that polls them
-//! (a write that cannot finish at once goes to a helper thread), and
-//! cancel the call when dropped before the answer came: the entry in the
-//! table of pending calls goes, and `rpc.cancel` is queued without waiting.
+//! (a frame the pipe does not take at once is finished by the script's own
+//! writer thread, see `outbox.rs`), and cancel the call when dropped before
+//! the answer came: the entry in the table of pending calls goes, a frame
+//! not begun is taken back, and `rpc.cancel` is queued without waiting.
 //!
 //! ```text
-//!   wait until the script serves ─▶ enter the call in the table ─▶ send it
-//!     (a small frame the pipe takes at once here, else on a helper thread)
+//!   wait until the script serves ─▶ enter the call in the table ─▶ queue it
 //!   ─▶ await the answer ─▶ (deadline passed, or the future dropped)
-//!      forget the call, queue rpc.cancel
+//!      forget the call; take its frame back, or queue rpc.cancel
 //! ```
 
-use std::borrow::Cow;
 use std::future::{poll_fn, Future};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,9 +19,8 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use super::{encode_error, Link, Record};
-use crate::blocking;
 use crate::error::Error;
-use crate::protocol::message::{Encoded, Id, Message, Params};
+use crate::protocol::message::{Message, Params};
 use crate::protocol::method;
 use crate::scope;
 use crate::stats::Counters;
@@ -30,10 +28,6 @@ use crate::sync::lock;
 use crate::timer::or_deadline;
 
 use crate::value::{Map, Value};
-
-/// Frames up to this size are written whole or not at all by one write to
-/// a pipe (POSIX `PIPE_BUF`), so trying one costs nothing when it fails.
-const PIPE_BUF: usize = 4096;
 
 impl Link {
     /// The async form of [`Link::call`]. What can be done at once (the
@@ -54,7 +48,7 @@ impl Link {
         }
         let nested = here.nested;
         let depth = self.enter_nested(nested, &method);
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(crate::clock::deadline_in);
         let span = record.span.span.clone();
         async move {
             let mut record = record;
@@ -92,25 +86,11 @@ impl Link {
             id,
             state: PendingState::Entered,
         };
-        let msg = Message::Call {
-            id: Some(Id::Int(id)),
-            method: method.to_owned(),
-            params,
-            within: None,
-        };
-        let enc = self.encode(&msg, self.max_frame()).map_err(encode_error)?;
-        pending.state = PendingState::Sent;
-        match or_deadline(self.send_async(enc), deadline).await {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                pending.state = PendingState::Entered;
-                return Err(e);
-            }
-            None => return Err(timed_out()),
-        }
+        let ticket = self.send_call(id, method, params)?;
+        pending.state = PendingState::Sent(ticket);
         let answered = or_deadline(poll_fn(|cx| slot.poll_filled(cx)), deadline).await;
         pending.state = PendingState::Settled;
-        if answered.is_none() && self.abandon_soon(id) {
+        if answered.is_none() && self.abandon(id, Some(ticket)) {
             return Err(timed_out());
         }
         slot.take()
@@ -141,7 +121,7 @@ impl Link {
                     within: None,
                 };
                 let enc = link.encode(&msg, link.max_frame()).map_err(encode_error)?;
-                link.send_async(enc).await
+                link.try_send(enc)
             }
             .await;
             record.finish(&result);
@@ -157,8 +137,8 @@ impl Link {
     ) -> impl Future<Output = Result<Vec<String>, Error>> + Send + 'static {
         let link = Arc::clone(self);
         async move {
-            let deadline = Instant::now() + timeout;
-            let waited = or_deadline(poll_fn(|cx| link.poll_ready(cx)), Some(deadline)).await;
+            let deadline = crate::clock::deadline_in(timeout);
+            let waited = or_deadline(poll_fn(|cx| link.poll_ready(cx)), deadline).await;
             waited.unwrap_or_else(|| {
                 Err(Error::Timeout {
                     method: "the script to become ready".into(),
@@ -180,89 +160,37 @@ impl Link {
         if nested {
             return Ok(());
         }
-        let ready_by = Instant::now() + self.ready.timeout;
-        let until = deadline.map_or(ready_by, |d| d.min(ready_by));
+        let ready_by = crate::clock::deadline_in(self.ready.timeout);
+        let until = match (deadline, ready_by) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let started = Instant::now();
-        match or_deadline(poll_fn(|cx| self.poll_ready(cx)), Some(until)).await {
+        match or_deadline(poll_fn(|cx| self.poll_ready(cx)), until).await {
             Some(ready) => ready.map(drop),
             None => Err(self.not_ready(method, timeout, started.elapsed())),
         }
     }
 
-    /// Sends without blocking the caller: at once when the pipe takes the
-    /// frame whole, else on a helper thread.
-    pub(crate) async fn send_async(self: &Arc<Self>, enc: Encoded) -> Result<(), Error> {
-        if let Some(sent) = self.try_send_now(&enc) {
-            return sent;
-        }
-        let link = Arc::clone(self);
-        match blocking::run(move || link.send(&enc)).await {
-            Ok(sent) => sent,
-            Err(_) => Err(Error::Closed(format!("script {} is gone", self.pid))),
-        }
-    }
-
-    /// Sends without waiting and without a result: at once when the pipe
-    /// takes the frame whole, else on a helper thread (from `Drop`).
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn send_soon(self: &Arc<Self>, enc: Encoded) {
-        if self.try_send_now(&enc).is_none() {
-            let link = Arc::clone(self);
-            blocking::detach(move || {
-                let _ = link.send(&enc);
-            });
-        }
-    }
-
-    /// Writes a small frame if the writer is free and the pipe takes it
-    /// whole now; `None` when that would mean waiting.
-    fn try_send_now(&self, enc: &Encoded) -> Option<Result<(), Error>> {
-        if !enc.shared_files.is_empty() || enc.len() > PIPE_BUF {
-            return None;
-        }
-        let mut writer = self.writer.try_lock().ok()?;
-        let frame: Cow<'_, [u8]> = if enc.attachments.is_empty() {
-            Cow::Borrowed(&enc.head)
-        } else {
-            Cow::Owned(enc.to_vec())
-        };
-        let sent = writer.try_send_small(&frame)?;
-        Counters::add(&self.counters.bytes_to_script, frame.len() as u64);
-        Some(sent.map_err(|b| self.broken(b)))
-    }
-
-    /// Forgets a call whose caller gave up and queues `rpc.cancel` for it,
-    /// without waiting; `false` when its answer arrived meanwhile.
-    pub(super) fn abandon_soon(self: &Arc<Self>, id: i64) -> bool {
+    /// Forgets a call whose caller gave up, so a late answer is dropped
+    /// instead of reaching anyone, and, unless its frame (`ticket`) could be
+    /// taken back unwritten, queues `rpc.cancel` for it without waiting.
+    /// `false` when its answer arrived meanwhile.
+    pub(super) fn abandon(&self, id: i64, ticket: Option<u64>) -> bool {
         let removed = lock(&self.pending).calls.remove(&id).is_some();
-        if removed {
-            self.cancel_soon(id);
-        }
-        removed
-    }
-
-    fn cancel_soon(self: &Arc<Self>, id: i64) {
-        let msg = Message::Call {
-            id: None,
-            method: method::CANCEL.to_owned(),
-            params: Params::Named(Map::from_iter([("id".to_owned(), Value::Int(id))])),
-            within: None,
-        };
-        let Ok(enc) = msg.encode(self.max_frame()) else {
-            return;
-        };
-        match self.try_send_now(&enc) {
-            Some(Ok(())) => self.wake_script(),
-            Some(Err(_)) => {}
-            None => {
-                let link = Arc::clone(self);
-                blocking::detach(move || {
-                    if link.send(&enc).is_ok() {
-                        link.wake_script();
-                    }
-                });
+        if removed && !ticket.is_some_and(|t| self.outbox.take_back(t)) {
+            let msg = Message::Call {
+                id: None,
+                method: method::CANCEL.to_owned(),
+                params: Params::Named(Map::from_iter([("id".to_owned(), Value::Int(id))])),
+                within: None,
+            };
+            if let Ok(enc) = msg.encode(self.max_frame()) {
+                self.send_soon(enc);
+                self.wake_script();
             }
         }
+        removed
     }
 }
 
@@ -271,8 +199,9 @@ impl Link {
 enum PendingState {
     /// In the table, not sent: dropping removes it.
     Entered,
-    /// Sent (or being sent): dropping removes it and cancels it.
-    Sent,
+    /// Queued with this ticket: dropping removes it and takes it back or
+    /// cancels it.
+    Sent(u64),
     /// Answered or given up: nothing left to do.
     Settled,
 }
@@ -289,8 +218,8 @@ impl Drop for Pending {
             PendingState::Entered => {
                 lock(&self.link.pending).calls.remove(&self.id);
             }
-            PendingState::Sent => {
-                self.link.abandon_soon(self.id);
+            PendingState::Sent(ticket) => {
+                self.link.abandon(self.id, Some(ticket));
             }
             PendingState::Settled => {}
         }

@@ -22,6 +22,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 mod future;
+mod outbox;
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -36,7 +37,9 @@ use crate::stats::{Counters, Stats};
 use crate::sync::lock;
 use crate::trace::{CallSpan, Direction, Ended};
 use crate::transport::{Broken, Writer};
-use crate::value::{Map, Value};
+
+use crate::value::Value;
+use outbox::{Outbox, Unsent};
 
 /// The host's end of one script's channel.
 pub(crate) struct Link {
@@ -54,7 +57,8 @@ pub(crate) struct Link {
     /// Calls into the script made by host functions serving it, pending now.
     nested: AtomicUsize,
     max_depth: usize,
-    writer: Mutex<Writer>,
+    /// The frames on their way to the script, and its pipe.
+    outbox: Arc<Outbox>,
     /// Bytes values at least this large go in shared memory (`usize::MAX`:
     /// never; set once the client said it can take them).
     share_threshold: AtomicUsize,
@@ -212,7 +216,7 @@ impl Link {
             has_async,
             nested: AtomicUsize::new(0),
             max_depth,
-            writer: Mutex::new(writer),
+            outbox: Arc::new(Outbox::new(writer, pid)),
             share_threshold: AtomicUsize::new(usize::MAX),
             next_id: AtomicI64::new(1),
             pending: Mutex::new(Pending {
@@ -302,7 +306,7 @@ impl Link {
     /// [`Error::Timeout`] when it is not ready in time, [`Error::Closed`]
     /// when it ended first.
     pub fn wait_ready(&self, timeout: Duration) -> Result<Vec<String>, Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline_in(timeout);
         let mut state = lock(&self.ready.state);
         loop {
             match &*state {
@@ -310,7 +314,7 @@ impl Link {
                 ReadyState::Never(why) => return Err(Error::Closed(why.clone())),
                 ReadyState::Starting => {}
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = crate::clock::left_until(deadline);
             if left.is_zero() {
                 return Err(Error::Timeout {
                     method: "the script to become ready".into(),
@@ -346,20 +350,43 @@ impl Link {
         )
     }
 
-    /// Sends one encoded message.
+    /// Sends one encoded message: queued, written by this thread as far as
+    /// the pipe takes it now, the rest by the script's writer thread. Waits
+    /// only while 64 MiB wait for the script to read already (backpressure).
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] when the script is gone, [`Error::Io`] for a
-    /// host-side failure.
-    pub fn send(&self, encoded: &Encoded) -> Result<(), Error> {
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + encoded.attachments.len());
-        parts.push(&encoded.head);
-        parts.extend(encoded.attachments.iter().map(|b| &b[..]));
+    /// [`Error::Closed`] when the script is gone or the channel closed.
+    pub fn send(&self, encoded: Encoded) -> Result<(), Error> {
         Counters::add(&self.counters.bytes_to_script, encoded.len() as u64);
-        lock(&self.writer)
-            .send(&parts, &encoded.shared_files)
-            .map_err(|b| self.broken(b))
+        self.outbox.send(encoded).map_err(|u| self.unsent(u))
+    }
+
+    /// Queues a message without ever waiting (for cleanups, which must not block).
+    pub fn send_soon(&self, encoded: Encoded) {
+        Counters::add(&self.counters.bytes_to_script, encoded.len() as u64);
+        self.outbox.send_soon(encoded);
+    }
+
+    /// Queues a message unless 64 MiB wait for the script already (for
+    /// async callers, which must not block).
+    pub fn try_send(&self, encoded: Encoded) -> Result<(), Error> {
+        let len = encoded.len() as u64;
+        self.outbox.try_send(encoded).map_err(|u| self.unsent(u))?;
+        Counters::add(&self.counters.bytes_to_script, len);
+        Ok(())
+    }
+
+    /// What a frame that could not be queued means to its sender.
+    fn unsent(&self, unsent: Unsent) -> Error {
+        match unsent {
+            Unsent::Broken(b) => self.broken(b),
+            Unsent::Full(bytes) => Error::Limit(format!(
+                "{bytes} bytes wait for script {} to read its pipe already (the limit is {} MiB)",
+                self.pid,
+                outbox::QUEUE_LIMIT >> 20
+            )),
+        }
     }
 
     /// What a broken channel means to whoever wrote to it.
@@ -375,73 +402,30 @@ impl Link {
         }
     }
 
-    /// Closes the host's end of the channel.
+    /// Closes the host's end of the channel once what is queued is written
+    /// (the script reads end of file after it); never waits.
     pub fn close_writer(&self) {
-        lock(&self.writer).close();
+        self.outbox.close_after_queue();
     }
 
     /// Asks the script to stop and closes the host's end of the channel,
-    /// without waiting for a writer that is blocked on a script that does
-    /// not read (a shutdown goes on with signals then).
-    ///
-    /// The writer is usually busy only for a moment (another thread writing
-    /// an answer): the stop is then sent as soon as it is free, by this
-    /// thread within a few milliseconds or else by a helper thread that
-    /// waits for it. (It used to be dropped, and the script was stopped by
-    /// SIGTERM at half the grace.)
-    pub fn stop_without_waiting(self: &Arc<Self>) {
-        self.with_writer_soon("tether-stop", |link, writer| link.send_stop(writer));
-    }
-
-    /// Closes the host's end of the channel (the script reads end of file
-    /// after what was sent), without waiting for a writer that is blocked on
-    /// a script that does not read: then a helper thread closes it once that
-    /// write ends.
-    pub fn close_writer_soon(self: &Arc<Self>) {
-        self.with_writer_soon("tether-close", |_, mut writer| writer.close());
-    }
-
-    /// Runs `then` with the writer: on this thread if it is free within a
-    /// few milliseconds, else on a helper thread named `name` that waits for it.
-    fn with_writer_soon(
-        self: &Arc<Self>,
-        name: &str,
-        then: fn(&Link, std::sync::MutexGuard<'_, Writer>),
-    ) {
-        let started = std::time::Instant::now();
-        while started.elapsed() < Duration::from_millis(20) {
-            if let Ok(writer) = self.writer.try_lock() {
-                then(self, writer);
-                return;
-            }
-            std::thread::yield_now();
-        }
-        let link = Arc::clone(self);
-        let helper = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || then(&link, lock(&link.writer)));
-        if let Err(e) = helper {
-            tracing::warn!(
-                pid = self.pid,
-                "cannot start a thread to reach the script's pipe: {e}"
-            );
-        }
-    }
-
-    fn send_stop(&self, mut writer: std::sync::MutexGuard<'_, Writer>) {
+    /// never waiting for a script that does not read: what was queued and
+    /// not begun is dropped, the stop goes next, and the channel closes
+    /// after it (a shutdown goes on with signals meanwhile).
+    pub fn stop_without_waiting(&self) {
         let stop = Message::Call {
             id: None,
             method: method::STOP.to_owned(),
             params: Params::Positional(Vec::new()),
             within: None,
         };
-        if let Ok(enc) = stop.encode(self.max_frame()) {
-            Counters::add(&self.counters.bytes_to_script, enc.len() as u64);
-            writer.send_now_and_close(&enc.to_vec());
-            drop(writer);
-            self.wake_script();
-        } else {
-            writer.close();
+        match stop.encode(self.max_frame().max(4096)) {
+            Ok(enc) => {
+                Counters::add(&self.counters.bytes_to_script, enc.len() as u64);
+                self.outbox.finish_with(enc);
+                self.wake_script();
+            }
+            Err(_) => self.outbox.close_after_queue(),
         }
     }
 
@@ -512,16 +496,19 @@ impl Link {
         span: &tracing::Span,
     ) -> Result<Value, Error> {
         self.may_block(|| format!("a blocking call of {method}()"))?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(crate::clock::deadline_in);
         let here = scope::within(self);
         let _depth = self.enter_nested(here.nested, method)?;
         self.until_ready(here.nested, method, deadline, timeout)?;
         let (id, slot) = self.enter_pending(span)?;
         let _waiting = Waiting::new(&self.counters.waiting_on_script);
-        if let Err(e) = self.send_call(id, method, params) {
-            lock(&self.pending).calls.remove(&id);
-            return Err(e);
-        }
+        let ticket = match self.send_call(id, method, params) {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                lock(&self.pending).calls.remove(&id);
+                return Err(e);
+            }
+        };
         let answered = match here.reader {
             // This thread reads the script's pipe: it reads the answer.
             Some(reader) => {
@@ -530,7 +517,7 @@ impl Link {
             }
             None => slot.wait(deadline),
         };
-        if !answered && self.abandon(id) {
+        if !answered && self.abandon(id, Some(ticket)) {
             return Err(Error::Timeout {
                 method: method.to_owned(),
                 after: timeout.unwrap_or_default(),
@@ -564,7 +551,7 @@ impl Link {
             within: None,
         };
         let enc = self.encode(&msg, self.max_frame()).map_err(encode_error)?;
-        self.send(&enc)
+        self.send(enc)
     }
 
     /// Counts a call made by a host function that serves this same script
@@ -668,7 +655,9 @@ impl Link {
         Ok((id, slot))
     }
 
-    fn send_call(&self, id: i64, method: &str, params: Params) -> Result<(), Error> {
+    /// Queues a call's frame (without waiting for it to be written: its
+    /// caller waits for the answer); its ticket, to take it back unwritten.
+    fn send_call(&self, id: i64, method: &str, params: Params) -> Result<u64, Error> {
         let msg = Message::Call {
             id: Some(Id::Int(id)),
             method: method.to_owned(),
@@ -676,24 +665,10 @@ impl Link {
             within: None,
         };
         let enc = self.encode(&msg, self.max_frame()).map_err(encode_error)?;
-        self.send(&enc)
-    }
-
-    /// Forgets a call whose caller gave up, so a late answer is dropped
-    /// instead of reaching anyone, and tells the script it is no longer
-    /// wanted. `false` when its answer arrived meanwhile.
-    fn abandon(self: &Arc<Self>, id: i64) -> bool {
-        let removed = lock(&self.pending).calls.remove(&id).is_some();
-        if removed {
-            let sent = self.send_notification(
-                method::CANCEL,
-                Params::Named(Map::from_iter([("id".to_owned(), Value::Int(id))])),
-            );
-            if sent.is_ok() {
-                self.wake_script();
-            }
-        }
-        removed
+        let len = enc.len() as u64;
+        let ticket = self.outbox.submit(enc).map_err(|u| self.unsent(u))?;
+        Counters::add(&self.counters.bytes_to_script, len);
+        Ok(ticket)
     }
 }
 

@@ -788,7 +788,7 @@ impl Proc {
     /// drain threads (a grandchild may keep a stream open after the child
     /// exited; what arrived so far is returned then).
     pub fn take_output(&mut self, grace: Duration) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        let deadline = Instant::now() + grace;
+        let deadline = crate::clock::deadline_in(grace);
         let out = self.stdout.take().and_then(|c| c.finish(deadline));
         let err = self.stderr.take().and_then(|c| c.finish(deadline));
         (out, err)
@@ -844,8 +844,8 @@ impl Capture {
 
     /// What was collected (`None` in line mode), after the stream ended or
     /// the deadline passed.
-    fn finish(self, deadline: Instant) -> Option<Vec<u8>> {
-        let left = deadline.saturating_duration_since(Instant::now());
+    fn finish(self, deadline: Option<Instant>) -> Option<Vec<u8>> {
+        let left = crate::clock::left_until(deadline);
         let _ = self.done.recv_timeout(left);
         (!self.lines).then(|| {
             let mut data = std::mem::take(&mut *lock(&self.data));
@@ -879,25 +879,47 @@ fn collect(mut stream: impl Read, sink: &Mutex<Vec<u8>>, limit: usize) {
     }
 }
 
+/// The longest line a line callback is handed: a longer one comes in pieces of
+/// this length, so a script that writes without newlines cannot make the host
+/// buffer without bound.
+pub(crate) const MAX_LINE: usize = 64 * 1024;
+
 fn deliver_lines(stream: impl Read, callback: &LineCallback) {
     let mut reader = io::BufReader::with_capacity(64 * 1024, stream);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match io::BufRead::read_until(&mut reader, b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {
-                let text = line.strip_suffix(b"\n").unwrap_or(&line);
-                let text = text.strip_suffix(b"\r").unwrap_or(text);
-                let text = String::from_utf8_lossy(text);
-                let call = std::panic::AssertUnwindSafe(|| (callback.0)(&text));
-                if std::panic::catch_unwind(call).is_err() {
-                    tracing::warn!("a line callback panicked; later lines are still delivered");
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+    let mut line: Vec<u8> = Vec::new();
+    let deliver = |line: &[u8]| {
+        let text = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = String::from_utf8_lossy(text);
+        let call = std::panic::AssertUnwindSafe(|| (callback.0)(&text));
+        if std::panic::catch_unwind(call).is_err() {
+            tracing::warn!("a line callback panicked; later lines are still delivered");
         }
+    };
+    loop {
+        let available = match io::BufRead::fill_buf(&mut reader) {
+            Ok([]) => break,
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let room = MAX_LINE - line.len();
+        let (take, ends) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) if i <= room => (i + 1, true),
+            _ => (available.len().min(room), false),
+        };
+        if ends {
+            line.extend_from_slice(&available[..take - 1]);
+        } else {
+            line.extend_from_slice(&available[..take]);
+        }
+        io::BufRead::consume(&mut reader, take);
+        if ends || line.len() == MAX_LINE {
+            deliver(&line);
+            line.clear();
+        }
+    }
+    if !line.is_empty() {
+        deliver(&line);
     }
 }
 

@@ -29,6 +29,11 @@ pub const BYTES_KEY: &str = "$bytes";
 /// The key of a shared-memory reference object.
 pub const SHARED_KEY: &str = "$shm";
 
+/// The most bytes values one frame places in shared memory; the others go in
+/// the attachment area. A receiver holds at most twice this many descriptors
+/// ahead of their frames (`docs/protocol.md` §3.6).
+pub const MAX_SHARED_PER_FRAME: usize = 4096;
+
 /// Puts one bytes value in shared memory: the sealed memory file to pass
 /// beside the frame, and the value's offset in it.
 pub type Place = dyn FnMut(&Bytes) -> Result<(Arc<OwnedFd>, u64), String> + Send;
@@ -165,8 +170,9 @@ impl Serialize for Wire<'_> {
             Value::Bytes(b) => {
                 let (key, offset) = {
                     let mut att = self.att.borrow_mut();
+                    let room = att.shared_files.len() < MAX_SHARED_PER_FRAME;
                     let placed = match att.share.as_mut() {
-                        Some(share) if b.len() >= share.threshold => {
+                        Some(share) if b.len() >= share.threshold && room => {
                             Some((share.place)(b).map_err(ser::Error::custom)?)
                         }
                         _ => None,

@@ -45,7 +45,7 @@ impl Core {
                 // too, the host's calls it will never answer fail now, and its
                 // exit is awaited as for a script that never used the channel:
                 // without a time limit but its deadline.
-                self.link.close_writer_soon();
+                self.link.close_writer();
                 let pid = self.link.pid;
                 self.link.close(
                     format!("script {pid} closed its end of the channel"),

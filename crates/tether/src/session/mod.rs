@@ -143,7 +143,9 @@ pub(crate) fn start(
         config.max_frame,
         watch,
         Limits {
-            deadline: config.deadline.map(|d| (Instant::now() + d, d)),
+            deadline: config
+                .deadline
+                .and_then(|d| crate::clock::deadline_in(d).map(|at| (at, d))),
             idle: config.idle_timeout,
         },
         crate::spin::Spin::new(spin),

@@ -442,14 +442,14 @@ fn send_classic(link: &Link, answer: &str, max: u32) -> Result<(), Error> {
         attachments: Vec::new(),
         shared_files: Vec::new(),
     };
-    quietly_gone(link.send(&encoded))
+    quietly_gone(link.send(encoded))
 }
 
 /// Sends the answer to one call, replacing a result that cannot be sent
 /// (too large, NaN) with an error that says why.
 pub(super) fn reply(link: &Link, id: Id, outcome: Result<Value, RpcError>) -> Result<(), Error> {
     let encoded = reply_frame(link, id, outcome)?;
-    quietly_gone(link.send(&encoded))
+    quietly_gone(link.send(encoded))
 }
 
 /// The answer to one call as a frame, as [`reply`] sends it.
@@ -491,7 +491,7 @@ fn send_message(link: &Link, msg: &Message) -> Result<(), Error> {
     let encoded = msg
         .encode(link.max_frame().max(4096))
         .map_err(|e| protocol(format!("cannot encode a protocol message: {e}")))?;
-    quietly_gone(link.send(&encoded))
+    quietly_gone(link.send(encoded))
 }
 
 /// A script that went away is noticed by the reader, not by whoever

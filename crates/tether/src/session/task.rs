@@ -113,11 +113,8 @@ fn spawn(
         unanswered.id = None;
         if let Some(id) = id {
             match read::reply_frame(&link, id, outcome) {
-                Ok(frame) => {
-                    if let Err(e) = link.send_async(frame).await {
-                        tracing::debug!(pid = link.pid, "cannot answer the script: {e}");
-                    }
-                }
+                // Queued without waiting: answers are bounded by the calls in flight.
+                Ok(frame) => link.send_soon(frame),
                 Err(e) => tracing::warn!(pid = link.pid, "cannot answer the script: {e}"),
             }
         }
