@@ -61,7 +61,7 @@ impl ExitWatch {
     pub fn new(proc: &Proc) -> ExitWatch {
         ExitWatch {
             pidfd: proc
-                .exit_fd()
+                .exit_watch_fd()
                 .and_then(|fd| fd.try_clone_to_owned().ok())
                 .map(Arc::new),
             exited: Arc::new(AtomicBool::new(false)),

@@ -242,3 +242,90 @@ fn a_script_that_stops_reading_starves_no_other_script() {
         deaf.kill().unwrap();
     });
 }
+
+#[test]
+fn a_warm_scripts_end_is_seen_when_its_zygote_cannot_report_it() {
+    // The worker stops its zygote and leaves a grandchild holding its pipes:
+    // Child::wait hung (the same script started cold ends in 0.13 s).
+    let zygote = host().zygote().start().unwrap();
+    let child = host()
+        .spawn(
+            Script::new(script(
+                r#"
+import os, signal, subprocess
+fds = (int(os.environ["TETHER_READ_FD"]), int(os.environ["TETHER_WRITE_FD"]))
+subprocess.Popen(["sleep", "30"], pass_fds=fds, start_new_session=True)
+os.kill(os.getppid(), signal.SIGSTOP)
+"#,
+            ))
+            .warm(&zygote),
+        )
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let zid = zygote.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let ended = rx.recv_timeout(Duration::from_secs(15));
+    // Let the zygote go on (and be stopped by the test's end) either way.
+    if let Some(pid) = zid {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &pid.to_string()])
+            .status();
+    }
+    let outcome = ended.expect("Child::wait returned").unwrap();
+    // Its status was not reported; the outcome says so rather than guess.
+    let check = outcome.check().unwrap_err().to_string();
+    assert!(check.contains("did not report"), "{check}");
+}
+
+#[test]
+fn dropping_a_child_while_its_host_function_runs_returns_at_once_and_harms_nothing() {
+    // Checked for issue 26: the function finishes on its own thread and its
+    // late answer (and its call back into the gone script) fail quietly.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let finished = Arc::new(AtomicUsize::new(0));
+    let f = Arc::clone(&finished);
+    let host = host().try_function("slow()", move || -> Result<i64, tether::Error> {
+        std::thread::sleep(Duration::from_millis(700));
+        let back = tether::Peer::current()
+            .expect("called by a script")
+            .call::<i64>("square", (2,));
+        f.fetch_add(1, Ordering::SeqCst);
+        back
+    });
+    let child = host
+        .spawn(Script::new(script(
+            "import tether\n\n@tether.export\ndef square(x):\n    return x * x\n\ntether.ready()\ntether.host.slow()\n",
+        )))
+        .unwrap();
+    child.peer().wait_ready(Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    drop(child);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while finished.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "the function ran to its end"
+    );
+    // The host still serves new scripts.
+    assert_eq!(
+        host.run(Script::new(script(
+            "from tether import host\nprint(host.add(1, 2))"
+        )))
+        .unwrap()
+        .status()
+        .code(),
+        Some(0)
+    );
+}

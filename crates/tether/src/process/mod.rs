@@ -689,7 +689,19 @@ impl Proc {
     }
 
     /// A descriptor that becomes readable when the child exits, if the
-    /// kernel has pidfds.
+    /// kernel has pidfds: what the reader polls beside the pipe.
+    pub fn exit_watch_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match &self.leader {
+            Leader::Spawned(_) => self.exit_fd.as_ref().map(|fd| fd.as_fd()),
+            // The worker's own pidfd: readable once it exits, even while its
+            // zygote (stopped, stuck) neither reaps nor reports it; then
+            // `try_status` gives up on the report after a grace.
+            Leader::Forked(forked) => Some(forked.pidfd().as_fd()),
+        }
+    }
+
+    /// What waiting for the exit status polls: a spawned child's pidfd; for
+    /// a forked worker, the pipe its zygote's report of the end closes.
     pub fn exit_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         match &self.leader {
             Leader::Spawned(_) => self.exit_fd.as_ref().map(|fd| fd.as_fd()),

@@ -132,7 +132,13 @@ impl Drop for Instance {
 #[derive(Default)]
 struct Book {
     pending: Mutex<HashMap<u64, Pending>>,
-    exits: Mutex<HashMap<u32, Exit>>,
+    /// Each worker's end, by its fork request's id: a pid can be reused once
+    /// the zygote reaped a worker, and its end may not be collected yet.
+    exits: Mutex<HashMap<u64, Exit>>,
+    /// The fork id of each worker the zygote has not reported dead. The
+    /// zygote reports a worker's end before it can fork another with the same
+    /// pid, and reports come in order, so a pid maps to one live worker.
+    live: Mutex<HashMap<u32, u64>>,
     alive: AtomicBool,
 }
 
@@ -165,6 +171,8 @@ struct Exit {
 /// A worker forked by a zygote, as [`Proc`] holds it.
 pub(crate) struct Forked {
     pid: u32,
+    /// Its fork request's id: its key in the book.
+    id: u64,
     pidfd: OwnedFd,
     /// Readable once the zygote reported the worker's end (or died).
     exit_fd: OwnedFd,
@@ -203,16 +211,16 @@ impl Forked {
     pub fn ending(&mut self) -> Option<Ending> {
         {
             let mut exits = lock(&self.book.exits);
-            match exits.get(&self.pid) {
+            match exits.get(&self.id) {
                 Some(Exit {
                     status: Some(raw), ..
                 }) => {
                     let raw = *raw;
-                    exits.remove(&self.pid);
+                    exits.remove(&self.id);
                     return Some(Ending::Status(raw));
                 }
                 Some(Exit { lost: true, .. }) | None => {
-                    exits.remove(&self.pid);
+                    exits.remove(&self.id);
                     drop(exits);
                     // Its zygote's death is known before the kernel is done
                     // killing it: wait (a little) until it is gone.
@@ -234,7 +242,7 @@ impl Forked {
         if since.elapsed() < REPORT_GRACE {
             return None;
         }
-        lock(&self.book.exits).remove(&self.pid);
+        lock(&self.book.exits).remove(&self.id);
         Some(Ending::Lost(
             "its zygote did not report how the worker ended",
         ))
@@ -597,6 +605,7 @@ impl Instance {
         };
         Ok(Forked {
             pid,
+            id,
             pidfd,
             exit_fd: notify_read,
             book: Arc::clone(&self.book),
@@ -673,8 +682,9 @@ impl Reader {
                                 rustix::process::Signal::KILL,
                             );
                         }
+                        lock(&book.live).insert(pid, id);
                         lock(&book.exits).insert(
-                            pid,
+                            id,
                             Exit {
                                 status: None,
                                 lost: false,
@@ -690,8 +700,9 @@ impl Reader {
                             .send(Err(Refusal::Other("the zygote passed no pidfd".into())));
                         continue;
                     };
+                    lock(&book.live).insert(pid, id);
                     lock(&book.exits).insert(
-                        pid,
+                        id,
                         Exit {
                             status: None,
                             lost: false,
@@ -706,7 +717,7 @@ impl Reader {
                             &pidfd,
                             rustix::process::Signal::KILL,
                         );
-                        if let Some(exit) = lock(&book.exits).get_mut(&pid) {
+                        if let Some(exit) = lock(&book.exits).get_mut(&id) {
                             exit.unwanted = true;
                         }
                     }
@@ -724,10 +735,13 @@ impl Reader {
                 Some("exited") => {
                     let pid = message.get("pid").and_then(Json::as_u64).unwrap_or(0) as u32;
                     let status = message.get("status").and_then(Json::as_i64).unwrap_or(0) as i32;
+                    let Some(id) = lock(&book.live).remove(&pid) else {
+                        continue;
+                    };
                     let mut exits = lock(&book.exits);
-                    match exits.get_mut(&pid) {
+                    match exits.get_mut(&id) {
                         Some(exit) if exit.unwanted => {
-                            exits.remove(&pid);
+                            exits.remove(&id);
                         }
                         Some(exit) => {
                             exit.status = Some(status);
@@ -756,6 +770,7 @@ fn supervise(mut reader: Reader, mut book: Arc<Book>, inner: Weak<Inner>) {
         for (_, pending) in lock(&book.pending).drain() {
             let _ = pending.reply.send(Err(Refusal::Died));
         }
+        lock(&book.live).clear();
         for exit in lock(&book.exits).values_mut() {
             if exit.status.is_none() {
                 exit.lost = true;
