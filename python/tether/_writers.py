@@ -1,5 +1,6 @@
-"""Writing to the host: one encoder and one send path for every message, the outbox of
-requests made in an event loop, and what a failed write means."""
+"""Writing to the host: the send path every message takes once encoded (the
+encoders are in ``_framing``: the general one and the short forms of a call and a
+result), the outbox of requests made in an event loop, and what a failed write means."""
 
 from __future__ import annotations
 

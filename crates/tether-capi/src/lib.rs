@@ -9,10 +9,11 @@
 //! Rust panic or unwinding ever crosses the boundary.
 //!
 //! One file per object, as in rustls-ffi: [`host`], [`script`], [`child`],
-//! [`call`] (with the reply and the callback types), [`value`], and
-//! [`error`] (result codes, the last error); `ffi` holds the panic
-//! boundary, the early-return macro and the pointer helpers every function
-//! uses.
+//! [`report`] (how a run ended), [`call`] (with the reply and the callback
+//! types), [`value`], [`sandbox`], [`pool`] (pools and the zygote), [`stop`]
+//! (the graceful stop on signals) and [`error`] (result codes, the last
+//! error); `ffi` holds the panic boundary, the early-return macro and the
+//! pointer helpers every function uses.
 #![allow(non_camel_case_types, unsafe_code)]
 // Every exported function takes raw pointers from C, where `unsafe` means
 // nothing; what each pointer must be is documented in the header instead.

@@ -1,7 +1,9 @@
 //! [`Config`]: every setting of a host, with its default, in one place.
 //!
 //! The [`Host`](crate::Host) builder edits a `Config`; a session receives
-//! one (shared, never changed once the script started) and reads only it.
+//! one (shared, never changed once the script started) and reads its settings
+//! from it alone (besides the settings, it is given the host's registry of
+//! functions and its thread pool).
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -287,10 +287,12 @@ impl Host {
         self
     }
 
-    /// How many threads run host functions at once, for all the scripts this
-    /// host serves (default 8). A host function that calls back into its
-    /// script lends its thread to the script's nested calls while it waits,
-    /// so nesting never runs out of threads.
+    /// How many pool threads run host functions at once, for all the scripts
+    /// this host serves (default 8). A quick function runs on the thread that
+    /// read its call instead (the script's reader), until it once blocks; a
+    /// host function that calls back into its script lends its thread to the
+    /// script's nested calls while it waits, so nesting never runs out of
+    /// threads.
     pub fn workers(mut self, workers: usize) -> Host {
         self.config_mut().workers = workers.max(1);
         self

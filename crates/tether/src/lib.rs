@@ -3,9 +3,11 @@
 //! # In scope, out of scope
 //!
 //! tether spawns the interpreter, wires two pipes into it, serves the
-//! script's calls and reports how the script ended. It does not sandbox the
-//! script (the script runs with the host's privileges) and does not embed
-//! Python: no Python/C API, no linking against libpython.
+//! script's calls and reports how the script ended. A script runs with the
+//! host's rights unless it is given a [`Sandbox`] (Linux: Landlock, seccomp,
+//! rlimits, a pids cgroup; see `docs/guarantees.md` for what that stops and
+//! what it does not). tether does not embed Python: no Python/C API, no
+//! linking against libpython.
 //!
 //! # Modules
 //!

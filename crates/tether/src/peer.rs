@@ -89,9 +89,10 @@ impl Peer {
 
     /// Like [`call`](Peer::call), but gives up after `timeout`: the result is
     /// then [`Error::Timeout`], the script is told the call is no longer
-    /// wanted (an `async def` export is cancelled; a plain one can check
-    /// `tether.cancelled()`), and a late answer is dropped. The channel stays
-    /// usable.
+    /// wanted (an `async def` export is cancelled; a plain one is interrupted
+    /// with `tether.Cancelled`, unless it is shielded or saw
+    /// `tether.cancelled()` return true), and a late answer is dropped. The
+    /// channel stays usable.
     ///
     /// # Errors
     ///

@@ -1,5 +1,8 @@
-//! The one thread-local of the crate: which script's call this thread is
-//! running, set once per call for as long as the host function runs.
+//! Which script's call this thread is running, set once per call for as long
+//! as the host function runs (a thread-local, and a tokio task-local for async
+//! host functions). The crate has two other thread-locals, each private to
+//! its room: the thread pool a worker thread belongs to (`pool.rs`) and the
+//! nesting of host functions the panic hook keeps quiet (`function.rs`).
 //!
 //! It answers three questions: [`Peer::current`](crate::Peer::current)
 //! (the script to call back), whether a call into a script nests inside one

@@ -11,7 +11,7 @@
 //! sealed file, sending it on (an echo, a host function that returns what
 //! it was given) passes the same file again, without writing it at all.
 //!
-//! This is the one module besides `child::unix` with `unsafe`: mapping a
+//! This is the one module besides `process/unix.rs` with `unsafe`: mapping a
 //! file is unsafe in general because another process could change it under
 //! the mapping, which the seals rule out.
 //!

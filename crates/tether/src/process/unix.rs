@@ -1,5 +1,6 @@
 //! The Linux specifics of spawning: which descriptors the child keeps, and
-//! how the host learns that the child exited. The only module with `unsafe`.
+//! how the host learns that the child exited. One of the two modules with
+//! `unsafe` (the other is `shm.rs`, which maps sealed memory files).
 #![allow(unsafe_code)]
 
 use std::io;
