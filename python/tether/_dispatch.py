@@ -11,7 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _framing
+from . import _errors, _framing
 from ._errors import Cancelled
 
 METHOD_NOT_FOUND = -32601
@@ -230,8 +230,6 @@ class _Interrupts:
                 self._set_async_exc = False
         if not self._set_async_exc:
             return False
-        from ._errors import Cancelled
-
         return bool(self._set_async_exc(thread, None if withdraw else Cancelled))
 
 
@@ -239,6 +237,18 @@ _interrupts = _Interrupts()
 
 
 CURRENT_CALL: "ContextVar[Optional[CallContext]]" = ContextVar("tether_current_call", default=None)
+
+
+def _note_cancelled_raised() -> None:
+    """Cancelled was raised in this thread (an asynchronous exception lands as a new
+    instance): the call the thread runs knows it was interrupted."""
+    ctx = CURRENT_CALL.get()
+    if ctx is not None:
+        ctx.raised = True
+        ctx.issued = False
+
+
+_errors._on_cancelled = _note_cancelled_raised
 
 
 class Dispatch:

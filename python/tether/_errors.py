@@ -5,7 +5,12 @@ from __future__ import annotations
 import threading
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time; annotations are strings
-    from typing import Any, Dict, Optional, Type
+    from typing import Any, Callable, Dict, Optional, Type
+
+
+# Set by _dispatch, which knows the call an export runs: notes there that Cancelled was
+# raised in it. A hook, so that this module imports nothing else of the client's.
+_on_cancelled: "Optional[Callable[[], None]]" = None
 
 
 class Error(Exception):
@@ -55,12 +60,9 @@ class Cancelled(BaseException):
     def __init__(self, *args: Any) -> None:
         super().__init__(*(args or ("the host cancelled this call",)))
         # Raised by an asynchronous exception: note it in the call it interrupts.
-        from ._dispatch import CURRENT_CALL
-
-        ctx = CURRENT_CALL.get()
-        if ctx is not None:
-            ctx.raised = True
-            ctx.issued = False
+        hook = _on_cancelled
+        if hook is not None:
+            hook()
 
 
 class CannotSend(Error):

@@ -690,21 +690,6 @@ enum tether_result tether_pool_shutdown(const struct tether_pool *pool, uint32_t
 void tether_pool_free(struct tether_pool *pool);
 
 /*
- Starts a zygote with `host`'s interpreter that first imports the modules
- in `preload` (comma-separated, copied; NULL or "" for none). On success
- `*out` owns it; free it with `tether_zygote_free` (it stops once no warm
- script of it runs).
- */
-enum tether_result tether_zygote_new(const struct tether_host *host,
-                                     const char *preload,
-                                     struct tether_zygote **out);
-
-/*
- Frees a zygote handle. NULL is ignored.
- */
-void tether_zygote_free(struct tether_zygote *zygote);
-
-/*
  The exit code, or -1 when a signal ended the script.
  */
 int32_t tether_report_exit_code(const struct tether_report *report);
@@ -907,12 +892,6 @@ enum tether_result tether_script_set_sandbox(struct tether_script *script,
                                              const struct tether_sandbox *sandbox);
 
 /*
- Starts the script warm, forked by `zygote` (see `tether_zygote_new`).
- */
-enum tether_result tether_script_set_warm(struct tether_script *script,
-                                          const struct tether_zygote *zygote);
-
-/*
  From now on, SIGTERM or SIGINT stop every running script gracefully
  (`rpc.stop`, SIGTERM at half of `grace_ms`, SIGKILL at `grace_ms`; a
  second signal stops them at once), instead of ending the process.
@@ -962,6 +941,27 @@ enum tether_result tether_value_attachments(const struct tether_value *value,
  Frees a value. NULL is ignored.
  */
 void tether_value_free(struct tether_value *value);
+
+/*
+ Starts a zygote with `host`'s interpreter that first imports the modules
+ in `preload` (comma-separated, copied; NULL or "" for none). On success
+ `*out` owns it; free it with `tether_zygote_free` (it stops once no warm
+ script of it runs).
+ */
+enum tether_result tether_zygote_new(const struct tether_host *host,
+                                     const char *preload,
+                                     struct tether_zygote **out);
+
+/*
+ Frees a zygote handle. NULL is ignored.
+ */
+void tether_zygote_free(struct tether_zygote *zygote);
+
+/*
+ Starts the script warm, forked by `zygote` (see `tether_zygote_new`).
+ */
+enum tether_result tether_script_set_warm(struct tether_script *script,
+                                          const struct tether_zygote *zygote);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -9,7 +9,7 @@ use crate::error::tether_result;
 use crate::ffi::{
     boundary, bytes_arg, fail, free_boundary, obj_mut, ok, str_arg, with, write_out, write_parts,
 };
-use crate::value::Wire;
+use crate::value::{parse_json, Wire};
 
 /// The arguments of one call from the script, valid during the callback
 /// only. Opaque.
@@ -244,15 +244,6 @@ fn set_answer(reply: *mut tether_reply, answer: Result<Value, FunctionError>) ->
         }
         Err(code) => code,
     }
-}
-
-pub(crate) fn parse_json(text: &[u8]) -> Result<Value, tether_result> {
-    tether::protocol::decode_value(text, &Bytes::new()).map_err(|m| {
-        fail(
-            tether_result::InvalidArgument,
-            format!("not valid JSON: {m}"),
-        )
-    })
 }
 
 /// Answers with the value in `json` (`len` bytes of UTF-8 JSON, copied).

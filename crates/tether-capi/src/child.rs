@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use tether::{Error, Value};
 
-use crate::call::parse_json;
 use crate::error::{from_error, tether_result};
 use crate::ffi::{boundary, bytes_arg, fail, free_boundary, obj_mut, ok, str_arg, write_out};
-use crate::value::{tether_value, Wire};
+use crate::value::{parse_json, tether_value, Wire};
 
 /// How a script ended.
 #[repr(C)]

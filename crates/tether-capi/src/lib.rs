@@ -10,7 +10,7 @@
 //!
 //! One file per object, as in rustls-ffi: [`host`], [`script`], [`child`],
 //! [`report`] (how a run ended), [`call`] (with the reply and the callback
-//! types), [`value`], [`sandbox`], [`pool`] (pools and the zygote), [`stop`]
+//! types), [`value`], [`sandbox`], [`pool`], [`zygote`] (warm start), [`stop`]
 //! (the graceful stop on signals) and [`error`] (result codes, the last
 //! error); `ffi` holds the panic boundary, the early-return macro and the
 //! pointer helpers every function uses.
@@ -31,6 +31,7 @@ pub mod sandbox;
 pub mod script;
 pub mod stop;
 pub mod value;
+pub mod zygote;
 
 pub use call::*;
 pub use child::*;

@@ -1,5 +1,4 @@
-//! `tether_pool` and `tether_zygote`: many workers of one script, and warm
-//! start.
+//! `tether_pool`: many workers of one script.
 
 use std::ffi::c_char;
 use std::time::Duration;
@@ -7,7 +6,7 @@ use std::time::Duration;
 use tether::{Error, Value};
 
 use crate::error::{fail, from_error, tether_result};
-use crate::ffi::{boundary, free_boundary, obj, ok, str_arg, write_out};
+use crate::ffi::{boundary, free_boundary, obj, ok, write_out};
 use crate::host::tether_host;
 use crate::script::tether_script;
 use crate::value::tether_value;
@@ -16,12 +15,6 @@ use crate::value::tether_value;
 /// used from any number of threads at once.
 pub struct tether_pool {
     pool: tether::Pool,
-}
-
-/// A preloaded interpreter that forks warm scripts (see `tether::Zygote`).
-/// Opaque.
-pub struct tether_zygote {
-    pub(crate) zygote: tether::Zygote,
 }
 
 /// What a pool has done so far.
@@ -148,55 +141,6 @@ pub extern "C" fn tether_pool_free(pool: *mut tether_pool) {
             // SAFETY: the caller gives back a pointer from tether_pool_new, once.
             let p = unsafe { Box::from_raw(pool) };
             p.pool.shutdown(Duration::from_secs(5));
-        });
-    }
-}
-
-/// Starts a zygote with `host`'s interpreter that first imports the modules
-/// in `preload` (comma-separated, copied; NULL or "" for none). On success
-/// `*out` owns it; free it with `tether_zygote_free` (it stops once no warm
-/// script of it runs).
-#[no_mangle]
-pub extern "C" fn tether_zygote_new(
-    host: *const tether_host,
-    preload: *const c_char,
-    out: *mut *mut tether_zygote,
-) -> tether_result {
-    boundary(|| {
-        // SAFETY: the caller passes a live host.
-        let h = try_ffi!(unsafe { obj(host, "host") });
-        let modules: Vec<String> = if preload.is_null() {
-            Vec::new()
-        } else {
-            // SAFETY: non-NULL and NUL-terminated by the caller's promise.
-            try_ffi!(unsafe { str_arg(preload, "preload") })
-                .split(',')
-                .map(str::trim)
-                .filter(|m| !m.is_empty())
-                .map(str::to_owned)
-                .collect()
-        };
-        if out.is_null() {
-            return fail(tether_result::NullArgument, "out is NULL");
-        }
-        match h.current().zygote().preload(modules).start() {
-            Ok(zygote) => {
-                // SAFETY: checked non-NULL above.
-                unsafe { out.write(Box::into_raw(Box::new(tether_zygote { zygote }))) };
-                ok()
-            }
-            Err(e) => from_error(&e),
-        }
-    })
-}
-
-/// Frees a zygote handle. NULL is ignored.
-#[no_mangle]
-pub extern "C" fn tether_zygote_free(zygote: *mut tether_zygote) {
-    if !zygote.is_null() {
-        free_boundary((), || {
-            // SAFETY: the caller gives back a pointer from tether_zygote_new, once.
-            drop(unsafe { Box::from_raw(zygote) });
         });
     }
 }

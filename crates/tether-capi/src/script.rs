@@ -48,7 +48,7 @@ pub extern "C" fn tether_script_free(script: *mut tether_script) {
     }
 }
 
-fn update_script(
+pub(crate) fn update_script(
     script: *mut tether_script,
     change: impl FnOnce(Script) -> Script,
 ) -> tether_result {
@@ -255,22 +255,6 @@ pub extern "C" fn tether_script_set_sandbox(
         Ok(policy) => {
             let policy = policy.policy.clone();
             update_script(script, |s| s.sandbox(policy))
-        }
-        Err(code) => code,
-    }
-}
-
-/// Starts the script warm, forked by `zygote` (see `tether_zygote_new`).
-#[no_mangle]
-pub extern "C" fn tether_script_set_warm(
-    script: *mut tether_script,
-    zygote: *const crate::pool::tether_zygote,
-) -> tether_result {
-    // SAFETY: the caller passes a live zygote or NULL.
-    match unsafe { crate::ffi::obj(zygote, "zygote") } {
-        Ok(z) => {
-            let z = z.zygote.clone();
-            update_script(script, |s| s.warm(&z))
         }
         Err(code) => code,
     }

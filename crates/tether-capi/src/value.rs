@@ -4,7 +4,7 @@
 
 use std::ffi::c_char;
 
-use tether::Value;
+use tether::{Bytes, Value};
 
 use crate::error::tether_result;
 use crate::ffi::{free_boundary, with, write_parts};
@@ -95,4 +95,14 @@ pub extern "C" fn tether_value_free(value: *mut tether_value) {
             drop(unsafe { Box::from_raw(value) });
         });
     }
+}
+
+/// A value from JSON text a C caller passed (no attachments).
+pub(crate) fn parse_json(text: &[u8]) -> Result<Value, tether_result> {
+    tether::protocol::decode_value(text, &Bytes::new()).map_err(|m| {
+        crate::error::fail(
+            tether_result::InvalidArgument,
+            format!("not valid JSON: {m}"),
+        )
+    })
 }

@@ -544,21 +544,6 @@ impl Host {
         async move { spawned.await?.wait_async().await }
     }
 
-    /// A pool of workers started from `script`, served by this host: calls
-    /// go to the least busy one, and a worker that dies is replaced. See
-    /// [`Pool`](crate::Pool).
-    ///
-    /// ```no_run
-    /// let host = tether::Host::new().function("log(line)", |line: String| println!("{line}"));
-    /// let pool = host.pool("worker.py").workers(4).start()?;
-    /// let n: i64 = pool.call("work", (1,))?;
-    /// # let _ = n;
-    /// # Ok::<(), tether::Error>(())
-    /// ```
-    pub fn pool(&self, script: impl Into<Script>) -> crate::workers::PoolBuilder {
-        crate::workers::PoolBuilder::new(self.clone(), script.into())
-    }
-
     /// Runs every script in `policy`'s sandbox (a script's own
     /// [`Script::sandbox`] takes its place). See [`Sandbox`](crate::Sandbox).
     ///

@@ -43,6 +43,8 @@ mod stats;
 mod stop;
 mod stubs;
 mod sync;
+#[cfg(test)]
+mod test_support;
 mod timer;
 mod trace;
 mod transport;

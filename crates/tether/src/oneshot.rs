@@ -180,6 +180,6 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
             tx.send("late");
         });
-        assert_eq!(crate::blocking::block_on(rx), Ok("late"));
+        assert_eq!(crate::test_support::block_on(rx), Ok("late"));
     }
 }

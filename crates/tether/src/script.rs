@@ -1,23 +1,10 @@
 //! [`Script`]: which Python file to run, and how.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-/// Where one of the script's standard streams goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Stdio {
-    /// Shared with the host (the default).
-    #[default]
-    Inherit,
-    /// Connected to `/dev/null`.
-    Null,
-    /// Collected into [`Outcome::stdout`](crate::Outcome::stdout) or
-    /// [`Outcome::stderr`](crate::Outcome::stderr). A thread drains it while
-    /// the script runs, so a script that writes a lot never blocks on it.
-    /// Not available for stdin.
-    Capture,
-}
+pub use crate::process::Stdio;
+use crate::process::{LineCallback, Spec};
 
 /// A script to run: its path, arguments, environment, working directory and
 /// standard streams. A path converts into a `Script` directly, so
@@ -34,19 +21,9 @@ pub enum Stdio {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Script {
-    pub(crate) path: PathBuf,
-    pub(crate) args: Vec<OsString>,
-    pub(crate) env: Vec<(OsString, Option<OsString>)>,
-    pub(crate) cwd: Option<PathBuf>,
-    pub(crate) stdin: Stdio,
-    pub(crate) stdout: Stdio,
-    pub(crate) stderr: Stdio,
-    pub(crate) stdout_lines: Option<LineCallback>,
-    pub(crate) stderr_lines: Option<LineCallback>,
-    pub(crate) venv: Option<PathBuf>,
+    /// What spawning it needs, as plain data.
+    pub(crate) spec: Spec,
     pub(crate) context: Option<Context>,
-    pub(crate) warm: Option<crate::process::Forker>,
-    pub(crate) sandbox: Option<crate::sandbox::Sandbox>,
 }
 
 /// The value a host attached to a script (see [`Script::context`]).
@@ -59,34 +36,26 @@ impl std::fmt::Debug for Context {
     }
 }
 
-/// A function that receives the script's output one line at a time.
-#[derive(Clone)]
-pub(crate) struct LineCallback(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
-
-impl std::fmt::Debug for LineCallback {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LineCallback")
-    }
-}
-
 impl Script {
     /// The script at `path`. A relative path is taken relative to the host's
     /// working directory, also when [`current_dir`](Self::current_dir) is set.
     pub fn new(path: impl Into<PathBuf>) -> Script {
         Script {
-            path: path.into(),
-            args: Vec::new(),
-            env: Vec::new(),
-            cwd: None,
-            stdin: Stdio::Inherit,
-            stdout: Stdio::Inherit,
-            stderr: Stdio::Inherit,
-            stdout_lines: None,
-            stderr_lines: None,
-            venv: None,
+            spec: Spec {
+                path: path.into(),
+                args: Vec::new(),
+                env: Vec::new(),
+                cwd: None,
+                stdin: Stdio::Inherit,
+                stdout: Stdio::Inherit,
+                stderr: Stdio::Inherit,
+                stdout_lines: None,
+                stderr_lines: None,
+                venv: None,
+                warm: None,
+                sandbox: None,
+            },
             context: None,
-            warm: None,
-            sandbox: None,
         }
     }
 
@@ -126,7 +95,7 @@ impl Script {
     /// Starting fails with [`Error::Spawn`](crate::Error::Spawn) when `dir`
     /// is not a virtual environment (no `pyvenv.cfg`, or no `bin/python`).
     pub fn venv(mut self, dir: impl Into<PathBuf>) -> Script {
-        self.venv = Some(dir.into());
+        self.spec.venv = Some(dir.into());
         self
     }
 
@@ -141,7 +110,7 @@ impl Script {
     /// # Ok::<(), tether::Error>(())
     /// ```
     pub fn warm(mut self, zygote: &crate::Zygote) -> Script {
-        self.warm = Some(zygote.forker().clone());
+        self.spec.warm = Some(zygote.forker().clone());
         self
     }
 
@@ -157,13 +126,13 @@ impl Script {
     /// # Ok::<(), tether::Error>(())
     /// ```
     pub fn sandbox(mut self, policy: crate::sandbox::Sandbox) -> Script {
-        self.sandbox = Some(policy);
+        self.spec.sandbox = Some(policy);
         self
     }
 
     /// Adds one argument (the script sees it in `sys.argv[1:]`).
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Script {
-        self.args.push(arg.as_ref().to_owned());
+        self.spec.args.push(arg.as_ref().to_owned());
         self
     }
 
@@ -173,46 +142,48 @@ impl Script {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args
+        self.spec
+            .args
             .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
     /// Sets an environment variable for the script (on top of the host's).
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Script {
-        self.env
+        self.spec
+            .env
             .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
         self
     }
 
     /// Removes an environment variable the script would inherit.
     pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Script {
-        self.env.push((key.as_ref().to_owned(), None));
+        self.spec.env.push((key.as_ref().to_owned(), None));
         self
     }
 
     /// Runs the script in `dir` instead of the host's working directory.
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Script {
-        self.cwd = Some(dir.into());
+        self.spec.cwd = Some(dir.into());
         self
     }
 
     /// Where the script's stdin comes from: [`Stdio::Inherit`] (default) or
     /// [`Stdio::Null`].
     pub fn stdin(mut self, stdin: Stdio) -> Script {
-        self.stdin = stdin;
+        self.spec.stdin = stdin;
         self
     }
 
     /// Where the script's stdout goes.
     pub fn stdout(mut self, stdout: Stdio) -> Script {
-        self.stdout = stdout;
+        self.spec.stdout = stdout;
         self
     }
 
     /// Where the script's stderr goes.
     pub fn stderr(mut self, stderr: Stdio) -> Script {
-        self.stderr = stderr;
+        self.spec.stderr = stderr;
         self
     }
 
@@ -228,26 +199,26 @@ impl Script {
     /// # let _ = script;
     /// ```
     pub fn on_stdout_line(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Script {
-        self.stdout_lines = Some(LineCallback(std::sync::Arc::new(f)));
+        self.spec.stdout_lines = Some(LineCallback(std::sync::Arc::new(f)));
         self
     }
 
     /// Hands the script's stderr to `f` line by line, as
     /// [`on_stdout_line`](Script::on_stdout_line) does for stdout.
     pub fn on_stderr_line(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Script {
-        self.stderr_lines = Some(LineCallback(std::sync::Arc::new(f)));
+        self.spec.stderr_lines = Some(LineCallback(std::sync::Arc::new(f)));
         self
     }
 
     /// The script's path as given.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.spec.path
     }
 
     /// The script's file name, as spans and messages name it.
     pub(crate) fn name(&self) -> String {
-        self.path.file_name().map_or_else(
-            || self.path.display().to_string(),
+        self.spec.path.file_name().map_or_else(
+            || self.spec.path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         )
     }

@@ -164,9 +164,9 @@ mod tests {
         let start = Instant::now();
         let late = Sleep::until(start + Duration::from_millis(60));
         let early = Sleep::until(start + Duration::from_millis(20));
-        crate::blocking::block_on(early);
+        crate::test_support::block_on(early);
         let mid = start.elapsed();
-        crate::blocking::block_on(late);
+        crate::test_support::block_on(late);
         assert!(mid >= Duration::from_millis(20), "{mid:?}");
         assert!(start.elapsed() >= Duration::from_millis(60));
     }

@@ -21,7 +21,8 @@ use crate::error::Error;
 use crate::host::Host;
 use crate::outcome::{report, Outcome};
 use crate::peer::Peer;
-use crate::script::{LineCallback, Script};
+use crate::process::LineCallback;
+use crate::script::Script;
 use crate::sync::lock;
 use crate::value::{from_value, Value};
 
@@ -44,6 +45,25 @@ struct Recycle {
     after_calls: Option<u64>,
     above_bytes: Option<u64>,
     health: Option<(Duration, Duration)>,
+}
+
+// Here rather than in host.rs: the pool builds on the host, not the host on
+// the pool (so host.rs does not import this module).
+impl Host {
+    /// A pool of workers started from `script`, served by this host: calls
+    /// go to the least busy one, and a worker that dies is replaced. See
+    /// [`Pool`](crate::Pool).
+    ///
+    /// ```no_run
+    /// let host = tether::Host::new().function("log(line)", |line: String| println!("{line}"));
+    /// let pool = host.pool("worker.py").workers(4).start()?;
+    /// let n: i64 = pool.call("work", (1,))?;
+    /// # let _ = n;
+    /// # Ok::<(), tether::Error>(())
+    /// ```
+    pub fn pool(&self, script: impl Into<Script>) -> PoolBuilder {
+        PoolBuilder::new(self.clone(), script.into())
+    }
 }
 
 impl PoolBuilder {
@@ -252,9 +272,9 @@ impl Inner {
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let tail: Arc<Mutex<VecDeque<String>>> = Arc::default();
         let lines = Arc::clone(&tail);
-        let theirs = inner.script.stderr_lines.clone();
+        let theirs = inner.script.spec.stderr_lines.clone();
         let mut script = inner.script.clone();
-        script.stderr_lines = Some(LineCallback(Arc::new(move |line: &str| {
+        script.spec.stderr_lines = Some(LineCallback(Arc::new(move |line: &str| {
             {
                 let mut tail = lock(&lines);
                 if tail.len() == STDERR_LINES {
@@ -760,7 +780,7 @@ impl Pool {
             recycled: inner.recycled.load(Ordering::Relaxed),
             health_kills: inner.health_kills.load(Ordering::Relaxed),
             gave_up: state.gave_up.clone(),
-            zygote_restarts: inner.script.warm.as_ref().map_or(0, |z| z.restarts()),
+            zygote_restarts: inner.script.spec.warm.as_ref().map_or(0, |z| z.restarts()),
         }
     }
 

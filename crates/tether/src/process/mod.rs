@@ -15,6 +15,7 @@
 //! own from the moment the child starts.
 
 mod sandbox;
+mod spec;
 mod unix;
 mod zygote;
 
@@ -33,9 +34,9 @@ pub(crate) use unix::{set_nonblocking, wait, without_sigpipe, Killer, Ready};
 pub(crate) use zygote::{Forker, Settings as ZygoteSettings, ZYGOTE_DIED};
 
 use crate::error::Error;
-use crate::script::LineCallback;
-use crate::script::{Script, Stdio};
 use crate::sync::lock;
+pub use spec::Stdio;
+pub(crate) use spec::{LineCallback, Spec};
 
 /// Names of the environment variables that carry the descriptor numbers.
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +50,7 @@ pub(crate) struct Launch<'a> {
     pub python: &'a Path,
     /// Where `python` came from (for the message when it cannot start).
     pub python_from: Origin,
-    pub script: &'a Script,
+    pub script: &'a Spec,
     pub vars: FdVars,
     /// A directory to put first on `PYTHONPATH` (the bundled client).
     pub pythonpath: &'a Path,
@@ -342,7 +343,7 @@ struct Exec<'a> {
     python: &'a Path,
     /// Where the interpreter came from, for the message when it cannot start.
     chosen: &'static str,
-    confinement: Option<Arc<sandbox::Confinement>>,
+    confinement: Option<Arc<unix::Confinement>>,
     /// The host reads stderr (line callbacks, or a sandbox's tail).
     stderr_lines: bool,
 }

@@ -1,6 +1,6 @@
 //! Preparing a [`Sandbox`] in the host: everything that allocates, opens
 //! files or asks the kernel what it supports happens here, before the fork;
-//! what is left for the child ([`Confinement`]) is a handful of system calls
+//! what is left for the child (`unix::Confinement`) is a handful of system calls
 //! on descriptors and buffers made here, applied by `unix::confine` between
 //! fork and exec.
 //!
@@ -29,20 +29,10 @@ use seccompiler::{
     SeccompFilter, SeccompRule,
 };
 
-use super::unix;
+use super::unix::{self, Confinement};
 use crate::error::Error;
 use crate::sandbox::{Enforcement, Sandbox};
 use crate::sync::lock;
-
-/// What the child applies to itself before exec (see `unix::confine`).
-pub(crate) struct Confinement {
-    pub landlock: Option<OwnedFd>,
-    pub seccomp: Vec<Vec<seccompiler::sock_filter>>,
-    /// `(resource, soft, hard)`.
-    pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
-    /// `cgroup.procs` of the script's pids cgroup, to write "0" into.
-    pub cgroup_procs: Option<OwnedFd>,
-}
 
 /// What the host keeps while the script runs: its private temporary
 /// directory and its cgroup, both removed when it has ended.

@@ -30,7 +30,7 @@ pub(super) fn prepare(
     cmd: &mut Command,
     keep: &[RawFd],
     own_group: bool,
-    confinement: Option<std::sync::Arc<super::sandbox::Confinement>>,
+    confinement: Option<std::sync::Arc<Confinement>>,
 ) {
     let mut keep = keep.to_vec();
     keep.sort_unstable();
@@ -81,6 +81,18 @@ pub(super) fn prepare(
     }
 }
 
+/// What the child applies to itself before exec ([`confine`]), prepared by
+/// `process/sandbox.rs` in the host: it lives here, with the code that
+/// applies it.
+pub(crate) struct Confinement {
+    pub landlock: Option<OwnedFd>,
+    pub seccomp: Vec<Vec<seccompiler::sock_filter>>,
+    /// `(resource, soft, hard)`.
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
+    /// `cgroup.procs` of the script's pids cgroup, to write "0" into.
+    pub cgroup_procs: Option<OwnedFd>,
+}
+
 /// Applies a sandbox to the calling (child) process: joins its pids
 /// cgroup, lowers the rlimits, drops every capability, sets
 /// `no_new_privs`, restricts itself with the Landlock ruleset, and installs
@@ -92,7 +104,7 @@ pub(super) fn prepare(
 ///
 /// Async-signal-safe: runs between fork and exec, and uses only system
 /// calls on descriptors and buffers the host prepared before the fork.
-unsafe fn confine(c: &super::sandbox::Confinement) -> io::Result<()> {
+unsafe fn confine(c: &Confinement) -> io::Result<()> {
     let check = |ok: bool| {
         if ok {
             Ok(())

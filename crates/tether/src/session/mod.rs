@@ -108,7 +108,7 @@ pub(crate) fn start(
     let (proc, pipes) = process::spawn(&Launch {
         python: &python,
         python_from,
-        script,
+        script: &script.spec,
         vars,
         pythonpath: &client_dir,
         logs: config.forward_logs,
@@ -116,7 +116,7 @@ pub(crate) fn start(
         capture_limit: config.capture_limit,
         spin,
         shared_memory: config.shared_memory.is_some() && config.mode == Mode::Native,
-        sandbox: script.sandbox.as_ref().or(config.sandbox.as_ref()),
+        sandbox: script.spec.sandbox.as_ref().or(config.sandbox.as_ref()),
     })?;
     let pid = proc.id();
     let enforcement = proc.enforcement().cloned();
