@@ -137,11 +137,12 @@ fn code_of(e: &Error) -> tether_result {
         Error::Io { .. } => tether_result::Io,
         Error::Protocol { .. } => tether_result::Protocol,
         Error::Remote(_) => tether_result::Remote,
-        Error::Timeout { .. } => tether_result::Timeout,
-        Error::Closed(_) => tether_result::Closed,
+        // A wait for readiness that ran out is a time limit to a C caller.
+        Error::Timeout { .. } | Error::NotReady { .. } => tether_result::Timeout,
+        Error::Closed { .. } => tether_result::Closed,
         Error::Value(_) => tether_result::Value,
         Error::VersionMismatch { .. } => tether_result::VersionMismatch,
-        Error::Limit(_) => tether_result::Limit,
+        Error::Limit { .. } => tether_result::Limit,
         Error::ScriptFailed { .. } => tether_result::ScriptFailed,
         Error::Sandbox(_) => tether_result::Sandbox,
         // An error kind added later: the message still says what happened.
@@ -157,7 +158,13 @@ mod tests {
     fn every_error_kind_has_its_own_code() {
         let status = std::os::unix::process::ExitStatusExt::from_raw(256);
         let cases = [
-            (Error::Limit("deadline".into()), tether_result::Limit),
+            (
+                Error::Limit {
+                    limit: tether::Limit::Deadline,
+                    detail: "deadline".into(),
+                },
+                tether_result::Limit,
+            ),
             (
                 Error::ScriptFailed {
                     status,
@@ -166,7 +173,13 @@ mod tests {
                 },
                 tether_result::ScriptFailed,
             ),
-            (Error::Closed("gone".into()), tether_result::Closed),
+            (
+                Error::Closed {
+                    reason: tether::Closed::ScriptEnded,
+                    detail: "gone".into(),
+                },
+                tether_result::Closed,
+            ),
             (
                 Error::Value(tether::ValueError::new("NaN")),
                 tether_result::Value,

@@ -82,7 +82,7 @@ async fn interrupted(State(peer): State<Peer>) -> Answer {
 fn status(e: Error) -> (StatusCode, String) {
     let code = match &e {
         Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-        Error::Closed(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Closed { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Remote(_) | Error::Value(_) => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };

@@ -48,17 +48,32 @@ pub enum Error {
     /// A call into the script failed there: the export raised, or there is
     /// no such export, or its arguments did not fit.
     Remote(Box<RemoteError>),
-    /// A call into the script did not answer in time (the channel stays
-    /// usable; a late answer is dropped).
+    /// A call into the script did not answer within its own time limit (the
+    /// channel stays usable; a late answer is dropped).
     Timeout {
         /// The export that was called.
         method: String,
         /// The time limit.
         after: std::time::Duration,
     },
-    /// The script has ended (or its channel closed), so the call cannot be
-    /// made or answered.
-    Closed(String),
+    /// The script did not say it serves (`rpc.ready`) in time: a wait for
+    /// readiness, or a call that waited for it longer than the host's ready
+    /// timeout (`Host::ready_timeout`).
+    NotReady {
+        /// How long it was waited for.
+        waited: std::time::Duration,
+        /// What waited, and what to do.
+        detail: String,
+    },
+    /// The call cannot be made or answered: [`Closed`] says why (the script
+    /// ended, the pool is shut down or gave up, no worker is alive now).
+    Closed {
+        /// Why, to match on.
+        reason: Closed,
+        /// What happened, for people (how the script ended, the pool's last
+        /// deaths).
+        detail: String,
+    },
     /// Arguments could not be sent, or a result did not fit the type asked
     /// for.
     Value(ValueError),
@@ -73,9 +88,14 @@ pub enum Error {
         /// What else is known: calls in flight, the last lines of stderr.
         report: String,
     },
-    /// A limit set on the host ran out (deadline, idle timeout, nesting
-    /// depth); the message says which.
-    Limit(String),
+    /// A limit of the host's refused a call or ended the run: [`Limit`] says
+    /// which.
+    Limit {
+        /// Which limit, to match on.
+        limit: Limit,
+        /// What happened, for people.
+        detail: String,
+    },
     /// A blocking call was made on the thread of a current-thread tokio
     /// runtime whose script has async host functions: they need that very
     /// thread, so the call could never be answered. The message names the
@@ -90,6 +110,64 @@ pub enum Error {
         /// The client's package version.
         client_version: String,
     },
+}
+
+impl Error {
+    /// [`Error::Closed`]: the script ended; `detail` says how.
+    pub(crate) fn gone(detail: impl Into<String>) -> Error {
+        Error::Closed {
+            reason: Closed::ScriptEnded,
+            detail: detail.into(),
+        }
+    }
+
+    /// [`Error::Closed`] for another `reason`.
+    pub(crate) fn closed(reason: Closed, detail: impl Into<String>) -> Error {
+        Error::Closed {
+            reason,
+            detail: detail.into(),
+        }
+    }
+
+    /// [`Error::Limit`].
+    pub(crate) fn limit(limit: Limit, detail: impl Into<String>) -> Error {
+        Error::Limit {
+            limit,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Why a call could not be made or answered ([`Error::Closed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Closed {
+    /// The script ended, or closed its channel (the detail says how).
+    ScriptEnded,
+    /// The pool was shut down.
+    PoolShutDown,
+    /// The pool stopped serving after too many of its workers died (see
+    /// `PoolBuilder::give_up_after`).
+    PoolGaveUp,
+    /// No worker of the pool is alive at this moment (a replacement is on
+    /// its way): worth trying again.
+    NoWorker,
+}
+
+/// Which of the host's limits refused a call or ended a run ([`Error::Limit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// The run's deadline (`Host::deadline`).
+    Deadline,
+    /// The run's idle timeout (`Host::idle_timeout`).
+    IdleTimeout,
+    /// Calls between host and script nested deeper than `Host::max_depth`.
+    Nesting,
+    /// The script had `Host::max_in_flight` calls running on the host.
+    InFlight,
+    /// 64 MiB already wait for the script to read its pipe.
+    Backlog,
 }
 
 impl fmt::Display for Error {
@@ -125,9 +203,14 @@ impl fmt::Display for Error {
             Error::Timeout { method, after } => {
                 write!(f, "the script did not answer {method}() within {after:?}")
             }
-            Error::Closed(why) => write!(f, "the script is gone: {why}"),
+            Error::NotReady { detail, .. } => f.write_str(detail),
+            Error::Closed {
+                reason: Closed::ScriptEnded,
+                detail,
+            } => write!(f, "the script is gone: {detail}"),
+            Error::Closed { detail, .. } => f.write_str(detail),
             Error::Value(e) => write!(f, "{e}"),
-            Error::Limit(what) => write!(f, "limit reached: {what}"),
+            Error::Limit { detail, .. } => write!(f, "limit reached: {detail}"),
             Error::Blocking(what) => write!(
                 f,
                 "{what} would block the current-thread tokio runtime that the script's async \

@@ -687,10 +687,10 @@ fn function_error<E: Display + 'static>(e: E) -> FunctionError {
     }
     // A limit of the host's (a call back into the script nested too deep)
     // that the function passed on reaches the script as the limit it is.
-    if let Some(crate::error::Error::Limit(what)) =
+    if let Some(crate::error::Error::Limit { detail, .. }) =
         (&e as &dyn Any).downcast_ref::<crate::error::Error>()
     {
-        return FunctionError::new(LIMIT_KIND, what.clone());
+        return FunctionError::new(LIMIT_KIND, detail.clone());
     }
     let kind = match short_type_name(std::any::type_name::<E>()).as_str() {
         "String" | "&str" | "Cow<str>" => "Error".to_owned(),

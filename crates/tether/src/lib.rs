@@ -57,7 +57,7 @@ pub use bundle::VERSION;
 pub use bytes::Bytes;
 pub use child::Child;
 pub use config::{LogRecord, Mode};
-pub use error::{Error, FunctionError, RemoteError, ValueError};
+pub use error::{Closed, Error, FunctionError, Limit, RemoteError, ValueError};
 pub use function::IntoFunction;
 pub use host::Host;
 pub use outcome::Outcome;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rustix::io::Errno;
 
+use crate::error::Limit;
 use crate::process::{self, Proc};
 use crate::protocol::frame::FrameReader;
 use crate::protocol::message::Encoded;
@@ -113,8 +114,8 @@ pub(crate) enum Incoming {
     Closed,
     /// The child exited and everything it had written was read.
     Exited,
-    /// A time limit ran out (the message says which).
-    Expired(String),
+    /// A time limit ran out: which, and the message.
+    Expired(crate::error::Limit, String),
     /// Nothing arrived before the time the caller gave.
     Waiting,
 }
@@ -189,15 +190,19 @@ impl Reader {
     }
 
     /// The earliest time limit: when it falls, and what it is.
-    fn next_limit(&self) -> Option<(Instant, String)> {
-        let deadline = self
-            .limits
-            .deadline
-            .map(|(at, d)| (at, format!("the script ran past its deadline of {d:?}")));
+    fn next_limit(&self) -> Option<(Instant, Limit, String)> {
+        let deadline = self.limits.deadline.map(|(at, d)| {
+            (
+                at,
+                Limit::Deadline,
+                format!("the script ran past its deadline of {d:?}"),
+            )
+        });
         let idle = self.limits.idle.and_then(|d| {
             let at = self.last_heard.checked_add(d)?;
             Some((
                 at,
+                Limit::IdleTimeout,
                 format!("the script sent nothing for {d:?} (idle timeout)"),
             ))
         });
@@ -234,9 +239,10 @@ impl Reader {
         loop {
             if let Some((at, d)) = self.limits.deadline {
                 if !self.exited && Instant::now() >= at {
-                    return Ok(Incoming::Expired(format!(
-                        "the script ran past its deadline of {d:?}"
-                    )));
+                    return Ok(Incoming::Expired(
+                        Limit::Deadline,
+                        format!("the script ran past its deadline of {d:?}"),
+                    ));
                 }
             }
             if let Some(frame) = self.frames.next_frame().map_err(Broken::Decode)? {
@@ -244,9 +250,9 @@ impl Reader {
             }
             if self.drained && !self.exited {
                 let limit = self.next_limit();
-                if let Some((at, what)) = &limit {
+                if let Some((at, which, what)) = &limit {
                     if Instant::now() >= *at {
-                        return Ok(Incoming::Expired(what.clone()));
+                        return Ok(Incoming::Expired(*which, what.clone()));
                     }
                 }
                 let now = Instant::now();
@@ -260,7 +266,7 @@ impl Reader {
                     std::thread::yield_now();
                 } else {
                     spinning = None;
-                    let wake = match (limit.map(|(at, _)| at), until) {
+                    let wake = match (limit.map(|(at, _, _)| at), until) {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::child::Child;
-use crate::error::Error;
+use crate::error::{Closed, Error};
 use crate::host::Host;
 use crate::outcome::{report, Outcome};
 use crate::peer::Peer;
@@ -491,10 +491,10 @@ impl Inner {
         let mut state = lock(&self.state);
         loop {
             if state.closed {
-                return Err(Error::Closed("the pool is shut down".into()));
+                return Err(Error::closed(Closed::PoolShutDown, "the pool is shut down"));
             }
             if let Some(why) = &state.gave_up {
-                return Err(Error::Closed(why.clone()));
+                return Err(Error::closed(Closed::PoolGaveUp, why.clone()));
             }
             let best = state
                 .workers
@@ -510,7 +510,10 @@ impl Inner {
             }
             let left = crate::clock::left_until(until);
             if left.is_zero() {
-                return Err(Error::Closed("the pool has no live worker".into()));
+                return Err(Error::closed(
+                    Closed::NoWorker,
+                    "the pool has no live worker",
+                ));
             }
             state = self
                 .changed
@@ -544,7 +547,7 @@ impl Worker {
     fn died(&self, method: &str, how: Option<String>) -> Error {
         let how =
             how.unwrap_or_else(|| format!("worker {} (pid {}) is gone", self.id, self.peer.id()));
-        Error::Closed(format!("{method}() failed: {how}"))
+        Error::gone(format!("{method}() failed: {how}"))
     }
 
     /// How it ended, waiting up to `patience` for its supervisor to know.
@@ -647,7 +650,7 @@ impl Pool {
                     inner.answered(&worker);
                     return from_value(v).map_err(Error::Value);
                 }
-                Err(Error::Closed(_)) => {
+                Err(Error::Closed { .. }) => {
                     last = Some(worker.died(method, worker.ending(Duration::from_secs(5))));
                 }
                 Err(e) => {
@@ -657,7 +660,7 @@ impl Pool {
             }
         }
         inner.failed.fetch_add(1, Ordering::Relaxed);
-        Err(last.unwrap_or_else(|| Error::Closed("the pool has no live worker".into())))
+        Err(last.unwrap_or_else(|| Error::closed(Closed::NoWorker, "the pool has no live worker")))
     }
 
     /// The async form of [`call`](Pool::call): awaits the answer without
@@ -684,7 +687,7 @@ impl Pool {
                         inner.answered(&worker);
                         from_value(v).map_err(Error::Value)
                     }
-                    Err(Error::Closed(_)) => {
+                    Err(Error::Closed { .. }) => {
                         // The supervisor records how it ended a moment after
                         // the channel closed: wait for that without blocking.
                         let until = Instant::now() + Duration::from_secs(5);

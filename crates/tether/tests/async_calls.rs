@@ -157,7 +157,7 @@ fn a_script_that_dies_fails_the_awaiting_future_at_once() {
         let started = Instant::now();
         child.kill().unwrap();
         let err = waiting.await.unwrap().unwrap_err();
-        assert!(matches!(err, Error::Closed(_)), "{err:?}");
+        assert!(matches!(err, Error::Closed { .. }), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
         let outcome = child.wait_async().await.unwrap();
         assert_eq!(outcome.signal(), Some(9));

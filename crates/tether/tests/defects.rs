@@ -329,3 +329,78 @@ fn dropping_a_child_while_its_host_function_runs_returns_at_once_and_harms_nothi
         Some(0)
     );
 }
+
+#[test]
+fn errors_can_be_matched_without_reading_their_messages() {
+    // Error::Closed(String) covered five situations (a pool shutdown printed
+    // "the script is gone"); Timeout was reused for readiness.
+    use tether::{Closed, Error, Limit};
+    let deadline = host()
+        .deadline(Duration::from_millis(300))
+        .run(Script::new(script("import time\ntime.sleep(30)")))
+        .unwrap_err();
+    assert!(
+        matches!(
+            deadline,
+            Error::Limit {
+                limit: Limit::Deadline,
+                ..
+            }
+        ),
+        "{deadline:?}"
+    );
+    let idle = host()
+        .idle_timeout(Duration::from_millis(300))
+        .run(Script::new(script(
+            "from tether import host\nhost.add(1, 2)\nimport time\ntime.sleep(30)",
+        )))
+        .unwrap_err();
+    assert!(
+        matches!(
+            idle,
+            Error::Limit {
+                limit: Limit::IdleTimeout,
+                ..
+            }
+        ),
+        "{idle:?}"
+    );
+    let waiting = host()
+        .spawn(Script::new(script("import time\ntime.sleep(30)")))
+        .unwrap();
+    let not_ready = waiting
+        .peer()
+        .wait_ready(Duration::from_millis(100))
+        .unwrap_err();
+    assert!(matches!(not_ready, Error::NotReady { .. }), "{not_ready:?}");
+    waiting.kill().unwrap();
+    let pool = host().pool(script(SQUARE)).workers(1).start().unwrap();
+    assert_eq!(pool.call::<i64>("square", (3,)).unwrap(), 9);
+    pool.shutdown(Duration::from_secs(5));
+    let shut = pool.call::<i64>("square", (3,)).unwrap_err();
+    assert!(
+        matches!(
+            shut,
+            Error::Closed {
+                reason: Closed::PoolShutDown,
+                ..
+            }
+        ),
+        "{shut:?}"
+    );
+    assert!(!shut.to_string().contains("script is gone"), "{shut}");
+    let ended = host().spawn(Script::new(script(SQUARE))).unwrap();
+    let peer = ended.peer();
+    ended.kill().unwrap();
+    let gone = peer.call::<i64>("square", (3,)).unwrap_err();
+    assert!(
+        matches!(
+            gone,
+            Error::Closed {
+                reason: Closed::ScriptEnded,
+                ..
+            }
+        ),
+        "{gone:?}"
+    );
+}

@@ -88,7 +88,7 @@ fn hostile_scripts_end_cleanly_and_leave_nothing_behind() {
     // announce a frame within the limit that never completes (1 time in
     // 512); the idle timeout bounds that case too.
     case("random garbage", &hostile_host().idle_timeout(Duration::from_secs(2)), "import os\nos.write(int(os.environ['TETHER_WRITE_FD']), os.urandom(65536))\nimport time\ntime.sleep(60)", quick, |r| {
-        assert!(matches!(r, Err(Error::Protocol { .. } | Error::Limit(_))), "{r:?}");
+        assert!(matches!(r, Err(Error::Protocol { .. } | Error::Limit { .. })), "{r:?}");
     });
     case("a 4 GiB length prefix and nothing after it", &host, "import os, time\nos.write(int(os.environ['TETHER_WRITE_FD']), b'\\xff\\xff\\xff\\xff')\ntime.sleep(60)", quick, protocol_error("4 GiB", "exceeds the limit"));
     case("a claimed 2 GiB frame with a short body, then exit", &host, "import os, struct\nos.write(int(os.environ['TETHER_WRITE_FD']), struct.pack('<I', 2**31) + b'x' * 100)", quick, protocol_error("2 GiB", "exceeds the limit"));
@@ -98,7 +98,9 @@ fn hostile_scripts_end_cleanly_and_leave_nothing_behind() {
         &format!("{HANDSHAKE}os.write(w, struct.pack('<I', 100) + b'half')\ntime.sleep(600)"),
         quick,
         |r| match r {
-            Err(Error::Limit(what)) => assert!(what.contains("idle timeout"), "{what}"),
+            Err(Error::Limit { detail: what, .. }) => {
+                assert!(what.contains("idle timeout"), "{what}")
+            }
             other => panic!("{other:?}"),
         },
     );
@@ -108,7 +110,7 @@ fn hostile_scripts_end_cleanly_and_leave_nothing_behind() {
         "import time\nwhile True:\n    time.sleep(0.01)",
         quick,
         |r| match r {
-            Err(Error::Limit(what)) => assert!(what.contains("deadline"), "{what}"),
+            Err(Error::Limit { detail: what, .. }) => assert!(what.contains("deadline"), "{what}"),
             other => panic!("{other:?}"),
         },
     );
@@ -146,7 +148,7 @@ fn hostile_scripts_end_cleanly_and_leave_nothing_behind() {
     case("a reply to a call the host never made", &host, &format!("{HANDSHAKE}os.write(w, b''.join(bytes(p) for p in _framing.encode({{'jsonrpc': '2.0', 'id': 999, 'result': 1}})))\ntime.sleep(60)"), quick, protocol_error("stray reply", "never made (id 999)"));
     // Closing the channel is a clean end; the host waits for the exit, up to the deadline.
     case("closing both pipes, then sleeping forever", &hostile_host().deadline(Duration::from_secs(1)), "import os, time\nos.close(int(os.environ['TETHER_WRITE_FD']))\nos.close(int(os.environ['TETHER_READ_FD']))\ntime.sleep(600)", quick, |r| match r {
-        Err(Error::Limit(what)) => assert!(what.contains("deadline"), "{what}"),
+        Err(Error::Limit { detail: what, .. }) => assert!(what.contains("deadline"), "{what}"),
         other => panic!("{other:?}"),
     });
     case(
@@ -234,7 +236,7 @@ fn hostile_scripts_end_cleanly_and_leave_nothing_behind() {
         &hostile_host().deadline(Duration::from_secs(3)),
         "import os, time\nfor i in range(200):\n    if os.fork() == 0:\n        time.sleep(600)\n        os._exit(0)\ntime.sleep(600)\n",
         quick,
-        |r| assert!(matches!(r, Err(Error::Limit(_))), "{r:?}"),
+        |r| assert!(matches!(r, Err(Error::Limit { .. })), "{r:?}"),
     );
 
     // Nothing left: no children, no descriptors, no threads; bounded memory.

@@ -105,7 +105,7 @@ fn calls_spread_over_the_workers_and_a_broadcast_reaches_each() {
     pool.shutdown(Duration::from_secs(5));
     assert!(matches!(
         pool.call::<u32>("whoami", ()),
-        Err(Error::Closed(_))
+        Err(Error::Closed { .. })
     ));
 }
 

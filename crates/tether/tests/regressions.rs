@@ -88,7 +88,7 @@ while True:
     });
     let took = started.elapsed();
     match result {
-        Err(Error::Limit(what)) => assert!(what.contains("deadline"), "{what}"),
+        Err(Error::Limit { detail: what, .. }) => assert!(what.contains("deadline"), "{what}"),
         other => panic!("{other:?}"),
     }
     assert!(took < Duration::from_secs(10), "stopped after {took:?}");
@@ -277,9 +277,10 @@ fn a_script_that_never_serves_fails_calls_with_a_message_that_says_so() {
     let err = child.call::<i64>("f", ()).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(err.to_string().contains("did not become ready"), "{err}");
+    assert!(matches!(err, Error::NotReady { .. }), "{err:?}");
     assert!(matches!(
         child.peer().wait_ready(Duration::from_millis(50)),
-        Err(Error::Timeout { .. })
+        Err(Error::NotReady { .. })
     ));
     child.kill().unwrap();
 }

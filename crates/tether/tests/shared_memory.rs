@@ -20,7 +20,7 @@ fn large_values_travel_in_shared_memory_both_ways() {
         .function("same(data)", |v: Value| v)
         .try_function("check(data)", |data: Value| -> Result<u64, Error> {
             let Value::Bytes(b) = data else {
-                return Err(Error::Closed("not bytes".into()));
+                return Err(Error::Config("not bytes".into()));
             };
             assert_eq!(&b[..], &pattern(b.len())[..]);
             Ok(b.len() as u64)

@@ -298,7 +298,7 @@ fn a_script_that_closed_its_channel_still_ends_at_its_deadline() {
         &format!("{RAW}\nimport time\nos.close(w)\nos.close(r)\ntime.sleep(600)\n"),
     )
     .unwrap_err();
-    let Error::Limit(what) = &err else {
+    let Error::Limit { detail: what, .. } = &err else {
         panic!("{err:?}");
     };
     assert!(

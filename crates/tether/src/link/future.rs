@@ -111,7 +111,7 @@ impl Link {
             let mut record = record;
             let result = async {
                 if let Some(why) = &lock(&link.pending).closed {
-                    return Err(Error::Closed(why.clone()));
+                    return Err(Error::gone(why.clone()));
                 }
                 link.ready_async(serves, &method, None, None).await?;
                 let msg = Message::Call {
@@ -139,12 +139,7 @@ impl Link {
         async move {
             let deadline = crate::clock::deadline_in(timeout);
             let waited = or_deadline(poll_fn(|cx| link.poll_ready(cx)), deadline).await;
-            waited.unwrap_or_else(|| {
-                Err(Error::Timeout {
-                    method: "the script to become ready".into(),
-                    after: timeout,
-                })
-            })
+            waited.unwrap_or_else(|| Err(super::not_ready_in(link.pid, timeout)))
         }
     }
 

@@ -179,7 +179,7 @@ impl Slot {
     fn take(&self) -> Result<Value, Error> {
         lock(&self.answer)
             .take()
-            .unwrap_or_else(|| Err(Error::Closed("the call was abandoned".into())))
+            .unwrap_or_else(|| Err(Error::gone("the call was abandoned")))
     }
 }
 
@@ -303,7 +303,7 @@ impl Link {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when it is not ready in time, [`Error::Closed`]
+    /// [`Error::NotReady`] when it is not ready in time, [`Error::Closed`]
     /// when it ended first.
     pub fn wait_ready(&self, timeout: Duration) -> Result<Vec<String>, Error> {
         let deadline = crate::clock::deadline_in(timeout);
@@ -311,15 +311,12 @@ impl Link {
         loop {
             match &*state {
                 ReadyState::Serving(exports) => return Ok(exports.clone()),
-                ReadyState::Never(why) => return Err(Error::Closed(why.clone())),
+                ReadyState::Never(why) => return Err(Error::gone(why.clone())),
                 ReadyState::Starting => {}
             }
             let left = crate::clock::left_until(deadline);
             if left.is_zero() {
-                return Err(Error::Timeout {
-                    method: "the script to become ready".into(),
-                    after: timeout,
-                });
+                return Err(not_ready_in(self.pid, timeout));
             }
             state = self
                 .ready
@@ -381,20 +378,21 @@ impl Link {
     fn unsent(&self, unsent: Unsent) -> Error {
         match unsent {
             Unsent::Broken(b) => self.broken(b),
-            Unsent::Full(bytes) => Error::Limit(format!(
+            Unsent::Full(bytes) => Error::limit(
+                crate::error::Limit::Backlog,
+                format!(
                 "{bytes} bytes wait for script {} to read its pipe already (the limit is {} MiB)",
                 self.pid,
                 outbox::QUEUE_LIMIT >> 20
-            )),
+            ),
+            ),
         }
     }
 
     /// What a broken channel means to whoever wrote to it.
     fn broken(&self, broken: Broken) -> Error {
         match broken {
-            Broken::Gone | Broken::Decode(_) => {
-                Error::Closed(format!("script {} is gone", self.pid))
-            }
+            Broken::Gone | Broken::Decode(_) => Error::gone(format!("script {} is gone", self.pid)),
             Broken::Io(source) => Error::Io {
                 context: format!("writing to script {}", self.pid),
                 source,
@@ -463,7 +461,7 @@ impl Link {
             pending.calls.drain().map(|(_, s)| s).collect()
         };
         for slot in calls {
-            slot.fill(Err(Error::Closed(why.clone())));
+            slot.fill(Err(Error::gone(why.clone())));
         }
         let mut state = lock(&self.ready.state);
         if *state == ReadyState::Starting {
@@ -541,7 +539,7 @@ impl Link {
 
     fn send_notification(self: &Arc<Self>, method: &str, params: Params) -> Result<(), Error> {
         if let Some(why) = &lock(&self.pending).closed {
-            return Err(Error::Closed(why.clone()));
+            return Err(Error::gone(why.clone()));
         }
         self.until_ready(scope::serves(self), method, None, None)?;
         let msg = Message::Call {
@@ -568,7 +566,7 @@ impl Link {
                 self.max_depth
             );
             tracing::warn!(target: "tether::limits", pid = self.pid, "{what}");
-            return Err(Error::Limit(what));
+            return Err(Error::limit(crate::error::Limit::Nesting, what));
         }
         Ok(Some(guard))
     }
@@ -601,7 +599,7 @@ impl Link {
         };
         match self.wait_ready(wait) {
             Ok(_) => Ok(()),
-            Err(Error::Timeout { after, .. }) => Err(self.not_ready(method, timeout, after)),
+            Err(Error::NotReady { waited, .. }) => Err(self.not_ready(method, timeout, waited)),
             Err(e) => Err(e),
         }
     }
@@ -615,11 +613,14 @@ impl Link {
                 method: method.to_owned(),
                 after: t,
             },
-            _ => Error::Closed(format!(
-                "script {} did not become ready within {waited:?} (it never entered \
-                 tether.serve()); {method}() was not sent",
-                self.pid
-            )),
+            _ => Error::NotReady {
+                waited,
+                detail: format!(
+                    "script {} did not become ready within {waited:?} (it never entered \
+                     tether.serve()); {method}() was not sent",
+                    self.pid
+                ),
+            },
         }
     }
 
@@ -629,7 +630,7 @@ impl Link {
         let state = lock(&self.ready.state);
         match &*state {
             ReadyState::Serving(exports) => Poll::Ready(Ok(exports.clone())),
-            ReadyState::Never(why) => Poll::Ready(Err(Error::Closed(why.clone()))),
+            ReadyState::Never(why) => Poll::Ready(Err(Error::gone(why.clone()))),
             ReadyState::Starting => {
                 lock(&self.ready.wakers).push(cx.waker().clone());
                 Poll::Pending
@@ -649,7 +650,7 @@ impl Link {
         });
         let mut pending = lock(&self.pending);
         if let Some(why) = &pending.closed {
-            return Err(Error::Closed(why.clone()));
+            return Err(Error::gone(why.clone()));
         }
         pending.calls.insert(id, Arc::clone(&slot));
         Ok((id, slot))
@@ -731,7 +732,7 @@ impl Drop for Record {
 fn ended(e: &Error) -> Ended {
     match e {
         Error::Timeout { .. } => Ended::Timeout,
-        Error::Closed(_) => Ended::Gone,
+        Error::Closed { .. } => Ended::Gone,
         _ => Ended::Error,
     }
 }
@@ -747,4 +748,15 @@ impl Drop for Depth {
 
 fn encode_error(e: EncodeError) -> Error {
     Error::Value(ValueError(e.to_string()))
+}
+
+/// The error of a wait for readiness that ran out after `waited`.
+fn not_ready_in(pid: u32, waited: Duration) -> Error {
+    Error::NotReady {
+        waited,
+        detail: format!(
+            "script {pid} did not become ready within {waited:?}: it has not entered \
+             tether.serve() (or called tether.ready())"
+        ),
+    }
 }

@@ -86,7 +86,8 @@ impl Core {
                         tracing::warn!(target: "tether::limits", pid, "{what}");
                         let _ = rs.proc.kill(&what);
                         let (_, stderr) = rs.proc.take_output(OUTPUT_GRACE);
-                        Err(Error::Limit(
+                        Err(Error::limit(
+                            crate::error::Limit::Deadline,
                             what + &report(&self.running_names(), stderr.as_deref()),
                         ))
                     }
@@ -102,7 +103,7 @@ impl Core {
                 }
                 let why = match &err {
                     Error::Protocol { .. } => "it broke the protocol".to_owned(),
-                    Error::Limit(what) => format!("a limit ran out ({what})"),
+                    Error::Limit { detail, .. } => format!("a limit ran out ({detail})"),
                     other => format!("the run was stopped: {other}"),
                 };
                 // A script that broke the protocol by dying (a frame cut short)
@@ -119,7 +120,10 @@ impl Core {
                         status,
                         killed_by,
                     },
-                    Error::Limit(what) => Error::Limit(what + &report),
+                    Error::Limit { limit, detail } => Error::Limit {
+                        limit,
+                        detail: detail + &report,
+                    },
                     other => other,
                 })
             }

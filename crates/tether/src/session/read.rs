@@ -86,9 +86,9 @@ impl ReadSide {
                     frame
                 }
                 Incoming::Waiting => return Ok(None),
-                Incoming::Expired(what) => {
+                Incoming::Expired(limit, what) => {
                     tracing::warn!(target: "tether::limits", pid = core.link.pid, "{what}");
-                    return Err(End::Fatal(Error::Limit(what)));
+                    return Err(End::Fatal(Error::limit(limit, what)));
                 }
                 Incoming::Closed | Incoming::Exited => {
                     return match self.pairing.finish() {
@@ -498,7 +498,7 @@ fn send_message(link: &Link, msg: &Message) -> Result<(), Error> {
 /// answered it.
 fn quietly_gone(sent: Result<(), Error>) -> Result<(), Error> {
     match sent {
-        Err(Error::Closed(_)) => Ok(()),
+        Err(Error::Closed { .. }) => Ok(()),
         other => other,
     }
 }
