@@ -59,6 +59,30 @@ struct State {
     closing: bool,
 }
 
+impl State {
+    /// Whether frames may still join the queue.
+    fn open(&self) -> bool {
+        !self.broken && !self.closing
+    }
+
+    /// Takes the writing role if nobody holds it; whether it was taken.
+    fn claim(&mut self) -> bool {
+        !std::mem::replace(&mut self.writing, true)
+    }
+
+    /// Puts a frame at the end of the queue; its ticket.
+    fn push(&mut self, enc: Encoded) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.queued_bytes += enc.len();
+        self.queue.push_back(Entry {
+            ticket,
+            out: Outgoing::new(enc),
+        });
+        ticket
+    }
+}
+
 struct Entry {
     ticket: u64,
     out: Outgoing,
@@ -84,22 +108,26 @@ impl Outbox {
     /// Queues a call's frame and writes what the pipe takes now; its ticket,
     /// for [`take_back`](Outbox::take_back). Refused past [`QUEUE_LIMIT`].
     pub fn submit(self: &Arc<Self>, enc: Encoded) -> Result<u64, Unsent> {
-        let ticket = self.queue(enc, true)?;
-        self.drive();
+        let (ticket, claimed) = self.queue(enc, true)?;
+        self.write_if(claimed);
         Ok(ticket)
     }
 
     /// Queues `enc` and writes what the pipe takes now, first waiting while
     /// [`QUEUE_LIMIT`] bytes are queued (until the script reads, or ends).
     pub fn send(self: &Arc<Self>, enc: Encoded) -> Result<(), Unsent> {
-        {
+        let claimed = {
             let mut state = lock(&self.state);
-            while state.queued_bytes > QUEUE_LIMIT && !state.broken && !state.closing {
+            while state.queued_bytes > QUEUE_LIMIT && state.open() {
                 state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
             }
-        }
-        self.queue(enc, false)?;
-        self.drive();
+            if !state.open() {
+                return Err(Unsent::Broken(Broken::Gone));
+            }
+            state.push(enc);
+            state.claim()
+        };
+        self.write_if(claimed);
         Ok(())
     }
 
@@ -107,16 +135,16 @@ impl Outbox {
     /// `Drop`, from an async caller's cleanup): the frames sent so are few and
     /// small (a cancellation per abandoned call, an error answer).
     pub fn send_soon(self: &Arc<Self>, enc: Encoded) {
-        if self.queue(enc, false).is_ok() {
-            self.drive();
+        if let Ok((_, claimed)) = self.queue(enc, false) {
+            self.write_if(claimed);
         }
     }
 
     /// Queues `enc` unless [`QUEUE_LIMIT`] bytes wait already (for async
     /// callers, which must not block).
     pub fn try_send(self: &Arc<Self>, enc: Encoded) -> Result<(), Unsent> {
-        self.queue(enc, true)?;
-        self.drive();
+        let (_, claimed) = self.queue(enc, true)?;
+        self.write_if(claimed);
         Ok(())
     }
 
@@ -154,14 +182,8 @@ impl Outbox {
             let keep = usize::from(state.queue.front().is_some_and(|e| e.out.begun()));
             let dropped: usize = state.queue.drain(keep..).map(|e| e.out.len()).sum();
             state.queued_bytes -= dropped;
-            if !state.broken && !state.closing {
-                let ticket = state.next_ticket;
-                state.next_ticket += 1;
-                state.queued_bytes += last.len();
-                state.queue.push_back(Entry {
-                    ticket,
-                    out: Outgoing::new(last),
-                });
+            if state.open() {
+                state.push(last);
             }
             state.closing = true;
             self.changed.notify_all();
@@ -169,36 +191,31 @@ impl Outbox {
         self.drive();
     }
 
-    /// Puts a frame in the queue (`bounded`: refused past the limit); its ticket.
-    fn queue(&self, enc: Encoded, bounded: bool) -> Result<u64, Unsent> {
+    /// Puts a frame in the queue (`bounded`: refused past the limit): its
+    /// ticket, and whether this thread took the writing role with it.
+    fn queue(&self, enc: Encoded, bounded: bool) -> Result<(u64, bool), Unsent> {
         let mut state = lock(&self.state);
-        if state.broken || state.closing {
+        if !state.open() {
             return Err(Unsent::Broken(Broken::Gone));
         }
         if bounded && state.queued_bytes > QUEUE_LIMIT {
             return Err(Unsent::Full(state.queued_bytes));
         }
-        let ticket = state.next_ticket;
-        state.next_ticket += 1;
-        state.queued_bytes += enc.len();
-        state.queue.push_back(Entry {
-            ticket,
-            out: Outgoing::new(enc),
-        });
-        Ok(ticket)
+        let ticket = state.push(enc);
+        Ok((ticket, state.claim()))
     }
 
     /// Writes the queue if nobody else does: as far as the pipe takes it at
     /// once, the rest on the writer thread.
     fn drive(self: &Arc<Self>) {
-        {
-            let mut state = lock(&self.state);
-            if state.writing {
-                return;
-            }
-            state.writing = true;
-        }
-        if !self.write_queue(false) {
+        let claimed = lock(&self.state).claim();
+        self.write_if(claimed);
+    }
+
+    /// With the writing role `claimed`: writes what the pipe takes at once,
+    /// and hands the rest to the writer thread.
+    fn write_if(self: &Arc<Self>, claimed: bool) {
+        if claimed && !self.write_queue(false) {
             self.start_thread();
         }
     }

@@ -313,11 +313,7 @@ pub fn ready(params: &Params) -> Result<Vec<String>, DecodeError> {
 mod tests {
     use super::*;
 
-    fn body(json: &str) -> Bytes {
-        let mut b = (json.len() as u32).to_le_bytes().to_vec();
-        b.extend_from_slice(json.as_bytes());
-        Bytes::from(b)
-    }
+    use crate::protocol::body_of as body;
 
     #[test]
     fn a_hello_is_read() {

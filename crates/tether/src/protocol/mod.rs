@@ -94,3 +94,11 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+/// A native frame body (JSON length, then the text) around `json`, for tests.
+#[cfg(test)]
+pub(crate) fn body_of(json: &str) -> bytes::Bytes {
+    let mut b = (json.len() as u32).to_le_bytes().to_vec();
+    b.extend_from_slice(json.as_bytes());
+    bytes::Bytes::from(b)
+}

@@ -79,11 +79,7 @@ pub fn peek(body: &Bytes) -> Peeked {
 mod tests {
     use super::*;
 
-    fn body(json: &str) -> Bytes {
-        let mut b = (json.len() as u32).to_le_bytes().to_vec();
-        b.extend_from_slice(json.as_bytes());
-        Bytes::from(b)
-    }
+    use crate::protocol::body_of as body;
 
     #[test]
     fn the_id_of_a_request_nested_too_deep_is_found() {
